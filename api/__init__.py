@@ -1,0 +1,1 @@
+"""The HTTP API: a FastAPI app built by `api.app.create_app`."""

@@ -1,0 +1,70 @@
+"""The FastAPI app factory: settings, lifespan, error translation, routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import ServiceHolder
+from api.routes import router
+from index.embedding import Embedder
+from index.errors import IndexError_, ModelError
+from search.errors import InvalidQuery
+from search.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("semsearch.api")
+
+
+def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
+    """Build the app. The index is opened once, in the lifespan, and shared by all requests.
+
+    Args:
+        settings: configuration; read from SEMSEARCH_* variables when omitted.
+        embedder: the query embedder; the configured sentence-transformers model when omitted.
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        holder = ServiceHolder(settings, embedder)
+        app.state.holder = holder
+        if holder.try_open() is None:
+            log.warning("no usable index yet: searches answer 503 until one is built")
+        try:
+            yield
+        finally:
+            holder.close()
+
+    app = FastAPI(
+        title="semsearch",
+        summary="Paragraph-level semantic search over a folder of articles.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+
+    @app.exception_handler(IndexError_)
+    @app.exception_handler(ModelError)
+    async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": str(error)})
+
+    @app.exception_handler(InvalidQuery)
+    async def _invalid(request: Request, error: InvalidQuery) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(error)})
+
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("semsearch")
+    except PackageNotFoundError:
+        return "0"

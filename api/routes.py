@@ -1,0 +1,97 @@
+"""The routes: each parses, calls the search service, and formats."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from api.deps import Service, ServiceHolder
+from api.schemas import (
+    ArticleResponse,
+    HealthResponse,
+    PassageModel,
+    SearchParams,
+    SearchRequest,
+    SearchResponse,
+    StatsResponse,
+)
+from search.service import SearchService
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+def _search(service: SearchService, query: str, k: int, mode: str) -> SearchResponse:
+    started = time.perf_counter()
+    hits = service.search(query, k=k, mode=mode)
+    took_ms = round((time.perf_counter() - started) * 1000, 2)
+    return SearchResponse(
+        query=query,
+        mode=mode,
+        k=k,
+        took_ms=took_ms,
+        hits=[dataclasses.asdict(hit) for hit in hits],
+    )
+
+
+# Plain `def` routes run in the threadpool, so embedding a query never blocks the event loop.
+@router.get("/search", response_model=SearchResponse, tags=["search"])
+def search_get(params: Annotated[SearchParams, Query()], service: Service) -> SearchResponse:
+    """Search with a query string: `/search?q=...&k=10&mode=hybrid`."""
+    return _search(service, params.q, params.k, params.mode)
+
+
+@router.post("/search", response_model=SearchResponse, tags=["search"])
+def search_post(body: SearchRequest, service: Service) -> SearchResponse:
+    """Search with a JSON body: `{"query": "...", "k": 10, "mode": "hybrid"}`."""
+    return _search(service, body.query, body.k, body.mode)
+
+
+@router.get("/health", response_model=HealthResponse, tags=["meta"])
+def health(request: Request) -> HealthResponse:
+    """Liveness, and whether an index is loaded."""
+    holder: ServiceHolder = request.app.state.holder
+    service = holder.current
+    if service is None:
+        service = holder.try_open()
+    if service is None:
+        return HealthResponse(
+            status="ok",
+            index="missing",
+            generation=None,
+            detail=f"no index at {holder.settings.index_dir}: run `semsearch index` first",
+        )
+    return HealthResponse(status="ok", index="loaded", generation=service.store.generation)
+
+
+@router.get("/stats", response_model=StatsResponse, tags=["meta"])
+def stats(service: Service) -> StatsResponse:
+    """What is indexed: articles, passages, model, generation, when it was built."""
+    return StatsResponse(**service.stats())
+
+
+@router.get("/articles/{article_id:path}", response_model=ArticleResponse, tags=["articles"])
+def article(article_id: str, service: Service) -> ArticleResponse:
+    """One article's title and paragraphs; the id is its path relative to the corpus root."""
+    record = service.article(article_id)
+    if record is None:
+        raise HTTPException(status_code=404, detail=f"no article with id {article_id!r}")
+    return ArticleResponse(
+        id=record.id,
+        title=record.title,
+        paragraphs=[
+            PassageModel(
+                paragraph=p.paragraph,
+                part=p.part,
+                heading=p.heading,
+                text=p.text,
+                start=p.start,
+                end=p.end,
+            )
+            for p in record.passages
+        ],
+    )

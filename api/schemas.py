@@ -1,0 +1,117 @@
+"""Request and response models of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from search.service import MAX_K, MAX_QUERY_CHARS
+
+__all__ = [
+    "ArticleResponse",
+    "HealthResponse",
+    "HitModel",
+    "PassageModel",
+    "SearchParams",
+    "SearchRequest",
+    "SearchResponse",
+    "StatsResponse",
+]
+
+ModeName = Literal["hybrid", "dense", "lexical"]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("the query is empty: give some words to search for")
+    if "\x00" in value:
+        raise ValueError("the query contains a NUL character")
+    return value
+
+
+class SearchRequest(BaseModel):
+    """Body of POST /search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="free text")
+    k: int = Field(10, ge=1, le=MAX_K, description="number of hits")
+    mode: ModeName = Field("hybrid", description="hybrid, dense or lexical")
+
+    _check_query = field_validator("query")(_not_blank)
+
+
+class SearchParams(BaseModel):
+    """Query string of GET /search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="free text")
+    k: int = Field(10, ge=1, le=MAX_K, description="number of hits")
+    mode: ModeName = Field("hybrid", description="hybrid, dense or lexical")
+
+    _check_query = field_validator("q")(_not_blank)
+
+
+class HitModel(BaseModel):
+    """One ranked passage; `snippet` is HTML-escaped text with query terms in <mark>."""
+
+    rank: int
+    score: float
+    article_id: str
+    title: str
+    paragraph: int = Field(description="1-based paragraph number in the article")
+    part: int = Field(description="0, or the piece of a paragraph too long for the model")
+    heading: str
+    text: str
+    snippet: str
+    highlights: list[tuple[int, int]] = Field(description="[start, end) spans of text to mark")
+    start: int = Field(description="character offset of the passage in the source file")
+    end: int
+    chunk_id: int
+    dense_rank: int | None
+    dense_score: float | None
+    lexical_rank: int | None
+    lexical_score: float | None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: ModeName
+    k: int
+    took_ms: float
+    hits: list[HitModel]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    index: Literal["loaded", "missing"]
+    generation: str | None
+    detail: str | None = None
+
+
+class StatsResponse(BaseModel):
+    articles: int
+    passages: int
+    model: str
+    dimension: int
+    generation: str
+    built_at: str
+    source: str | None
+    index_dir: str
+
+
+class PassageModel(BaseModel):
+    paragraph: int
+    part: int
+    heading: str
+    text: str
+    start: int
+    end: int
+
+
+class ArticleResponse(BaseModel):
+    id: str
+    title: str
+    paragraphs: list[PassageModel]

@@ -1,0 +1,1 @@
+"""Indexing: read articles, chunk them into paragraphs, embed them and store them on disk."""

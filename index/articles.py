@@ -1,0 +1,159 @@
+"""Read articles from disk: title on the first line, blocks separated by blank lines."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.errors import CorpusError
+
+__all__ = [
+    "Article",
+    "Block",
+    "find_article_files",
+    "parse_article",
+    "read_article",
+    "read_corpus",
+]
+
+# Blocks are separated by one or more blank (or whitespace-only) lines.
+_BLOCK_SEPARATOR = re.compile(r"\n[ \t\r\f\v]*\n")
+# How much of a file is inspected for NUL bytes to call it binary.
+_BINARY_SNIFF_BYTES = 8192
+# Tried in order; latin-1 decodes any byte string, so reading never fails.
+_FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A run of text between blank lines, with its character span in the file."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article: its id (path relative to the corpus root), title and body blocks."""
+
+    id: str
+    path: Path
+    title: str
+    blocks: tuple[Block, ...]
+    encoding: str = "utf-8"
+
+
+def parse_article(article_id: str, text: str, path: Path | None = None) -> Article | None:
+    """Split decoded text into a title and body blocks.
+
+    Args:
+        article_id: the id to give the article.
+        text: the whole file, decoded.
+        path: where it came from, kept for provenance.
+
+    Returns:
+        The article, or None when the text holds nothing but whitespace.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    blocks = list(_split_blocks(text))
+    if not blocks:
+        return None
+    first = blocks[0]
+    title_line, _, rest = first.text.partition("\n")
+    title = " ".join(title_line.split())
+    body: list[Block] = []
+    if rest.strip():
+        offset = first.start + len(title_line) + 1
+        body.extend(_split_blocks(rest, offset))
+    body.extend(blocks[1:])
+    return Article(id=article_id, path=path or Path(article_id), title=title, blocks=tuple(body))
+
+
+def _split_blocks(text: str, offset: int = 0) -> Iterator[Block]:
+    position = 0
+    for match in [*_BLOCK_SEPARATOR.finditer(text), None]:
+        end = match.start() if match else len(text)
+        raw = text[position:end]
+        stripped = raw.strip()
+        if stripped:
+            start = position + raw.index(stripped[0])
+            yield Block(stripped, offset + start, offset + start + len(stripped))
+        if match:
+            position = match.end()
+
+
+def _decode(data: bytes) -> tuple[str, str]:
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    for encoding in _FALLBACK_ENCODINGS:
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes every byte string")  # pragma: no cover
+
+
+def read_article(path: Path, root: Path, warn: Warn) -> Article | None:
+    """Read one article file; problems are reported through `warn`, never raised.
+
+    Args:
+        path: the file to read.
+        root: the corpus root; the article id is the path relative to it.
+        warn: called with one line for each file that is skipped or read with a fallback.
+
+    Returns:
+        The article, or None when the file is empty, binary or unreadable.
+    """
+    article_id = path.relative_to(root).as_posix()
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        warn(f"{article_id}: skipped, cannot be read ({error.strerror or error})")
+        return None
+    if b"\x00" in data[:_BINARY_SNIFF_BYTES]:
+        warn(f"{article_id}: skipped, looks like a binary file (NUL bytes)")
+        return None
+    text, encoding = _decode(data)
+    if encoding != "utf-8":
+        warn(f"{article_id}: not valid UTF-8, read as {encoding}")
+    article = parse_article(article_id, text, path)
+    if article is None:
+        warn(f"{article_id}: skipped, the file is empty")
+        return None
+    if encoding != "utf-8":
+        article = Article(article.id, article.path, article.title, article.blocks, encoding)
+    return article
+
+
+def find_article_files(root: Path) -> list[Path]:
+    """Every `.txt` file under `root`, recursively, in a stable order.
+
+    Symlinked folders are not followed, so a link loop cannot trap the walk.
+    """
+    if not root.exists():
+        raise CorpusError(f"articles folder {root} does not exist: pass --seeds DIR")
+    if not root.is_dir():
+        raise CorpusError(
+            f"{root} is not a folder: pass --seeds DIR with a folder of .txt articles"
+        )
+    found: list[Path] = []
+    for folder, subfolders, files in os.walk(root, followlinks=False):
+        subfolders.sort()
+        found.extend(Path(folder, name) for name in sorted(files) if name.endswith(".txt"))
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def read_corpus(root: Path, warn: Warn) -> Iterator[Article]:
+    """Yield each readable article under `root`; skipped files are reported through `warn`."""
+    for path in find_article_files(root):
+        article = read_article(path, root, warn)
+        if article is not None:
+            yield article

@@ -1,0 +1,162 @@
+"""Build an index: read, chunk, embed (reusing cached vectors), write a generation, publish it."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from index.articles import Article, read_corpus
+from index.chunking import Chunk, chunk_article
+from index.embedding import Embedder
+from index.errors import CorpusError
+from index.store import (
+    EmbeddingCache,
+    new_generation_dir,
+    publish_generation,
+    remove_old_generations,
+    text_hash,
+    write_generation,
+)
+
+__all__ = ["BuildReport", "build_index"]
+
+# Texts handed to the embedder per call: large enough for sentence-transformers to sort by length
+# and batch well, small enough for the progress bar to move.
+EMBED_CALL_SIZE = 512
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class BuildReport:
+    """What a build did, for the summary line and tests."""
+
+    index_dir: Path
+    generation: str
+    articles: int
+    passages: int
+    embedded: int
+    reused: int
+    seconds: float
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    removed_generations: list[str] = field(default_factory=list)
+
+
+def _semsearch_version() -> str:
+    try:
+        return version("semsearch")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_index(
+    seeds_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    *,
+    warn: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Index every article under `seeds_dir` into a new generation of `index_dir`.
+
+    The live generation is untouched until the new one is complete and fsynced; then CURRENT is
+    switched atomically and generations older than the previous one are removed.
+
+    Args:
+        seeds_dir: the folder of `.txt` articles.
+        index_dir: the index folder.
+        embedder: turns embed texts into normalised vectors.
+        warn: called with one line per skipped or oddly encoded file.
+        progress: called with (passages embedded so far, passages to embed).
+
+    Raises:
+        CorpusError: the folder is missing or holds no readable article.
+    """
+    started = time.perf_counter()
+    warnings: list[str] = []
+
+    def note(message: str) -> None:
+        warnings.append(message)
+        if warn is not None:
+            warn(message)
+
+    articles: list[Article] = list(read_corpus(seeds_dir, note))
+    if not articles:
+        raise CorpusError(
+            f"no readable .txt article under {seeds_dir}: add articles (title on the first line, "
+            "paragraphs separated by blank lines) or pass --seeds DIR"
+        )
+    chunks: list[Chunk] = []
+    for article in articles:
+        chunks.extend(
+            chunk_article(
+                article, count_tokens=embedder.count_tokens, token_limit=embedder.max_tokens
+            )
+        )
+    vectors, embedded = _embed_with_cache(chunks, embedder, index_dir, progress)
+
+    name, folder = new_generation_dir(index_dir)
+    try:
+        manifest = {
+            "generation": name,
+            "model": {"id": embedder.model_id, "dimension": embedder.dimension, "normalized": True,
+                      "max_tokens": embedder.max_tokens},
+            "source": str(seeds_dir.resolve()),
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "semsearch_version": _semsearch_version(),
+        }  # fmt: skip
+        write_generation(folder, articles, chunks, vectors, manifest)
+        publish_generation(index_dir, name, folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    removed = remove_old_generations(index_dir, keep=2)
+    return BuildReport(
+        index_dir=index_dir,
+        generation=name,
+        articles=len(articles),
+        passages=len(chunks),
+        embedded=embedded,
+        reused=len(chunks) - embedded,
+        seconds=time.perf_counter() - started,
+        skipped=[w for w in warnings if ": skipped," in w],
+        warnings=warnings,
+        removed_generations=removed,
+    )
+
+
+def _embed_with_cache(
+    chunks: list[Chunk], embedder: Embedder, index_dir: Path, progress: Progress | None
+) -> tuple[np.ndarray, int]:
+    """Vectors for every chunk, embedding only texts the cache lacks: (vectors, count embedded)."""
+    hashes = [text_hash(chunk.embed_text) for chunk in chunks]
+    dimension = embedder.dimension
+    cache = EmbeddingCache.beside(index_dir)
+    try:
+        known = cache.get_many(embedder.model_id, hashes, dimension)
+        missing = {h: c.embed_text for h, c in zip(hashes, chunks, strict=True) if h not in known}
+        todo = list(missing.items())
+        if progress is not None:
+            progress(0, len(todo))
+        for offset in range(0, len(todo), EMBED_CALL_SIZE):
+            batch = todo[offset : offset + EMBED_CALL_SIZE]
+            batch_vectors = embedder.embed_batch([text for _, text in batch])
+            fresh = list(zip([h for h, _ in batch], batch_vectors, strict=True))
+            cache.put_many(embedder.model_id, fresh)
+            known.update(fresh)
+            if progress is not None:
+                progress(offset + len(batch), len(todo))
+    finally:
+        cache.close()
+    vectors = np.zeros((len(chunks), dimension), dtype=np.float32)
+    for row, digest in enumerate(hashes):
+        vectors[row] = known[digest]
+    return vectors, len(todo)

@@ -1,0 +1,293 @@
+"""Turn an article into paragraph chunks with provenance: pure functions, no I/O, no model."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from index.articles import Article, Block
+
+__all__ = [
+    "DEFAULT_TOKEN_LIMIT",
+    "MIN_WORDS",
+    "Chunk",
+    "chunk_article",
+    "classify_blocks",
+    "count_words",
+    "split_long_text",
+]
+
+TokenCounter = Callable[[str], int]
+
+# MiniLM's max_seq_length (256) less the [CLS] and [SEP] tokens.
+DEFAULT_TOKEN_LIMIT = 254
+# A paragraph with fewer words than this is merged with a neighbour: alone it makes a poor passage.
+MIN_WORDS = 5
+# A single line this short with no sentence punctuation is a heading or page furniture.
+MAX_HEADING_WORDS = 12
+# The title and heading prepended for context never take more than this share of the token limit.
+MAX_CONTEXT_SHARE = 0.25
+
+_JOINER = "\n\n"
+_SENTENCE_END = tuple(".!?…:;")
+_CLOSERS = "\"'”’»)]*"
+# Page furniture copied along with articles from news sites; matched against the whole block.
+_BOILERPLATE = re.compile(
+    r"""(
+        recommended\ stories | related\ (stories|articles|content|topics|links)
+        | list\ of\ \d+\ items?(\s*end\ of\ list)? | end\ of\ list
+        | post\ comment\w* | comments? | advertisement | sponsored(\ content)?
+        | share(\ (this|on)\b.*)? | (read|see)\ (more|also)\b.* | more\ on\ this\ story
+        | sign\ up\b.* | subscribe\b.* | follow\ us\b.* | skip\ to\ (main\ )?content
+        | (image|photo|video)(\ (source|caption))?\b.* | getty\ images | reuters | ap
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage: one paragraph, or one piece of a paragraph too long for the model.
+
+    `text` is what a hit shows; `embed_text` adds the title and heading as context.
+    `start`/`end` are character offsets of the passage in the decoded source file.
+    """
+
+    article_id: str
+    paragraph: int
+    part: int
+    heading: str
+    text: str
+    start: int
+    end: int
+    embed_text: str
+
+
+@dataclass(frozen=True)
+class _Paragraph:
+    """A paragraph, or tiny paragraphs merged into one: `blocks` keep their source spans."""
+
+    number: int
+    heading: str
+    blocks: tuple[Block, ...]
+
+    @property
+    def text(self) -> str:
+        return _JOINER.join(block.text for block in self.blocks)
+
+    def source_offset(self, offset: int) -> int:
+        """Map an offset in `text` to an offset in the source file."""
+        for block in self.blocks:
+            if offset <= len(block.text):
+                return block.start + offset
+            offset -= len(block.text) + len(_JOINER)
+        return self.blocks[-1].end
+
+
+def count_words(text: str) -> int:
+    """A model-free token counter: whitespace-separated words."""
+    return len(text.split())
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _is_short_line(text: str) -> bool:
+    if "\n" in text or len(text.split()) > MAX_HEADING_WORDS:
+        return False
+    return not text.rstrip(_CLOSERS).endswith(_SENTENCE_END)
+
+
+def classify_blocks(article: Article) -> list[tuple[str, Block]]:
+    """Label each body block "paragraph", "heading", "fragment" or "boilerplate".
+
+    A block that repeats the title, or a short line that is known page furniture, is boilerplate.
+    Another short line without sentence punctuation is a heading when it starts like one and a
+    paragraph follows it; otherwise it is a fragment (a list item, a broken-off line): content
+    that is kept, joined with the fragments next to it.
+    """
+    title = _normalise(article.title).casefold()
+    labels: list[tuple[str, Block]] = []
+    for block in article.blocks:
+        text = _normalise(block.text)
+        short = _is_short_line(text)
+        if text.casefold() == title or (short and _BOILERPLATE.fullmatch(text)):
+            labels.append(("boilerplate", block))
+        else:
+            labels.append(("short" if short else "paragraph", block))
+    resolved: list[tuple[str, Block]] = []
+    for index, (label, block) in enumerate(labels):
+        text = block.text
+        if label == "short":
+            following = labels[index + 1][0] if index + 1 < len(labels) else None
+            starts_like_heading = text[0].isupper() or text[0] in "\"'‘“"
+            heading = following == "paragraph" and starts_like_heading and text[-1] != ","
+            label = "heading" if heading else "fragment"
+        resolved.append((label, block))
+    return resolved
+
+
+def _paragraphs(article: Article) -> list[_Paragraph]:
+    heading = ""
+    found: list[_Paragraph] = []
+    previous = ""
+    for label, block in classify_blocks(article):
+        if label == "heading":
+            heading = _normalise(block.text)
+        elif label == "fragment" and previous == "fragment":
+            found[-1] = _Paragraph(found[-1].number, heading, (*found[-1].blocks, block))
+        elif label in ("paragraph", "fragment"):
+            found.append(_Paragraph(len(found) + 1, heading, (block,)))
+        previous = label
+    return found
+
+
+def _merge_tiny(paragraphs: list[_Paragraph], min_words: int) -> list[_Paragraph]:
+    """Fold paragraphs under `min_words` into the previous paragraph, or the next for the first."""
+    merged: list[_Paragraph] = []
+    pending: _Paragraph | None = None
+    for paragraph in paragraphs:
+        if pending is not None:
+            paragraph = _join(pending, paragraph, number=pending.number)
+            pending = None
+        if count_words(paragraph.text) >= min_words or len(paragraphs) == 1:
+            merged.append(paragraph)
+        elif merged:
+            merged[-1] = _join(merged[-1], paragraph, number=merged[-1].number)
+        else:
+            pending = paragraph
+    if pending is not None:  # every paragraph was tiny
+        merged.append(pending)
+    return merged
+
+
+def _join(first: _Paragraph, second: _Paragraph, number: int) -> _Paragraph:
+    return _Paragraph(number, first.heading or second.heading, first.blocks + second.blocks)
+
+
+@lru_cache(maxsize=1)
+def _segmenter():  # pysbd takes a moment to build its rules: build them once
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    position = 0
+    for sentence in _segmenter().segment(text):
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        start = text.find(sentence, position)
+        if start < 0:  # the segmenter changed the text: fall back to one span for the rest
+            break
+        spans.append((start, start + len(sentence)))
+        position = start + len(sentence)
+    if position < len(text.rstrip()):
+        rest = text[position:]
+        stripped = rest.strip()
+        if stripped:
+            start = position + rest.index(stripped[0])
+            spans.append((start, start + len(stripped)))
+    return spans
+
+
+def _word_spans(text: str, start: int, end: int) -> Iterable[tuple[int, int]]:
+    for match in re.finditer(r"\S+", text[start:end]):
+        yield start + match.start(), start + match.end()
+
+
+def split_long_text(
+    text: str, budget: int, count_tokens: TokenCounter = count_words
+) -> list[tuple[int, int]]:
+    """Split text into spans of at most `budget` tokens, at sentence boundaries where possible.
+
+    Pieces are balanced in size; a sentence longer than the budget is split between words.
+    Every character of the text stays in exactly one piece.
+
+    Returns:
+        (start, end) offsets into `text`, in order.
+    """
+    budget = max(budget, 1)
+    stripped = text.strip()
+    if not stripped:
+        return []
+    if count_tokens(stripped) <= budget:
+        start = text.index(stripped[0])
+        return [(start, start + len(stripped))]
+    units: list[tuple[int, int, int]] = []
+    for start, end in _sentence_spans(text):
+        tokens = count_tokens(text[start:end])
+        if tokens <= budget:
+            units.append((start, end, tokens))
+        else:
+            units.extend((s, e, count_tokens(text[s:e])) for s, e in _word_spans(text, start, end))
+    total = sum(tokens for _, _, tokens in units)
+    target = total / math.ceil(total / budget)
+    pieces: list[tuple[int, int]] = []
+    piece_start, piece_end, piece_tokens = units[0][0], units[0][1], units[0][2]
+    for start, end, tokens in units[1:]:
+        if piece_tokens + tokens > budget or piece_tokens >= target:
+            pieces.append((piece_start, piece_end))
+            piece_start, piece_tokens = start, 0
+        piece_end = end
+        piece_tokens += tokens
+    pieces.append((piece_start, piece_end))
+    return pieces
+
+
+def _context(title: str, heading: str, count_tokens: TokenCounter, token_limit: int) -> str:
+    """Title and heading for the embed text, shortened so the passage keeps most of the limit."""
+    allowed = int(token_limit * MAX_CONTEXT_SHARE)
+    context = "\n".join(part for part in (title, heading) if part)
+    if count_tokens(context) <= allowed:
+        return context
+    words = title.split()
+    while words and count_tokens(" ".join(words)) > allowed:
+        words = words[: len(words) * 3 // 4]
+    return " ".join(words)
+
+
+def chunk_article(
+    article: Article,
+    *,
+    count_tokens: TokenCounter = count_words,
+    token_limit: int = DEFAULT_TOKEN_LIMIT,
+    min_words: int = MIN_WORDS,
+) -> list[Chunk]:
+    """Split an article into passage chunks.
+
+    Args:
+        article: the parsed article.
+        count_tokens: counts the model's tokens in a text (without special tokens).
+        token_limit: the most tokens the model reads from one embed text.
+        min_words: paragraphs shorter than this are merged with a neighbour.
+
+    Returns:
+        Chunks in reading order, each with paragraph number, part, heading and span.
+    """
+    chunks: list[Chunk] = []
+    for paragraph in _merge_tiny(_paragraphs(article), min_words):
+        context = _context(article.title, paragraph.heading, count_tokens, token_limit)
+        budget = token_limit - (count_tokens(context) if context else 0)
+        spans = split_long_text(paragraph.text, budget, count_tokens)
+        for part, (start, end) in enumerate(spans):
+            text = paragraph.text[start:end]
+            chunks.append(
+                Chunk(
+                    article_id=article.id,
+                    paragraph=paragraph.number,
+                    part=part,
+                    heading=paragraph.heading,
+                    text=text,
+                    start=paragraph.source_offset(start),
+                    end=paragraph.source_offset(end),
+                    embed_text=f"{context}\n{text}" if context else text,
+                )
+            )
+    return chunks

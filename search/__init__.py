@@ -1,0 +1,1 @@
+"""Searching: settings, the search service, the CLI."""

@@ -1,0 +1,258 @@
+"""The `semsearch` command line: index, search, serve, info."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from index.errors import SemsearchError
+from search.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="Paragraph-level semantic search over a folder of articles.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+T = TypeVar("T")
+
+IndexOption = Annotated[
+    Path | None, typer.Option("--index", help="index folder [env SEMSEARCH_INDEX_DIR]")
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", help="sentence-transformers name or folder [env SEMSEARCH_MODEL]"),
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        settings = Settings()
+    except ValueError as error:  # pydantic's ValidationError: a bad SEMSEARCH_* variable
+        first = str(error).splitlines()
+        raise SemsearchError(f"bad configuration: {' '.join(first[:3])}") from None
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    return settings.model_copy(update=changes)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn semsearch errors into one line on stderr and exit code 2."""
+    try:
+        yield
+    except SemsearchError as error:
+        err.print(f"semsearch: error: {error}", markup=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("semsearch: interrupted", markup=False)
+        raise typer.Exit(130) from None
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        try:
+            out.print(f"semsearch {version('semsearch')}")
+        except PackageNotFoundError:
+            out.print("semsearch (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="show version"),
+    ] = False,
+) -> None:
+    """Paragraph-level semantic search over a folder of articles."""
+
+
+def _with_status(message: str, action: Callable[[], T], quiet: bool) -> T:
+    if quiet or not err.is_terminal:
+        return action()
+    with err.status(message):
+        return action()
+
+
+@app.command("index")
+def index_command(
+    seeds: Annotated[
+        Path | None,
+        typer.Option("--seeds", help="articles folder [env SEMSEARCH_SEEDS_DIR]"),
+    ] = None,
+    index_dir: IndexOption = None,
+    model: ModelOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors")] = False,
+) -> None:
+    """Build (or rebuild) the index from a folder of articles."""
+    from index.builder import build_index
+    from index.embedding import SentenceTransformerEmbedder
+
+    with _errors():
+        settings = _settings(seeds_dir=seeds, index_dir=index_dir, model=model)
+        embedder = SentenceTransformerEmbedder(settings.model, settings.device, settings.batch_size)
+        _with_status(f"loading model {settings.model}", embedder.load, quiet)
+
+        def warn(message: str) -> None:
+            if not quiet:
+                err.print(f"warning: {message}", markup=False)
+
+        with Progress(
+            TextColumn("embedding"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=quiet,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("embed", total=None)
+            report = build_index(
+                settings.seeds_dir,
+                settings.index_dir,
+                embedder,
+                warn=warn,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        if not quiet:
+            out.print(
+                f"Indexed {report.articles} articles into {report.passages} passages "
+                f"({report.embedded} embedded, {report.reused} reused from cache, "
+                f"{len(report.skipped)} files skipped) in {report.seconds:.1f} s: "
+                f"{report.index_dir / report.generation}",
+                markup=False,
+            )
+            out.print('Next: semsearch search "your question"  or  semsearch serve', markup=False)
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="what to look for, in plain words")],
+    k: Annotated[int, typer.Option("-k", "--k", help="number of hits (1-100)")] = 10,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="hybrid (default), dense or lexical")
+    ] = None,
+    per_article: Annotated[
+        int | None, typer.Option("--per-article", min=1, help="at most N hits per article")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+    index_dir: IndexOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Search the index and print the best passages."""
+    from search.service import SearchService, validate_query
+
+    with _errors():
+        settings = _settings(index_dir=index_dir, model=model)
+        mode = mode or settings.default_mode
+        validate_query(query, k, mode)  # fail fast, before the model loads
+        service = SearchService.open(settings)
+        try:
+            started = time.perf_counter()
+            hits = service.search(query, k=k, mode=mode, max_per_article=per_article)
+            took_ms = round((time.perf_counter() - started) * 1000, 2)
+        finally:
+            service.close()
+    if as_json:
+        document = {
+            "query": query,
+            "mode": mode,
+            "k": k,
+            "took_ms": took_ms,
+            "hits": [dataclasses.asdict(hit) for hit in hits],
+        }
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+        return
+    if not hits:
+        out.print(f"No passages match {query!r}. Try other words or --mode dense.", markup=False)
+        return
+    for hit in hits:
+        where = f"{hit.article_id} ¶{hit.paragraph}" + (f".{hit.part + 1}" if hit.part else "")
+        header = Text(f"{hit.rank}. ", style="bold")
+        header.append(hit.title, style="bold")
+        header.append(f"  {where}  score {hit.score:.4f}", style="dim")
+        out.print(header)
+        if hit.heading:
+            out.print(Text(f"   [{hit.heading}]", style="italic"))
+        body = Text(hit.text)
+        for start, end in hit.highlights:
+            body.stylize("bold yellow", start, end)
+        out.print(Text("   ") + body)
+        out.print()
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str | None, typer.Option("--host", help="bind address [127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="port [8000]")] = None,
+    index_dir: IndexOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Serve the HTTP API (and search page) with uvicorn."""
+    import uvicorn
+
+    with _errors():
+        settings = _settings(host=host, port=port, index_dir=index_dir, model=model)
+    # The app factory reads its settings from the environment: hand the flags over that way.
+    os.environ["SEMSEARCH_INDEX_DIR"] = str(settings.index_dir)
+    os.environ["SEMSEARCH_MODEL"] = settings.model
+    uvicorn.run(
+        "api.app:create_app", factory=True, host=settings.host, port=settings.port, workers=1
+    )
+
+
+@app.command("info")
+def info_command(
+    index_dir: IndexOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show what is indexed, with which model, and when."""
+    from index.store import IndexStore
+
+    with _errors():
+        settings = _settings(index_dir=index_dir)
+        store = IndexStore.open(settings.index_dir)
+        manifest = store.manifest
+        store.close()
+    facts = {
+        "index": str(settings.index_dir),
+        "generation": manifest["generation"],
+        "articles": manifest["counts"]["articles"],
+        "passages": manifest["counts"]["passages"],
+        "model": manifest["model"]["id"],
+        "dimension": manifest["model"]["dimension"],
+        "faiss": manifest["faiss"]["type"],
+        "source": manifest["source"],
+        "built_at": manifest["created_at"],
+        "semsearch": manifest["semsearch_version"],
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(facts, indent=2) + "\n")
+        return
+    width = max(len(key) for key in facts)
+    for key, value in facts.items():
+        out.print(f"{key:<{width}}  {value}", markup=False)
+
+
+def main() -> None:
+    """Entry point of the `semsearch` console script."""
+    app(prog_name="semsearch")

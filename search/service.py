@@ -1,0 +1,192 @@
+"""The search service: validate a query, run the dense and lexical legs, fuse, build hits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, get_args
+
+from index.embedding import Embedder, SentenceTransformerEmbedder
+from index.store import ArticleRecord, IndexStore
+from search.errors import InvalidQuery
+from search.fusion import fuse_rrf
+from search.settings import Mode, Settings
+from search.text import highlight_spans, mark, query_terms
+
+__all__ = ["MAX_K", "MAX_QUERY_CHARS", "MODES", "Hit", "SearchService", "validate_query"]
+
+MODES: tuple[str, ...] = get_args(Mode)
+MAX_QUERY_CHARS = 1000
+MAX_K = 100
+# How deep each leg looks before fusion: fusion needs more than the k it returns.
+FUSION_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage, with what is needed to show it and to explain its rank."""
+
+    rank: int
+    score: float
+    article_id: str
+    title: str
+    paragraph: int
+    part: int
+    heading: str
+    text: str
+    snippet: str
+    highlights: tuple[tuple[int, int], ...]
+    start: int
+    end: int
+    chunk_id: int
+    dense_rank: int | None
+    dense_score: float | None
+    lexical_rank: int | None
+    lexical_score: float | None
+
+
+def validate_query(query: str, k: int, mode: str) -> str:
+    """Check a query before searching; returns it stripped. Raises InvalidQuery with the reason."""
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidQuery("the query is empty: give some words to search for")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidQuery(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    if "\x00" in query:
+        raise InvalidQuery("the query contains a NUL character")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InvalidQuery(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+    if mode not in MODES:
+        raise InvalidQuery(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    return query.strip()
+
+
+class SearchService:
+    """Answers queries over one opened index with one embedder. Thread-safe for searching."""
+
+    def __init__(self, store: IndexStore, embedder: Embedder):
+        self.store = store
+        self.embedder = embedder
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder | None = None) -> SearchService:
+        """Open the index named by `settings`, checked against the configured model.
+
+        Raises:
+            IndexNotFound, IndexIncompatible, IndexCorrupt, ModelError.
+        """
+        if embedder is None:
+            embedder = SentenceTransformerEmbedder(
+                settings.model, settings.device, settings.batch_size
+            )
+        store = IndexStore.open(settings.index_dir, model_id=embedder.model_id)
+        try:
+            store.check_dimension(embedder.dimension)  # needs the model loaded: checked second
+        except BaseException:
+            store.close()
+            raise
+        return cls(store, embedder)
+
+    def search(
+        self, query: str, k: int = 10, mode: str = "hybrid", max_per_article: int | None = None
+    ) -> list[Hit]:
+        """Rank passages for a query.
+
+        Args:
+            query: free text, 1 to 1,000 characters.
+            k: how many hits to return, 1 to 100.
+            mode: "hybrid" (dense and lexical fused), "dense" or "lexical".
+            max_per_article: when set, at most this many hits from one article.
+
+        Returns:
+            Hits, best first, ranked 1..n (n <= k).
+
+        Raises:
+            InvalidQuery: the query, k or mode is out of bounds.
+        """
+        query = validate_query(query, k, mode)
+        depth = FUSION_DEPTH if mode == "hybrid" else k
+        if max_per_article is not None:
+            depth = max(depth, k * 10)
+        dense: list[tuple[int, float]] = []
+        lexical: list[tuple[int, float]] = []
+        if mode in ("hybrid", "dense"):
+            dense = self.store.dense_search(self.embedder.embed_query(query), max(depth, k))
+        if mode in ("hybrid", "lexical"):
+            lexical = self.store.lexical_search(query_terms(query), max(depth, k))
+        if mode == "hybrid":
+            ranked = fuse_rrf([[i for i, _ in dense], [i for i, _ in lexical]])
+        else:
+            ranked = dense or lexical
+        return self._hits(query, ranked, dense, lexical, k, max_per_article)
+
+    def _hits(
+        self,
+        query: str,
+        ranked: list[tuple[int, float]],
+        dense: list[tuple[int, float]],
+        lexical: list[tuple[int, float]],
+        k: int,
+        max_per_article: int | None,
+    ) -> list[Hit]:
+        dense_at = {cid: (rank, score) for rank, (cid, score) in enumerate(dense, start=1)}
+        lexical_at = {cid: (rank, score) for rank, (cid, score) in enumerate(lexical, start=1)}
+        records = self.store.chunks(
+            cid for cid, _ in ranked[: k if max_per_article is None else None]
+        )
+        hits: list[Hit] = []
+        per_article: dict[str, int] = {}
+        for chunk_id, score in ranked:
+            record = records.get(chunk_id)
+            if record is None:
+                continue
+            if max_per_article is not None:
+                if per_article.get(record.article_id, 0) >= max_per_article:
+                    continue
+                per_article[record.article_id] = per_article.get(record.article_id, 0) + 1
+            spans = highlight_spans(record.text, query)
+            d_rank, d_score = dense_at.get(chunk_id, (None, None))
+            l_rank, l_score = lexical_at.get(chunk_id, (None, None))
+            hits.append(
+                Hit(
+                    rank=len(hits) + 1,
+                    score=round(score, 6),
+                    article_id=record.article_id,
+                    title=record.title,
+                    paragraph=record.paragraph,
+                    part=record.part,
+                    heading=record.heading,
+                    text=record.text,
+                    snippet=mark(record.text, spans),
+                    highlights=tuple(spans),
+                    start=record.start,
+                    end=record.end,
+                    chunk_id=chunk_id,
+                    dense_rank=d_rank,
+                    dense_score=None if d_score is None else round(d_score, 6),
+                    lexical_rank=l_rank,
+                    lexical_score=None if l_score is None else round(l_score, 6),
+                )
+            )
+            if len(hits) == k:
+                break
+        return hits
+
+    def article(self, article_id: str) -> ArticleRecord | None:
+        """An article's title and passages, or None when unknown."""
+        return self.store.article(article_id)
+
+    def stats(self) -> dict[str, Any]:
+        """What is indexed: counts, model, generation, when it was built and from where."""
+        manifest = self.store.manifest
+        return {
+            "articles": manifest["counts"]["articles"],
+            "passages": manifest["counts"]["passages"],
+            "model": manifest["model"]["id"],
+            "dimension": manifest["model"]["dimension"],
+            "generation": self.store.generation,
+            "built_at": manifest["created_at"],
+            "source": manifest.get("source"),
+            "index_dir": str(self.store.folder.parent),
+        }
+
+    def close(self) -> None:
+        self.store.close()

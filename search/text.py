@@ -1,0 +1,70 @@
+"""Query text: terms for the lexical leg, and the spans of a passage to highlight."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Sequence
+from functools import lru_cache
+
+import snowballstemmer
+
+__all__ = ["highlight_spans", "mark", "query_terms"]
+
+# Runs of letters and digits, as SQLite's unicode61 tokenizer cuts them.
+_TOKEN = re.compile(r"[^\W_]+")
+# Words too common to be worth highlighting (they still count in BM25, weighted by IDF).
+_STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers herself him himself his how i if in into is it its itself
+    just me more most my myself no nor not now of off on once only or other our ours ourselves out
+    over own same she should so some such than that the their theirs them themselves then there
+    these they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours yourself yourselves""".split()
+)
+
+
+def _fold(token: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", token.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> snowballstemmer.stemmer:
+    # The original Porter algorithm, as FTS5's porter tokenizer uses.
+    return snowballstemmer.stemmer("porter")
+
+
+def query_terms(query: str) -> list[str]:
+    """The distinct tokens of a query, case-folded, in order: what the lexical leg searches for."""
+    return list(dict.fromkeys(_fold(token) for token in _TOKEN.findall(query)))
+
+
+def _stems(terms: Sequence[str]) -> set[str]:
+    content = [term for term in terms if term not in _STOPWORDS] or list(terms)
+    return set(_stemmer().stemWords(content))
+
+
+def highlight_spans(text: str, query: str) -> list[tuple[int, int]]:
+    """Character spans of `text` whose words match a query term after Porter stemming."""
+    wanted = _stems(query_terms(query))
+    if not wanted:
+        return []
+    spans = []
+    for match in _TOKEN.finditer(text):
+        if _stemmer().stemWord(_fold(match.group())) in wanted:
+            spans.append((match.start(), match.end()))
+    return spans
+
+
+def mark(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """HTML-escaped text with each span wrapped in <mark>…</mark>."""
+    parts, position = [], 0
+    for start, end in spans:
+        parts.append(html.escape(text[position:start]))
+        parts.append(f"<mark>{html.escape(text[start:end])}</mark>")
+        position = end
+    parts.append(html.escape(text[position:]))
+    return "".join(parts)
