@@ -99,6 +99,12 @@ class SentenceTransformerEmbedder:
     def _load(self) -> Any:
         from sentence_transformers import SentenceTransformer
 
+        try:  # transformers draws a "Loading weights" bar on every load: keep the CLI quiet
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
+        except ImportError:  # pragma: no cover - transformers is a dependency of the above
+            pass
         try:
             return SentenceTransformer(self._source, device=self._device)
         except Exception as error:  # the library raises many kinds (OSError, HTTP, ValueError)

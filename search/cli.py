@@ -30,7 +30,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=False)
+out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
 T = TypeVar("T")
@@ -86,6 +86,10 @@ def _root(
     """Paragraph-level semantic search over a folder of articles."""
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _with_status(message: str, action: Callable[[], T], quiet: bool) -> T:
     if quiet or not err.is_terminal:
         return action()
@@ -135,9 +139,10 @@ def index_command(
             )
         if not quiet:
             out.print(
-                f"Indexed {report.articles} articles into {report.passages} passages "
+                f"Indexed {_plural(report.articles, 'article')} into "
+                f"{_plural(report.passages, 'passage')} "
                 f"({report.embedded} embedded, {report.reused} reused from cache, "
-                f"{len(report.skipped)} files skipped) in {report.seconds:.1f} s: "
+                f"{_plural(len(report.skipped), 'file')} skipped) in {report.seconds:.1f} s: "
                 f"{report.index_dir / report.generation}",
                 markup=False,
             )
@@ -146,7 +151,7 @@ def index_command(
 
 @app.command("search")
 def search_command(
-    query: Annotated[str, typer.Argument(help="what to look for, in plain words")],
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="what to look for, in words")],
     k: Annotated[int, typer.Option("-k", "--k", help="number of hits (1-100)")] = 10,
     mode: Annotated[
         str | None, typer.Option("--mode", help="hybrid (default), dense or lexical")

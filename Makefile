@@ -1,0 +1,58 @@
+# semsearch: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH ?= torch==2.13.0
+INDEX_DIR ?= $(or $(SEMSEARCH_INDEX_DIR),var/index)
+Q ?= power outages
+
+.PHONY: help install run index serve search info test lint format clean
+
+help: ## show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# CPU torch first: otherwise pip resolves sentence-transformers to a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install semsearch with its dev tools
+
+$(INDEX_DIR)/CURRENT: | $(STAMP)
+	$(BIN)/semsearch index
+
+run: $(STAMP) $(INDEX_DIR)/CURRENT ## install if needed, index seeds/ if needed, serve on 127.0.0.1:8000
+	$(BIN)/semsearch serve
+
+index: $(STAMP) ## (re)build the index from seeds/
+	$(BIN)/semsearch index
+
+serve: $(STAMP) ## serve the API on 127.0.0.1:8000
+	$(BIN)/semsearch serve
+
+search: $(STAMP) ## search from the shell: make search Q="power outages"
+	$(BIN)/semsearch search "$(Q)"
+
+info: $(STAMP) ## show what is indexed
+	$(BIN)/semsearch info
+
+test: $(STAMP) ## run the test suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## remove the index and caches (keeps .venv)
+	rm -rf var .pytest_cache .ruff_cache

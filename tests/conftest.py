@@ -1,0 +1,107 @@
+"""Shared fixtures: a clean environment, a deterministic fake embedder, built indexes."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.builder import build_index
+from index.embedding import SentenceTransformerEmbedder
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SEED_FILE = SEEDS / "000_9d59a1cdc1672ff3.txt"
+SHARED = ROOT.parent / "shared"
+
+
+class FakeEmbedder:
+    """Hashes each word into one of `dimension` signed buckets: texts sharing words are close.
+
+    Deterministic, instant, and good enough to assert exact ids and scores in unit tests.
+    """
+
+    def __init__(self, dimension: int = 64, max_tokens: int = 254, model_id: str = "fake-hash"):
+        self.model_id = model_id
+        self._dimension = dimension
+        self._max_tokens = max_tokens
+        self.calls: list[int] = []
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def _vector(self, text: str) -> np.ndarray:
+        vector = np.zeros(self._dimension, dtype=np.float32)
+        for word in re.findall(r"\w+", text.lower()):
+            digest = hashlib.sha256(word.encode()).digest()
+            vector[digest[0] % self._dimension] += 1.0 if digest[1] % 2 else -1.0
+        norm = np.linalg.norm(vector)
+        if norm == 0:
+            vector[0] = 1.0
+            norm = 1.0
+        return vector / norm
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(len(texts))
+        return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, 64))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._vector(text)
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SEMSEARCH_* variable from the caller's shell leaks into a test."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("SEMSEARCH_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def fake_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
+    """The seed article indexed with the fake embedder; returns the index folder."""
+    index_dir = tmp_path / "index"
+    build_index(SEEDS, index_dir, fake_embedder)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> SentenceTransformerEmbedder:
+    """The packaged all-MiniLM-L6-v2, loaded once for the session."""
+    return SentenceTransformerEmbedder().load()
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:
+    """The seed article indexed with the real model, shared by the session (read-only)."""
+    index_dir = tmp_path_factory.mktemp("real") / "index"
+    build_index(SEEDS, index_dir, real_embedder)
+    return index_dir
+
+
+@pytest.fixture
+def copy_seeds(tmp_path: Path) -> Path:
+    """A private copy of seeds/ that a test may change."""
+    target = tmp_path / "seeds"
+    shutil.copytree(SEEDS, target)
+    return target

@@ -1,0 +1,85 @@
+"""Building: the embedding cache, warnings and skips, and failures that leave the live index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from index.builder import build_index
+from index.errors import CorpusError
+from index.store import IndexStore
+from tests.conftest import SEEDS, FakeEmbedder
+
+
+def test_second_build_embeds_nothing(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    first = build_index(SEEDS, tmp_path, fake_embedder)
+    second = build_index(SEEDS, tmp_path, fake_embedder)
+    assert (first.embedded, first.reused) == (18, 0)
+    assert (second.embedded, second.reused) == (0, 18)
+    assert sum(fake_embedder.calls) == 18
+
+
+def test_edited_paragraph_is_the_only_one_embedded(copy_seeds: Path, tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    build_index(copy_seeds, tmp_path / "index", embedder)
+    seed = next(copy_seeds.glob("*.txt"))
+    seed.write_text(seed.read_text().replace("wounded 27 people", "wounded 28 people"))
+    report = build_index(copy_seeds, tmp_path / "index", embedder)
+    assert (report.embedded, report.reused) == (1, 17)
+
+
+def test_cache_is_per_model(tmp_path: Path) -> None:
+    build_index(SEEDS, tmp_path, FakeEmbedder(model_id="one"))
+    report = build_index(SEEDS, tmp_path, FakeEmbedder(model_id="two"))
+    assert report.embedded == 18
+
+
+def test_bad_files_are_reported_and_good_ones_indexed(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text("Good title\n\nA perfectly good paragraph of text.\n")
+    (corpus / "empty.txt").write_text("")
+    (corpus / "binary.txt").write_bytes(b"\x00\x01\x02")
+    (corpus / "latin.txt").write_bytes(b"Caf\xe9 news\n\nThe caf\xe9 opened its doors today.\n")
+    warnings: list[str] = []
+    report = build_index(corpus, tmp_path / "index", FakeEmbedder(), warn=warnings.append)
+    assert (report.articles, report.passages) == (2, 2)
+    assert sorted(report.skipped) == [
+        "binary.txt: skipped, looks like a binary file (NUL bytes)",
+        "empty.txt: skipped, the file is empty",
+    ]
+    assert "latin.txt: not valid UTF-8, read as cp1252" in warnings
+    store = IndexStore.open(tmp_path / "index")
+    assert store.article("latin.txt").title == "Café news"
+    store.close()
+
+
+def test_folder_without_articles_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match=r"no readable \.txt article"):
+        build_index(tmp_path, tmp_path / "index", FakeEmbedder())
+
+
+class ExplodingEmbedder(FakeEmbedder):
+    def embed_batch(self, texts):
+        raise RuntimeError("killed mid-embedding")
+
+
+def test_failed_build_leaves_live_generation(fake_index: Path, copy_seeds: Path) -> None:
+    seed = next(copy_seeds.glob("*.txt"))
+    seed.write_text(seed.read_text() + "\n\nA brand new paragraph that needs embedding now.\n")
+    with pytest.raises(RuntimeError):
+        build_index(copy_seeds, fake_index, ExplodingEmbedder())
+    store = IndexStore.open(fake_index)
+    assert store.generation == "gen-1"
+    assert store.manifest["counts"]["passages"] == 18
+    store.close()
+
+
+def test_interrupted_write_is_cleaned_by_next_build(fake_index: Path) -> None:
+    leftover = fake_index / ".tmp-gen-2"
+    leftover.mkdir()
+    (leftover / "store.sqlite").write_bytes(b"half written")
+    report = build_index(SEEDS, fake_index, FakeEmbedder())
+    assert report.generation == "gen-2"
+    assert not leftover.exists()

@@ -1,0 +1,135 @@
+"""Chunking: paragraphs, headings, boilerplate, long-paragraph splits, tiny-fragment merges."""
+
+from __future__ import annotations
+
+import pytest
+
+from index.articles import parse_article, read_article
+from index.chunking import chunk_article, classify_blocks, count_words, split_long_text
+from tests.conftest import SEED_FILE, SEEDS
+
+SEED_FIRST_WORDS = [
+    "On eve of day two",
+    "Ukraine and Russia ended",
+    "Ukrainian President Volodymyr Zelenskyy",
+    "The talks were attended",
+    "A UAE government statement",
+    "The initial US draft",
+    "Before the discussions, Kremlin",
+    "While Russia controls all",
+    "Reporting from Kyiv, Al",
+    "On the eve of the second",
+    "Kyiv City Military Administration",
+    "Kharkiv regional head",
+    "Ukrainian Foreign Minister Andrii",
+    "“This barbaric attack",
+    "It emerged on Monday",
+    "Kira Rudik, a Ukrainian",
+    "“This has been Putin’s",
+    "Reporting on the talks,",
+]
+
+
+@pytest.fixture(scope="module")
+def seed_chunks():
+    article = read_article(SEED_FILE, SEEDS, lambda _: None)
+    return article, chunk_article(article)
+
+
+def test_seed_passages_exactly(seed_chunks) -> None:
+    _, chunks = seed_chunks
+    assert len(chunks) == len(SEED_FIRST_WORDS)
+    for chunk, words in zip(chunks, SEED_FIRST_WORDS, strict=True):
+        assert " ".join(chunk.text.split()).startswith(words)  # the seed has no-break spaces
+    assert [c.paragraph for c in chunks] == list(range(1, 19))
+    assert all(c.part == 0 for c in chunks)
+
+
+def test_seed_spans_point_into_the_file(seed_chunks) -> None:
+    _, chunks = seed_chunks
+    source = SEED_FILE.read_text(encoding="utf-8")
+    assert all(source[c.start : c.end] == c.text for c in chunks)
+
+
+def test_seed_subheading_is_context_of_following_paragraphs(seed_chunks) -> None:
+    _, chunks = seed_chunks
+    assert {c.heading for c in chunks[:9]} == {""}
+    assert {c.heading for c in chunks[9:]} == {"‘Cynical’ attack during talks"}
+    assert chunks[9].embed_text.split("\n")[1] == "‘Cynical’ attack during talks"
+
+
+def test_seed_has_no_boilerplate_or_title_passage(seed_chunks) -> None:
+    article, chunks = seed_chunks
+    texts = " ".join(c.text for c in chunks)
+    for junk in ["Recommended Stories", "itemsend of list", "Post Comment", article.title]:
+        assert junk not in texts
+    assert all(c.embed_text.startswith(article.title + "\n") for c in chunks)
+
+
+def test_short_line_is_heading_only_before_a_paragraph() -> None:
+    article = parse_article(
+        "a.txt", "T\n\nIntro sentence here.\n\nA heading\n\nBody under it.\n\nTrailing line"
+    )
+    labels = [label for label, _ in classify_blocks(article)]
+    assert labels == ["paragraph", "heading", "paragraph", "fragment"]
+
+
+def test_list_items_are_kept_as_one_passage() -> None:
+    text = "T\n\nThe nominees are listed below.\n\nLittle Britain (BBC Three)\n\nDoc Martin (ITV1)"
+    chunks = chunk_article(parse_article("a.txt", text))
+    assert chunks[-1].text == "Little Britain (BBC Three)\n\nDoc Martin (ITV1)"
+
+
+def test_tiny_paragraph_merges_into_previous() -> None:
+    text = (
+        "T\n\nA full first paragraph with several words.\n\nHe agreed.\n\n"
+        "Another real paragraph of text here."
+    )
+    chunks = chunk_article(parse_article("a.txt", text))
+    assert [c.text for c in chunks] == [
+        "A full first paragraph with several words.\n\nHe agreed.",
+        "Another real paragraph of text here.",
+    ]
+    assert [c.paragraph for c in chunks] == [1, 3]
+    assert text[chunks[0].start : chunks[0].end].endswith("He agreed.")
+
+
+def test_leading_tiny_paragraph_merges_into_next() -> None:
+    chunks = chunk_article(
+        parse_article("a.txt", "T\n\nYes.\n\nA full paragraph of several words.")
+    )
+    assert [c.text for c in chunks] == ["Yes.\n\nA full paragraph of several words."]
+
+
+def test_long_paragraph_splits_at_sentences_without_loss() -> None:
+    sentences = [f"Sentence number {i} has exactly seven words." for i in range(40)]
+    paragraph = " ".join(sentences)
+    chunks = chunk_article(parse_article("a.txt", f"T\n\n{paragraph}"), token_limit=60)
+    assert len(chunks) > 1
+    assert " ".join(c.text for c in chunks) == paragraph
+    assert all(count_words(c.embed_text) <= 60 for c in chunks)
+    assert all(c.text.endswith(".") for c in chunks)
+    assert [c.part for c in chunks] == list(range(len(chunks)))
+    assert {c.paragraph for c in chunks} == {1}
+
+
+def test_sentence_longer_than_budget_splits_between_words() -> None:
+    text = "word " * 50
+    spans = split_long_text(text, budget=20)
+    pieces = [text[s:e] for s, e in spans]
+    assert " ".join(pieces).split() == text.split()
+    assert all(count_words(p) <= 20 for p in pieces)
+
+
+def test_token_counter_is_used_for_the_limit() -> None:
+    paragraph = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota."
+    doubled = chunk_article(
+        parse_article("a.txt", f"T\n\n{paragraph}"),
+        count_tokens=lambda t: 2 * len(t.split()),
+        token_limit=12,
+    )
+    assert [c.text for c in doubled] == [
+        "Alpha beta gamma.",
+        "Delta epsilon zeta.",
+        "Eta theta iota.",
+    ]

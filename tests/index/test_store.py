@@ -1,0 +1,128 @@
+"""The on-disk store: generations, manifest checks, FAISS and FTS5 searches."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.builder import build_index
+from index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
+from index.store import IndexStore
+from tests.conftest import SEEDS, FakeEmbedder
+
+
+def test_build_publishes_a_generation_with_manifest(fake_index: Path) -> None:
+    assert (fake_index / "CURRENT").read_text().strip() == "gen-1"
+    manifest = json.loads((fake_index / "gen-1" / "manifest.json").read_text())
+    assert manifest["format_version"] == 1
+    assert manifest["model"] == {
+        "id": "fake-hash",
+        "dimension": 64,
+        "normalized": True,
+        "max_tokens": 254,
+    }
+    assert manifest["counts"] == {"articles": 1, "passages": 18}
+    assert set(manifest["files"]) == {"store.sqlite", "vectors.faiss"}
+
+
+def test_reopening_gives_identical_results(fake_index: Path, fake_embedder: FakeEmbedder) -> None:
+    query = fake_embedder.embed_query("drone attacks wounded people")
+    first = IndexStore.open(fake_index)
+    results = (first.dense_search(query, 5), first.lexical_search(["drone", "attacks"], 5))
+    first.close()
+    second = IndexStore.open(fake_index)
+    assert (
+        second.dense_search(query, 5),
+        second.lexical_search(["drone", "attacks"], 5),
+    ) == results
+    second.close()
+
+
+def test_flat_dense_search_equals_brute_force(
+    fake_index: Path, fake_embedder: FakeEmbedder
+) -> None:
+    store = IndexStore.open(fake_index)
+    records = store.chunks(range(18))
+    title = records[0].title
+    vectors = fake_embedder.embed_batch(
+        [
+            f"{title}\n{r.heading}\n{r.text}" if r.heading else f"{title}\n{r.text}"
+            for r in records.values()
+        ]
+    )
+    query = fake_embedder.embed_query("Russia energy infrastructure")
+    expected = np.argsort(-(vectors @ query), kind="stable")[:5]
+    assert [i for i, _ in store.dense_search(query, 5)] == [int(i) for i in expected]
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [['"'], ["NEAR(a b)"], ["*"], ["'; DROP TABLE chunks; --"], ["title:x"], ["^"], []],
+)
+def test_lexical_search_never_reads_terms_as_syntax(fake_index: Path, terms: list[str]) -> None:
+    store = IndexStore.open(fake_index)
+    assert store.lexical_search(terms, 5) == []
+    store.close()
+
+
+def test_operator_words_are_searched_as_words(fake_index: Path) -> None:
+    store = IndexStore.open(fake_index)
+    hits = store.lexical_search(["AND"], 100)
+    assert hits and all(re.search(r"\band\b", store.chunks([i])[i].text) for i, _ in hits)
+    store.close()
+
+
+def test_lexical_search_stems_and_ranks(fake_index: Path) -> None:
+    store = IndexStore.open(fake_index)
+    hits = store.lexical_search(["kharkiv"], 5)
+    assert len(hits) == 1
+    assert "Kharkiv regional head" in store.chunks([hits[0][0]])[hits[0][0]].text
+    assert store.lexical_search(["negotiating"], 3)  # porter: negotiating ~ negotiator/negotiation
+    store.close()
+
+
+def test_missing_index_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotFound, match="run `semsearch index` first"):
+        IndexStore.open(tmp_path / "nothing")
+
+
+def test_other_model_is_refused(fake_index: Path) -> None:
+    with pytest.raises(IndexIncompatible, match="built with model 'fake-hash'"):
+        IndexStore.open(fake_index, model_id="sentence-transformers/all-MiniLM-L6-v2")
+
+
+def test_other_dimension_is_refused(fake_index: Path) -> None:
+    with pytest.raises(IndexIncompatible, match="64-d"):
+        IndexStore.open(fake_index, model_id="fake-hash", dimension=384)
+
+
+@pytest.mark.parametrize("name", ["vectors.faiss", "store.sqlite"])
+def test_damaged_file_is_refused(fake_index: Path, name: str) -> None:
+    path = fake_index / "gen-1" / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexCorrupt, match="checksum"):
+        IndexStore.open(fake_index)
+
+
+def test_article_lookup(fake_index: Path) -> None:
+    store = IndexStore.open(fake_index)
+    record = store.article("000_9d59a1cdc1672ff3.txt")
+    assert record.title.startswith("US-brokered")
+    assert [p.paragraph for p in record.passages] == list(range(1, 19))
+    assert store.article("../etc/passwd") is None
+    store.close()
+
+
+def test_build_keeps_two_generations(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    for _ in range(3):
+        report = build_index(SEEDS, tmp_path, fake_embedder)
+    assert report.generation == "gen-3"
+    assert report.removed_generations == ["gen-1"]
+    assert sorted(p.name for p in tmp_path.glob("gen-*")) == ["gen-2", "gen-3"]
