@@ -31,7 +31,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 T = TypeVar("T")
 
@@ -108,11 +108,13 @@ def index_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors")] = False,
 ) -> None:
     """Build (or rebuild) the index from a folder of articles."""
+    from index.articles import find_article_files
     from index.builder import build_index
     from index.embedding import SentenceTransformerEmbedder
 
     with _errors():
         settings = _settings(seeds_dir=seeds, index_dir=index_dir, model=model)
+        find_article_files(settings.seeds_dir)  # a missing folder fails before the model loads
         embedder = SentenceTransformerEmbedder(settings.model, settings.device, settings.batch_size)
         _with_status(f"loading model {settings.model}", embedder.load, quiet)
 
@@ -126,7 +128,7 @@ def index_command(
             MofNCompleteColumn(),
             TimeRemainingColumn(),
             console=err,
-            disable=quiet,
+            disable=quiet or not err.is_terminal,
             transient=True,
         ) as bar:
             task = bar.add_task("embed", total=None)

@@ -1,0 +1,79 @@
+"""The `semsearch` CLI: readable and JSON output, info, errors as one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from search.cli import app
+
+SEMSEARCH = str(Path(sys.executable).parent / "semsearch")
+runner = CliRunner()
+
+
+def run(*args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.mark.model
+def test_readable_search(real_index: Path) -> None:
+    result = run("search", "casualties in Kharkiv", "-k", "2", "--index", str(real_index))
+    assert result.exit_code == 0
+    assert result.stdout.startswith("1. US-brokered Russia-Ukraine talks")
+    assert "000_9d59a1cdc1672ff3.txt ¶12" in result.stdout
+    assert "2. " in result.stdout
+
+
+@pytest.mark.model
+def test_json_search_has_api_fields(real_index: Path) -> None:
+    result = run("search", "power outages", "--json", "-k", "3", "--mode", "dense",
+                 env={"SEMSEARCH_INDEX_DIR": str(real_index)})  # fmt: skip
+    document = json.loads(result.stdout)
+    assert (document["query"], document["mode"], document["k"]) == ("power outages", "dense", 3)
+    assert len(document["hits"]) == 3
+    assert document["hits"][0]["dense_rank"] == 1
+    assert {"snippet", "paragraph", "article_id", "lexical_score"} <= set(document["hits"][0])
+
+
+def test_info(fake_index: Path) -> None:
+    result = run("info", "--index", str(fake_index), "--json")
+    facts = json.loads(result.stdout)
+    assert (facts["articles"], facts["passages"], facts["model"]) == (1, 18, "fake-hash")
+
+
+@pytest.mark.model
+def test_index_command_reports_and_reuses(copy_seeds: Path, tmp_path: Path) -> None:
+    args = ["index", "--seeds", str(copy_seeds), "--index", str(tmp_path / "ix")]
+    first, second = run(*args), run(*args)
+    assert first.exit_code == 0, first.output
+    assert "Indexed 1 article into 18 passages (18 embedded, 0 reused" in first.stdout
+    assert "(0 embedded, 18 reused from cache" in second.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "power"], "no index at {tmp}: run `semsearch index` first"),
+        (["info"], "no index at {tmp}: run `semsearch index` first"),
+        (["search", "   "], "the query is empty"),
+        (["search", "power", "-k", "0"], "k must be a whole number from 1 to 100"),
+        (["search", "power", "--mode", "fuzzy"], "unknown mode 'fuzzy'"),
+        (["index", "--seeds", "{tmp}/missing"], "articles folder {tmp}/missing does not exist"),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args] + ["--index", str(tmp_path)]
+    done = subprocess.run([SEMSEARCH, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"semsearch: error: {message.replace('{tmp}', str(tmp_path))}")
+    assert done.stdout == ""
+
+
+def test_version() -> None:
+    assert run("--version").stdout.startswith("semsearch ")

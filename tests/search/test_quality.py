@@ -1,0 +1,46 @@
+"""The real packaged model on seeds/: each question finds its paragraph in the top 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from search.service import SearchService
+from search.settings import Settings
+
+pytestmark = pytest.mark.model
+
+EXPECTED = [
+    ("how many people lost electricity after the strikes", "1.2 million people"),
+    ("which region does Moscow demand that Kyiv give up", "Donetsk"),
+    ("who represented Ukraine at the negotiations", "Rustem Umerov"),
+    ("casualties in Kharkiv", "Kharkiv regional head"),
+    ("American envoys present at the meeting", "Witkoff"),
+]
+
+
+@pytest.fixture(scope="module")
+def service(real_index: Path, real_embedder):
+    service = SearchService.open(Settings(index_dir=real_index), real_embedder)
+    yield service
+    service.close()
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense"])
+@pytest.mark.parametrize(("query", "expected"), EXPECTED)
+def test_expected_paragraph_in_top_3(service: SearchService, query: str, expected: str, mode: str):
+    hits = service.search(query, k=3, mode=mode)
+    assert any(expected in " ".join(hit.text.split()) for hit in hits), [h.text[:60] for h in hits]
+
+
+def test_real_vectors_are_normalised(real_embedder) -> None:
+    vectors = real_embedder.embed_batch(["power outages", "a second, longer sentence here"])
+    assert vectors.shape == (2, 384)
+    assert vectors.dtype.name == "float32"
+    assert abs(float((vectors**2).sum(axis=1).max()) - 1.0) < 1e-5
+
+
+def test_real_model_counts_tokens(real_embedder) -> None:
+    assert real_embedder.max_tokens == 254
+    assert real_embedder.count_tokens("hello world") == 2

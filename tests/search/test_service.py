@@ -1,0 +1,83 @@
+"""The search service over a fake-embedder index: modes, validation, hit fields."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from search.errors import InvalidQuery
+from search.service import SearchService
+from search.settings import Settings
+from tests.conftest import FakeEmbedder
+
+
+@pytest.fixture
+def service(fake_index: Path, fake_embedder: FakeEmbedder):
+    service = SearchService.open(Settings(index_dir=fake_index), fake_embedder)
+    yield service
+    service.close()
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_each_mode_returns_ranked_hits(service: SearchService, mode: str) -> None:
+    hits = service.search("drone attacks on Kharkiv wounded people", k=5, mode=mode)
+    assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
+
+
+def test_hit_fields(service: SearchService) -> None:
+    hit = service.search("Kharkiv", k=1, mode="lexical")[0]
+    assert hit.article_id == "000_9d59a1cdc1672ff3.txt"
+    assert hit.title.startswith("US-brokered")
+    assert (hit.paragraph, hit.part, hit.heading) == (12, 0, "‘Cynical’ attack during talks")
+    assert hit.snippet.startswith("<mark>Kharkiv</mark> regional head")
+    assert hit.highlights == ((0, 7),)
+    assert (hit.lexical_rank, hit.dense_rank) == (1, None)
+
+
+def test_hybrid_hits_explain_both_legs(service: SearchService) -> None:
+    hit = service.search("Kharkiv regional head", k=1)[0]
+    assert hit.dense_rank is not None and hit.lexical_rank is not None
+    assert hit.score == pytest.approx(
+        1 / (60 + hit.dense_rank) + 1 / (60 + hit.lexical_rank), abs=1e-6
+    )
+
+
+def test_results_are_deterministic(service: SearchService) -> None:
+    assert service.search("talks in Abu Dhabi", k=10) == service.search("talks in Abu Dhabi", k=10)
+
+
+def test_per_article_cap(service: SearchService) -> None:
+    assert len(service.search("talks", k=10, max_per_article=2)) == 2
+
+
+def test_lexical_with_no_matching_words_is_empty(service: SearchService) -> None:
+    assert service.search("zzzqqq", mode="lexical") == []
+    assert service.search("!!! ???", mode="lexical") == []
+
+
+@pytest.mark.parametrize(
+    ("query", "k", "mode", "message"),
+    [
+        ("", 10, "hybrid", "empty"),
+        ("   \n\t", 10, "hybrid", "empty"),
+        ("x" * 1001, 10, "hybrid", "limit is 1000"),
+        ("ok", 0, "hybrid", "from 1 to 100"),
+        ("ok", 101, "hybrid", "from 1 to 100"),
+        ("ok", 10, "fuzzy", "unknown mode"),
+        ("a\x00b", 10, "hybrid", "NUL"),
+    ],
+)
+def test_invalid_queries(
+    service: SearchService, query: str, k: int, mode: str, message: str
+) -> None:
+    with pytest.raises(InvalidQuery, match=message):
+        service.search(query, k=k, mode=mode)
+
+
+def test_stats(service: SearchService) -> None:
+    stats = service.stats()
+    assert (stats["articles"], stats["passages"], stats["model"]) == (1, 18, "fake-hash")
+    assert stats["generation"] == "gen-1"

@@ -1,0 +1,39 @@
+"""Query terms and highlighting."""
+
+from __future__ import annotations
+
+from search.text import highlight_spans, mark, query_terms
+
+
+def test_query_terms_are_folded_and_distinct() -> None:
+    assert query_terms('Power "outages" in Kyiv; POWER cut?') == [
+        "power",
+        "outages",
+        "in",
+        "kyiv",
+        "cut",
+    ]
+
+
+def test_query_terms_drop_fts_syntax() -> None:
+    assert query_terms('NEAR(a b) OR title:x* ^"') == ["near", "a", "b", "or", "title", "x"]
+
+
+def test_highlight_matches_stems_and_skips_stopwords() -> None:
+    text = "Strikes cut power; the outage hit Kyiv."
+    spans = highlight_spans(text, "power outages in the city")
+    assert [text[s:e] for s, e in spans] == ["power", "outage"]
+
+
+def test_highlight_folds_accents() -> None:
+    text = "The café reopened."
+    assert [text[s:e] for s, e in highlight_spans(text, "cafe")] == ["café"]
+
+
+def test_only_stopwords_still_highlight() -> None:
+    text = "To be or not to be."
+    assert len(highlight_spans(text, "to be")) == 4
+
+
+def test_mark_escapes_html() -> None:
+    assert mark("<b> & power", [(6, 11)]) == "&lt;b&gt; &amp; <mark>power</mark>"
