@@ -214,7 +214,7 @@ def serve_command(
     index_dir: IndexOption = None,
     model: ModelOption = None,
 ) -> None:
-    """Serve the HTTP API (and search page) with uvicorn."""
+    """Serve the HTTP API with uvicorn (127.0.0.1:8000 by default)."""
     import uvicorn
 
     with _errors():
