@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.deps import ServiceHolder
@@ -53,6 +54,16 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     @app.exception_handler(ModelError)
     async def _unavailable(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": str(error)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _unprocessable(request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI echoes each bad input back; an input such as 1e400 (inf) or a huge query
+        # cannot or should not be sent back as JSON, so the detail names the field and the problem.
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in error.errors()
+        ]
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.exception_handler(InvalidQuery)
     async def _invalid(request: Request, error: InvalidQuery) -> JSONResponse:

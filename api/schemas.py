@@ -27,6 +27,10 @@ def _not_blank(value: str) -> str:
         raise ValueError("the query is empty: give some words to search for")
     if "\x00" in value:
         raise ValueError("the query contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the query is not valid Unicode (it holds a lone surrogate)") from None
     return value
 
 
@@ -36,7 +40,7 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="free text")
-    k: int = Field(10, ge=1, le=MAX_K, description="number of hits")
+    k: int = Field(10, ge=1, le=MAX_K, strict=True, description="number of hits")
     mode: ModeName = Field("hybrid", description="hybrid, dense or lexical")
 
     _check_query = field_validator("query")(_not_blank)

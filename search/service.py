@@ -52,6 +52,10 @@ def validate_query(query: str, k: int, mode: str) -> str:
         raise InvalidQuery(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
     if "\x00" in query:
         raise InvalidQuery("the query contains a NUL character")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidQuery("the query is not valid Unicode (it holds a lone surrogate)") from None
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise InvalidQuery(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
     if mode not in MODES:

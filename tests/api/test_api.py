@@ -93,11 +93,23 @@ def test_get_validation_errors_are_422(client: TestClient, params: dict) -> None
         {"query": "ok", "mode": "fuzzy"},
         {"query": "ok", "unknown": 1},
         {"query": 42},
+        {"query": "ok", "k": 5.5},
+        {"query": "ok", "k": True},
+        {"query": "ok", "k": "5"},
         [],
     ],
 )
 def test_post_validation_errors_are_422(client: TestClient, body: object) -> None:
     response = client.post("/search", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"query": "\\ud800 power"}', b'{"query": "power", "k": 1e400}', b"{not json", b"null"]
+)
+def test_raw_bodies_that_are_422(client: TestClient, raw: bytes) -> None:
+    response = client.post("/search", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["detail"]
 
