@@ -10,7 +10,10 @@ TORCH ?= torch==2.13.0
 INDEX_DIR ?= $(or $(SEMSEARCH_INDEX_DIR),var/index)
 Q ?= power outages
 
-.PHONY: help install run index serve search info test lint format clean
+SHARED ?= ../shared
+EVAL_SETS ?= $(SHARED)/data/scifact-dev $(SHARED)/data/bbc-dev
+
+.PHONY: help install run index serve search info eval test lint format clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,6 +45,12 @@ search: $(STAMP) ## search from the shell: make search Q="power outages"
 
 info: $(STAMP) ## show what is indexed
 	$(BIN)/semsearch info
+
+eval: $(STAMP) ## measure search quality on the BEIR dev sets in ../shared/data
+	@for set in $(EVAL_SETS); do \
+	  if [ -d "$$set" ]; then $(BIN)/semsearch eval "$$set" --index "var/eval/$$(basename $$set)" || exit 1; \
+	  else echo "skipping $$set: not found (set SHARED=path/to/shared)"; fi; \
+	done
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest

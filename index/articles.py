@@ -13,6 +13,7 @@ from index.errors import CorpusError
 __all__ = [
     "Article",
     "Block",
+    "article_from_text",
     "find_article_files",
     "parse_article",
     "read_article",
@@ -73,6 +74,18 @@ def parse_article(article_id: str, text: str, path: Path | None = None) -> Artic
         body.extend(_split_blocks(rest, offset))
     body.extend(blocks[1:])
     return Article(id=article_id, path=path or Path(article_id), title=title, blocks=tuple(body))
+
+
+def article_from_text(article_id: str, title: str, text: str) -> Article:
+    """An article from a title and a body given apart (a BEIR document, say).
+
+    Spans are offsets into `text`. An empty title leaves the body's first line as body text.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    title = " ".join(title.split())
+    return Article(
+        id=article_id, path=Path(article_id), title=title, blocks=tuple(_split_blocks(text))
+    )
 
 
 def _split_blocks(text: str, offset: int = 0) -> Iterator[Block]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from index.store import (
     write_generation,
 )
 
-__all__ = ["BuildReport", "build_index"]
+__all__ = ["BuildReport", "build_from_articles", "build_index"]
 
 # Texts handed to the embedder per call: large enough for sentence-transformers to sort by length
 # and batch well, small enough for the progress bar to move.
@@ -94,6 +95,35 @@ def build_index(
             f"no readable .txt article under {seeds_dir}: add articles (title on the first line, "
             "paragraphs separated by blank lines) or pass --seeds DIR"
         )
+    report = build_from_articles(
+        articles, index_dir, embedder, source=str(seeds_dir.resolve()), progress=progress
+    )
+    report.warnings = warnings
+    report.skipped = [w for w in warnings if ": skipped," in w]
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def build_from_articles(
+    articles: Sequence[Article],
+    index_dir: Path,
+    embedder: Embedder,
+    *,
+    source: str,
+    progress: Progress | None = None,
+    extra_manifest: dict[str, Any] | None = None,
+) -> BuildReport:
+    """Chunk, embed and publish already-read articles as a new generation of `index_dir`.
+
+    Args:
+        articles: the articles, with unique ids.
+        index_dir: the index folder.
+        embedder: turns embed texts into normalised vectors.
+        source: where the articles came from, recorded in the manifest.
+        progress: called with (passages embedded so far, passages to embed).
+        extra_manifest: more facts to record in the manifest (such as a corpus fingerprint).
+    """
+    started = time.perf_counter()
     chunks: list[Chunk] = []
     for article in articles:
         chunks.extend(
@@ -106,10 +136,11 @@ def build_index(
     name, folder = new_generation_dir(index_dir)
     try:
         manifest = {
+            **(extra_manifest or {}),
             "generation": name,
             "model": {"id": embedder.model_id, "dimension": embedder.dimension, "normalized": True,
                       "max_tokens": embedder.max_tokens},
-            "source": str(seeds_dir.resolve()),
+            "source": source,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "semsearch_version": _semsearch_version(),
         }  # fmt: skip
@@ -127,8 +158,6 @@ def build_index(
         embedded=embedded,
         reused=len(chunks) - embedded,
         seconds=time.perf_counter() - started,
-        skipped=[w for w in warnings if ": skipped," in w],
-        warnings=warnings,
         removed_generations=removed,
     )
 

@@ -136,7 +136,8 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         tokenizer = self._loaded().tokenizer
-        return len(tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+        encoded = tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)
+        return len(encoded["input_ids"])
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -369,6 +369,11 @@ class IndexStore:
             found.update((row[0], ChunkRecord(*row)) for row in rows)
         return found
 
+    def passage_locations(self) -> list[tuple[str, int, str]]:
+        """(article id, paragraph, text) of every passage, indexed by chunk id."""
+        rows = self._db().execute("SELECT article_id, paragraph, text FROM chunks ORDER BY id")
+        return [(article_id, paragraph, text) for article_id, paragraph, text in rows]
+
     def article(self, article_id: str) -> ArticleRecord | None:
         """An article and its passages, or None when no article has this id."""
         row = (

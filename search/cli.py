@@ -122,16 +122,9 @@ def index_command(
             if not quiet:
                 err.print(f"warning: {message}", markup=False)
 
-        with Progress(
-            TextColumn("embedding"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            disable=quiet or not err.is_terminal,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("embed", total=None)
+        with _progress_bar() as bar:
+            bar.disable = bar.disable or quiet
+            task = bar.add_task("embedding", total=None)
             report = build_index(
                 settings.seeds_dir,
                 settings.index_dir,
@@ -224,6 +217,79 @@ def serve_command(
     os.environ["SEMSEARCH_MODEL"] = settings.model
     uvicorn.run(
         "api.app:create_app", factory=True, host=settings.host, port=settings.port, workers=1
+    )
+
+
+@app.command("eval")
+def eval_command(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="a BEIR-format folder")],
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, dense, lexical or all")] = "all",
+    index_dir: Annotated[
+        Path | None,
+        typer.Option("--index", help="index to build or reuse [default: a temporary folder]"),
+    ] = None,
+    model: ModelOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Measure search quality on a BEIR folder: nDCG@10, Recall@100, MRR@10, passage hit@5."""
+    import tempfile
+
+    from index.embedding import SentenceTransformerEmbedder
+    from search.evaluate import ensure_index, evaluate, load_beir, open_service
+    from search.service import MODES
+
+    with _errors():
+        if mode != "all" and mode not in MODES:
+            raise SemsearchError(f"unknown mode {mode!r}: use one of {', '.join(MODES)} or all")
+        modes = list(MODES) if mode == "all" else [mode]
+        settings = _settings(model=model)
+        dataset = load_beir(folder)
+        embedder = SentenceTransformerEmbedder(settings.model, settings.device, settings.batch_size)
+        with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as scratch:
+            target = index_dir or Path(scratch) / "index"
+            with _progress_bar() as bar:
+                task = bar.add_task(f"indexing {dataset.name}", total=None)
+                built = ensure_index(
+                    dataset,
+                    target,
+                    embedder,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+                service = open_service(target, embedder)
+                task = bar.add_task(f"querying {dataset.name}", total=None)
+                try:
+                    results = evaluate(
+                        service,
+                        dataset,
+                        modes,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    )
+                finally:
+                    service.close()
+    if as_json:
+        sys.stdout.write(json.dumps(results, indent=2) + "\n")
+        return
+    state = "built" if built else "reused"
+    out.print(
+        f"{dataset.name}: {len(dataset.documents)} documents, {len(dataset.queries)} queries "
+        f"(index {state}: {target if index_dir else 'temporary'})",
+        markup=False,
+    )
+    metrics = list(next(iter(results.values())))
+    out.print(f"{'mode':<8}" + "".join(f"{m:>15}" for m in metrics), markup=False)
+    for name, scores in results.items():
+        out.print(f"{name:<8}" + "".join(f"{scores[m]:>15.4f}" for m in metrics), markup=False)
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+        transient=True,
     )
 
 

@@ -17,8 +17,9 @@ __all__ = ["MAX_K", "MAX_QUERY_CHARS", "MODES", "Hit", "SearchService", "validat
 MODES: tuple[str, ...] = get_args(Mode)
 MAX_QUERY_CHARS = 1000
 MAX_K = 100
-# How deep each leg looks before fusion: fusion needs more than the k it returns.
-FUSION_DEPTH = 100
+# How deep each leg looks before fusion: fusion needs more than the k it returns, and a deep
+# list costs little (FAISS scans everything anyway; FTS5 ranks every match before LIMIT).
+FUSION_DEPTH = 300
 
 
 @dataclass(frozen=True)
@@ -107,20 +108,32 @@ class SearchService:
             InvalidQuery: the query, k or mode is out of bounds.
         """
         query = validate_query(query, k, mode)
-        depth = FUSION_DEPTH if mode == "hybrid" else k
-        if max_per_article is not None:
-            depth = max(depth, k * 10)
+        depth = max(FUSION_DEPTH, k * 10 if max_per_article is not None else k)
+        ranked, dense, lexical = self._rank(query, mode, depth)
+        return self._hits(query, ranked, dense, lexical, k, max_per_article)
+
+    def rank(self, query: str, mode: str = "hybrid", depth: int = FUSION_DEPTH) -> list[int]:
+        """Chunk ids for a query, best first, as `search` ranks them, `depth` deep per leg.
+
+        For evaluation and tools that need more than 100 results and no hit formatting.
+        """
+        query = validate_query(query, 1, mode)
+        return [chunk_id for chunk_id, _ in self._rank(query, mode, depth)[0]]
+
+    def _rank(
+        self, query: str, mode: str, depth: int
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         if mode in ("hybrid", "dense"):
-            dense = self.store.dense_search(self.embedder.embed_query(query), max(depth, k))
+            dense = self.store.dense_search(self.embedder.embed_query(query), depth)
         if mode in ("hybrid", "lexical"):
-            lexical = self.store.lexical_search(query_terms(query), max(depth, k))
+            lexical = self.store.lexical_search(query_terms(query), depth)
         if mode == "hybrid":
             ranked = fuse_rrf([[i for i, _ in dense], [i for i, _ in lexical]])
         else:
             ranked = dense or lexical
-        return self._hits(query, ranked, dense, lexical, k, max_per_article)
+        return ranked, dense, lexical
 
     def _hits(
         self,

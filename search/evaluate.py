@@ -1,0 +1,213 @@
+"""Evaluation on BEIR-format folders: nDCG@10, Recall@100, MRR@10 and passage hit@5 per mode."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.articles import Article, article_from_text
+from index.builder import build_from_articles
+from index.embedding import Embedder
+from index.errors import CorpusError, SemsearchError
+from index.store import IndexStore
+from search.service import FUSION_DEPTH, MODES, SearchService
+from search.settings import Settings
+
+__all__ = ["BeirDataset", "ensure_index", "evaluate", "load_beir"]
+
+Progress = Callable[[int, int], None]
+# Documents ranked per query: Recall@100 needs at least 100.
+DOC_DEPTH = 100
+PASSAGE_HIT_AT = 5
+
+
+@dataclass
+class BeirDataset:
+    """A BEIR folder: documents, queries, graded judgements, and optional answer paragraphs."""
+
+    name: str
+    documents: list[tuple[str, str, str]]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    fingerprint: str
+    paragraphs: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+
+    def articles(self) -> list[Article]:
+        return [article_from_text(doc_id, title, text) for doc_id, title, text in self.documents]
+
+
+def _read_jsonl(path: Path) -> Iterable[dict]:
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError as error:
+                    raise CorpusError(f"{path}:{number} is not valid JSON ({error})") from None
+
+
+def load_beir(folder: Path) -> BeirDataset:
+    """Read corpus.jsonl, queries.jsonl, qrels/test.tsv and, if present, paragraphs.jsonl.
+
+    Raises:
+        CorpusError: a file is missing or malformed.
+    """
+    needed = [folder / "corpus.jsonl", folder / "queries.jsonl", folder / "qrels" / "test.tsv"]
+    for path in needed:
+        if not path.is_file():
+            raise CorpusError(
+                f"{path} is missing: `semsearch eval` needs a BEIR folder with corpus.jsonl, "
+                "queries.jsonl and qrels/test.tsv"
+            )
+    digest = hashlib.sha256()
+    for path in needed:
+        digest.update(path.read_bytes())
+    try:
+        documents = [
+            (str(d["_id"]), str(d.get("title") or ""), str(d.get("text") or ""))
+            for d in _read_jsonl(needed[0])
+        ]
+        queries = {str(q["_id"]): str(q["text"]) for q in _read_jsonl(needed[1])}
+    except KeyError as error:
+        raise CorpusError(f"a record in {folder} has no {error} field") from None
+    qrels: dict[str, dict[str, int]] = {}
+    for number, line in enumerate(needed[2].read_text(encoding="utf-8").splitlines()):
+        parts = line.split("\t")
+        if (number == 0 and parts[0] == "query-id") or not line.strip():
+            continue
+        if len(parts) < 3:
+            raise CorpusError(f"{needed[2]}:{number + 1} needs query-id, corpus-id and score")
+        qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    paragraphs = {}
+    if (folder / "paragraphs.jsonl").is_file():
+        for p in _read_jsonl(folder / "paragraphs.jsonl"):
+            paragraphs[str(p["_id"])] = (
+                str(p["article"]),
+                int(p["paragraph"]),
+                p["paragraph_prefix"],
+            )
+    return BeirDataset(
+        name=folder.resolve().name,
+        documents=documents,
+        queries={qid: text for qid, text in queries.items() if qid in qrels},
+        qrels=qrels,
+        fingerprint=digest.hexdigest(),
+        paragraphs=paragraphs,
+    )
+
+
+def ensure_index(
+    dataset: BeirDataset, index_dir: Path, embedder: Embedder, progress: Progress | None = None
+) -> bool:
+    """Build the dataset's index unless `index_dir` already holds it for this model.
+
+    Returns:
+        True when an index was built, False when the existing one was reused.
+    """
+    try:
+        store = IndexStore.open(index_dir, model_id=embedder.model_id)
+        fingerprint = store.manifest.get("corpus_sha256")
+        store.close()
+        if fingerprint == dataset.fingerprint:
+            return False
+    except SemsearchError:
+        pass
+    build_from_articles(
+        dataset.articles(),
+        index_dir,
+        embedder,
+        source=f"beir:{dataset.name}",
+        progress=progress,
+        extra_manifest={"corpus_sha256": dataset.fingerprint},
+    )
+    return True
+
+
+def _documents_in_order(chunk_ids: Sequence[int], article_of: Sequence[str]) -> list[str]:
+    """Documents ranked by their best passage."""
+    seen: dict[str, None] = {}
+    for chunk_id in chunk_ids:
+        seen.setdefault(article_of[chunk_id], None)
+        if len(seen) == DOC_DEPTH:
+            break
+    return list(seen)
+
+
+def _answer_passages(
+    dataset: BeirDataset, locations: Sequence[tuple[str, int, str]]
+) -> dict[str, set[int]]:
+    """For each query with an answer paragraph, the chunk ids holding that paragraph."""
+    by_article: dict[str, list[int]] = {}
+    for chunk_id, (article_id, _, _) in enumerate(locations):
+        by_article.setdefault(article_id, []).append(chunk_id)
+    answers: dict[str, set[int]] = {}
+    for qid, (article_id, _number, prefix) in dataset.paragraphs.items():
+        wanted = " ".join(prefix.split())
+        paragraphs = {
+            locations[c][1]
+            for c in by_article.get(article_id, [])
+            if wanted in " ".join(locations[c][2].split())
+        }
+        # Every piece of the paragraph counts, should a long one have been split.
+        answers[qid] = {c for c in by_article.get(article_id, []) if locations[c][1] in paragraphs}
+    return answers
+
+
+def evaluate(
+    service: SearchService,
+    dataset: BeirDataset,
+    modes: Sequence[str] = MODES,
+    progress: Progress | None = None,
+) -> dict[str, dict[str, float]]:
+    """Run every judged query in each mode and score the runs with ir-measures.
+
+    Documents are ranked by their best passage. Returns {mode: {metric: value}} with ndcg@10,
+    recall@100, mrr@10 and, when the dataset has answer paragraphs, passage_hit@5.
+    """
+    import ir_measures
+    from ir_measures import RR, R, nDCG
+
+    locations = service.store.passage_locations()
+    article_of = [article_id for article_id, _, _ in locations]
+    answers = _answer_passages(dataset, locations)
+    qrels = [
+        ir_measures.Qrel(qid, doc_id, relevance)
+        for qid, judged in dataset.qrels.items()
+        for doc_id, relevance in judged.items()
+    ]
+    total = len(dataset.queries) * len(modes)
+    done = 0
+    results: dict[str, dict[str, float]] = {}
+    for mode in modes:
+        run = []
+        hits_at_5 = 0
+        for qid, text in dataset.queries.items():
+            chunk_ids = service.rank(text, mode, FUSION_DEPTH)
+            documents = _documents_in_order(chunk_ids, article_of)
+            run.extend(
+                ir_measures.ScoredDoc(qid, doc_id, float(len(documents) - position))
+                for position, doc_id in enumerate(documents)
+            )
+            if qid in answers and answers[qid] & set(chunk_ids[:PASSAGE_HIT_AT]):
+                hits_at_5 += 1
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        scores = ir_measures.calc_aggregate([nDCG @ 10, R @ 100, RR @ 10], qrels, run)
+        results[mode] = {
+            "ndcg@10": round(scores[nDCG @ 10], 4),
+            "recall@100": round(scores[R @ 100], 4),
+            "mrr@10": round(scores[RR @ 10], 4),
+        }
+        if answers:
+            judged = [qid for qid in dataset.queries if qid in answers]
+            results[mode]["passage_hit@5"] = round(hits_at_5 / max(len(judged), 1), 4)
+    return results
+
+
+def open_service(index_dir: Path, embedder: Embedder) -> SearchService:
+    """The search service over an evaluation index."""
+    return SearchService.open(Settings(index_dir=index_dir), embedder)
