@@ -25,9 +25,16 @@ __all__ = ["router"]
 router = APIRouter()
 
 
-def _search(service: SearchService, query: str, k: int, mode: str) -> SearchResponse:
+def _search(
+    service: SearchService,
+    query: str,
+    k: int,
+    mode: str,
+    per_article: int | None,
+    collapse: bool,
+) -> SearchResponse:
     started = time.perf_counter()
-    hits = service.search(query, k=k, mode=mode)
+    hits = service.search(query, k=k, mode=mode, max_per_article=per_article, collapse=collapse)
     took_ms = round((time.perf_counter() - started) * 1000, 2)
     return SearchResponse(
         query=query,
@@ -42,13 +49,13 @@ def _search(service: SearchService, query: str, k: int, mode: str) -> SearchResp
 @router.get("/search", response_model=SearchResponse, tags=["search"])
 def search_get(params: Annotated[SearchParams, Query()], service: Service) -> SearchResponse:
     """Search with a query string: `/search?q=...&k=10&mode=hybrid`."""
-    return _search(service, params.q, params.k, params.mode)
+    return _search(service, params.q, params.k, params.mode, params.per_article, params.collapse)
 
 
 @router.post("/search", response_model=SearchResponse, tags=["search"])
 def search_post(body: SearchRequest, service: Service) -> SearchResponse:
     """Search with a JSON body: `{"query": "...", "k": 10, "mode": "hybrid"}`."""
-    return _search(service, body.query, body.k, body.mode)
+    return _search(service, body.query, body.k, body.mode, body.per_article, body.collapse)
 
 
 @router.get("/health", response_model=HealthResponse, tags=["meta"])

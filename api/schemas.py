@@ -42,6 +42,10 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="free text")
     k: int = Field(10, ge=1, le=MAX_K, strict=True, description="number of hits")
     mode: ModeName = Field("hybrid", description="hybrid, dense or lexical")
+    per_article: int | None = Field(
+        None, ge=1, le=MAX_K, strict=True, description="at most this many hits per article"
+    )
+    collapse: bool = Field(True, strict=True, description="show near-duplicate passages once")
 
     _check_query = field_validator("query")(_not_blank)
 
@@ -54,6 +58,8 @@ class SearchParams(BaseModel):
     q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="free text")
     k: int = Field(10, ge=1, le=MAX_K, description="number of hits")
     mode: ModeName = Field("hybrid", description="hybrid, dense or lexical")
+    per_article: int | None = Field(None, ge=1, le=MAX_K, description="at most N hits per article")
+    collapse: bool = Field(True, description="show near-duplicate passages once")
 
     _check_query = field_validator("q")(_not_blank)
 
@@ -78,6 +84,9 @@ class HitModel(BaseModel):
     dense_score: float | None
     lexical_rank: int | None
     lexical_score: float | None
+    also_in: list[str] = Field(
+        description="other articles holding a near-duplicate of this passage"
+    )
 
 
 class SearchResponse(BaseModel):

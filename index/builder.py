@@ -15,6 +15,7 @@ import numpy as np
 
 from index.articles import Article, read_corpus
 from index.chunking import Chunk, chunk_article
+from index.dedup import near_duplicate_groups
 from index.embedding import Embedder
 from index.errors import CorpusError
 from index.store import (
@@ -46,6 +47,7 @@ class BuildReport:
     embedded: int
     reused: int
     seconds: float
+    duplicates: int = 0
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     removed_generations: list[str] = field(default_factory=list)
@@ -132,6 +134,7 @@ def build_from_articles(
             )
         )
     vectors, embedded = _embed_with_cache(chunks, embedder, index_dir, progress)
+    groups = near_duplicate_groups(vectors, [chunk.text for chunk in chunks])
 
     name, folder = new_generation_dir(index_dir)
     try:
@@ -144,7 +147,7 @@ def build_from_articles(
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "semsearch_version": _semsearch_version(),
         }  # fmt: skip
-        write_generation(folder, articles, chunks, vectors, manifest)
+        write_generation(folder, articles, chunks, vectors, manifest, groups)
         publish_generation(index_dir, name, folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -157,6 +160,7 @@ def build_from_articles(
         passages=len(chunks),
         embedded=embedded,
         reused=len(chunks) - embedded,
+        duplicates=int(np.count_nonzero(groups != np.arange(len(groups)))),
         seconds=time.perf_counter() - started,
         removed_generations=removed,
     )

@@ -42,7 +42,7 @@ __all__ = [
     "write_generation",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
@@ -66,9 +66,11 @@ CREATE TABLE chunks (
     text TEXT NOT NULL,
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    embed_hash TEXT NOT NULL
+    embed_hash TEXT NOT NULL,
+    dup_group INTEGER NOT NULL  -- smallest chunk id among its near-duplicates (its own id if none)
 );
 CREATE INDEX chunks_by_article ON chunks(article_id, paragraph, part);
+CREATE INDEX chunks_by_group ON chunks(dup_group);
 CREATE VIRTUAL TABLE chunks_fts USING fts5(
     title, heading, text, content='', tokenize='porter unicode61 remove_diacritics 2'
 );
@@ -166,10 +168,12 @@ def write_generation(
     chunks: Sequence[Chunk],
     vectors: np.ndarray,
     manifest: dict[str, Any],
+    groups: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Write one generation's files into `folder` and fsync them.
 
-    Chunk ids are positions in `chunks`; row i of `vectors` belongs to chunk i.
+    Chunk ids are positions in `chunks`; row i of `vectors` belongs to chunk i, and `groups[i]`
+    is the near-duplicate group of chunk i (see `index.dedup`; every chunk alone when omitted).
 
     Returns:
         The manifest as written, with counts and file checksums added.
@@ -177,6 +181,8 @@ def write_generation(
     if len(chunks) != len(vectors):
         raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
     titles = {article.id: article.title for article in articles}
+    if groups is None:
+        groups = range(len(chunks))
     store_path = folder / STORE
     connection = sqlite3.connect(store_path)
     try:
@@ -187,10 +193,10 @@ def write_generation(
         )
         rows = [
             (i, c.article_id, c.paragraph, c.part, c.heading, c.text, c.start, c.end,
-             text_hash(c.embed_text))
-            for i, c in enumerate(chunks)
+             text_hash(c.embed_text), int(g))
+            for i, (c, g) in enumerate(zip(chunks, groups, strict=True))
         ]  # fmt: skip
-        connection.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        connection.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         connection.executemany(
             "INSERT INTO chunks_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
             [(i, titles[c.article_id], c.heading, c.text) for i, c in enumerate(chunks)],
@@ -213,7 +219,11 @@ def write_generation(
         **manifest,
         "format_version": FORMAT_VERSION,
         "faiss": {"type": "IDMap2,Flat", "metric": "inner_product"},
-        "counts": {"articles": len(articles), "passages": len(chunks)},
+        "counts": {
+            "articles": len(articles),
+            "passages": len(chunks),
+            "duplicate_passages": sum(1 for i, g in enumerate(groups) if int(g) != i),
+        },
         "files": files,
     }
     _write_json(folder / MANIFEST, written)
@@ -266,6 +276,8 @@ class IndexStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._groups: np.ndarray | None = None
+        self._grouped: set[int] = set()
 
     @classmethod
     def open(
@@ -368,6 +380,28 @@ class IndexStore:
             )
             found.update((row[0], ChunkRecord(*row)) for row in rows)
         return found
+
+    @property
+    def groups(self) -> np.ndarray:
+        """The near-duplicate group of every chunk, indexed by chunk id (loaded once)."""
+        if self._groups is None:
+            rows = self._db().execute("SELECT dup_group FROM chunks ORDER BY id")
+            self._groups = np.fromiter((g for (g,) in rows), dtype=np.int64)
+            self._grouped = set(np.flatnonzero(self._groups != np.arange(len(self._groups))))
+            self._grouped |= {int(g) for g in self._groups[list(self._grouped)]}
+        return self._groups
+
+    def duplicates_of(self, chunk_id: int) -> list[tuple[int, str, int]]:
+        """(chunk id, article id, paragraph) of the other passages in this chunk's group."""
+        groups = self.groups
+        if chunk_id not in self._grouped:
+            return []
+        rows = self._db().execute(
+            "SELECT id, article_id, paragraph FROM chunks WHERE dup_group = ? AND id != ? "
+            "ORDER BY id",
+            (int(groups[chunk_id]), chunk_id),
+        )
+        return [(int(i), a, int(p)) for i, a, p in rows]
 
     def passage_locations(self) -> list[tuple[str, int, str]]:
         """(article id, paragraph, text) of every passage, indexed by chunk id."""

@@ -137,7 +137,9 @@ def index_command(
                 f"Indexed {_plural(report.articles, 'article')} into "
                 f"{_plural(report.passages, 'passage')} "
                 f"({report.embedded} embedded, {report.reused} reused from cache, "
-                f"{_plural(len(report.skipped), 'file')} skipped) in {report.seconds:.1f} s: "
+                f"{_plural(len(report.skipped), 'file')} skipped, "
+                f"{_plural(report.duplicates, 'near-duplicate passage')}) "
+                f"in {report.seconds:.1f} s: "
                 f"{report.index_dir / report.generation}",
                 markup=False,
             )
@@ -154,6 +156,9 @@ def search_command(
     per_article: Annotated[
         int | None, typer.Option("--per-article", min=1, help="at most N hits per article")
     ] = None,
+    collapse: Annotated[
+        bool, typer.Option("--collapse/--no-collapse", help="show near-duplicates once")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
     index_dir: IndexOption = None,
     model: ModelOption = None,
@@ -168,7 +173,9 @@ def search_command(
         service = SearchService.open(settings)
         try:
             started = time.perf_counter()
-            hits = service.search(query, k=k, mode=mode, max_per_article=per_article)
+            hits = service.search(
+                query, k=k, mode=mode, max_per_article=per_article, collapse=collapse
+            )
             took_ms = round((time.perf_counter() - started) * 1000, 2)
         finally:
             service.close()
@@ -197,6 +204,8 @@ def search_command(
         for start, end in hit.highlights:
             body.stylize("bold yellow", start, end)
         out.print(Text("   ") + body)
+        if hit.also_in:
+            out.print(Text(f"   also in: {', '.join(hit.also_in)}", style="dim"))
         out.print()
 
 
@@ -311,6 +320,7 @@ def info_command(
         "generation": manifest["generation"],
         "articles": manifest["counts"]["articles"],
         "passages": manifest["counts"]["passages"],
+        "duplicates": manifest["counts"]["duplicate_passages"],
         "model": manifest["model"]["id"],
         "dimension": manifest["model"]["dimension"],
         "faiss": manifest["faiss"]["type"],

@@ -126,14 +126,19 @@ def ensure_index(
     return True
 
 
-def _documents_in_order(chunk_ids: Sequence[int], article_of: Sequence[str]) -> list[str]:
-    """Documents ranked by their best passage."""
+def _documents_in_order(
+    chunk_ids: Sequence[int], article_of: Sequence[str], store: IndexStore | None = None
+) -> list[str]:
+    """Documents ranked by their best passage; a collapsed hit ranks its `also_in` articles too."""
     seen: dict[str, None] = {}
     for chunk_id in chunk_ids:
         seen.setdefault(article_of[chunk_id], None)
-        if len(seen) == DOC_DEPTH:
+        if store is not None:
+            for _, article_id, _ in store.duplicates_of(chunk_id):
+                seen.setdefault(article_id, None)
+        if len(seen) >= DOC_DEPTH:
             break
-    return list(seen)
+    return list(seen)[:DOC_DEPTH]
 
 
 def _answer_passages(
@@ -186,13 +191,16 @@ def evaluate(
         hits_at_5 = 0
         for qid, text in dataset.queries.items():
             chunk_ids = service.rank(text, mode, FUSION_DEPTH)
-            documents = _documents_in_order(chunk_ids, article_of)
+            documents = _documents_in_order(chunk_ids, article_of, service.store)
             run.extend(
                 ir_measures.ScoredDoc(qid, doc_id, float(len(documents) - position))
                 for position, doc_id in enumerate(documents)
             )
-            if qid in answers and answers[qid] & set(chunk_ids[:PASSAGE_HIT_AT]):
-                hits_at_5 += 1
+            if qid in answers:
+                shown = set(chunk_ids[:PASSAGE_HIT_AT])
+                for chunk_id in chunk_ids[:PASSAGE_HIT_AT]:  # a collapsed hit stands for its twins
+                    shown.update(i for i, _, _ in service.store.duplicates_of(chunk_id))
+                hits_at_5 += bool(answers[qid] & shown)
             done += 1
             if progress is not None:
                 progress(done, total)

@@ -43,6 +43,7 @@ class Hit:
     dense_score: float | None
     lexical_rank: int | None
     lexical_score: float | None
+    also_in: tuple[str, ...] = ()
 
 
 def validate_query(query: str, k: int, mode: str) -> str:
@@ -91,7 +92,12 @@ class SearchService:
         return cls(store, embedder)
 
     def search(
-        self, query: str, k: int = 10, mode: str = "hybrid", max_per_article: int | None = None
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        max_per_article: int | None = None,
+        collapse: bool = True,
     ) -> list[Hit]:
         """Rank passages for a query.
 
@@ -100,6 +106,7 @@ class SearchService:
             k: how many hits to return, 1 to 100.
             mode: "hybrid" (dense and lexical fused), "dense" or "lexical".
             max_per_article: when set, at most this many hits from one article.
+            collapse: show near-duplicate passages once, the other articles in `also_in`.
 
         Returns:
             Hits, best first, ranked 1..n (n <= k).
@@ -110,15 +117,32 @@ class SearchService:
         query = validate_query(query, k, mode)
         depth = max(FUSION_DEPTH, k * 10 if max_per_article is not None else k)
         ranked, dense, lexical = self._rank(query, mode, depth)
-        return self._hits(query, ranked, dense, lexical, k, max_per_article)
+        if collapse:
+            ranked = self._collapse(ranked)
+        return self._hits(query, ranked, dense, lexical, k, max_per_article, collapse)
 
-    def rank(self, query: str, mode: str = "hybrid", depth: int = FUSION_DEPTH) -> list[int]:
+    def rank(
+        self, query: str, mode: str = "hybrid", depth: int = FUSION_DEPTH, collapse: bool = True
+    ) -> list[int]:
         """Chunk ids for a query, best first, as `search` ranks them, `depth` deep per leg.
 
         For evaluation and tools that need more than 100 results and no hit formatting.
         """
         query = validate_query(query, 1, mode)
-        return [chunk_id for chunk_id, _ in self._rank(query, mode, depth)[0]]
+        ranked = self._rank(query, mode, depth)[0]
+        return [chunk_id for chunk_id, _ in (self._collapse(ranked) if collapse else ranked)]
+
+    def _collapse(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """Keep the best-ranked passage of each near-duplicate group."""
+        groups = self.store.groups
+        seen: set[int] = set()
+        kept = []
+        for chunk_id, score in ranked:
+            group = int(groups[chunk_id])
+            if group not in seen:
+                seen.add(group)
+                kept.append((chunk_id, score))
+        return kept
 
     def _rank(
         self, query: str, mode: str, depth: int
@@ -143,6 +167,7 @@ class SearchService:
         lexical: list[tuple[int, float]],
         k: int,
         max_per_article: int | None,
+        collapse: bool,
     ) -> list[Hit]:
         dense_at = {cid: (rank, score) for rank, (cid, score) in enumerate(dense, start=1)}
         lexical_at = {cid: (rank, score) for rank, (cid, score) in enumerate(lexical, start=1)}
@@ -181,11 +206,16 @@ class SearchService:
                     dense_score=None if d_score is None else round(d_score, 6),
                     lexical_rank=l_rank,
                     lexical_score=None if l_score is None else round(l_score, 6),
+                    also_in=self._also_in(chunk_id, record.article_id) if collapse else (),
                 )
             )
             if len(hits) == k:
                 break
         return hits
+
+    def _also_in(self, chunk_id: int, article_id: str) -> tuple[str, ...]:
+        others = (other for _, other, _ in self.store.duplicates_of(chunk_id))
+        return tuple(dict.fromkeys(other for other in others if other != article_id))
 
     def article(self, article_id: str) -> ArticleRecord | None:
         """An article's title and passages, or None when unknown."""

@@ -55,7 +55,7 @@ def test_hit_fields(client: TestClient) -> None:
     assert set(hit) == {
         "rank", "score", "article_id", "title", "paragraph", "part", "heading", "text", "snippet",
         "highlights", "start", "end", "chunk_id", "dense_rank", "dense_score", "lexical_rank",
-        "lexical_score",
+        "lexical_score", "also_in",
     }  # fmt: skip
     assert hit["paragraph"] == 12
     assert "<mark>Kharkiv</mark>" in hit["snippet"]

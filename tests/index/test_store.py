@@ -18,14 +18,14 @@ from tests.conftest import SEEDS, FakeEmbedder
 def test_build_publishes_a_generation_with_manifest(fake_index: Path) -> None:
     assert (fake_index / "CURRENT").read_text().strip() == "gen-1"
     manifest = json.loads((fake_index / "gen-1" / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["model"] == {
         "id": "fake-hash",
         "dimension": 64,
         "normalized": True,
         "max_tokens": 254,
     }
-    assert manifest["counts"] == {"articles": 1, "passages": 18}
+    assert manifest["counts"] == {"articles": 1, "passages": 18, "duplicate_passages": 0}
     assert set(manifest["files"]) == {"store.sqlite", "vectors.faiss"}
 
 

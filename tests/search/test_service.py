@@ -81,3 +81,32 @@ def test_stats(service: SearchService) -> None:
     stats = service.stats()
     assert (stats["articles"], stats["passages"], stats["model"]) == (1, 18, "fake-hash")
     assert stats["generation"] == "gen-1"
+
+
+@pytest.fixture
+def twin_service(tmp_path: Path):
+    from index.builder import build_index
+    from tests.index.test_dedup import OTHER, STORY
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in [("a.txt", STORY), ("b.txt", STORY), ("c.txt", OTHER)]:
+        (corpus / name).write_text(text)
+    embedder = FakeEmbedder()
+    build_index(corpus, tmp_path / "ix", embedder)
+    service = SearchService.open(Settings(index_dir=tmp_path / "ix"), embedder)
+    yield service
+    service.close()
+
+
+def test_duplicates_collapse_with_also_in(twin_service: SearchService) -> None:
+    hits = twin_service.search("interest rates unchanged", k=10)
+    texts = [h.text for h in hits]
+    assert len(texts) == len(set(texts)) == 3
+    assert hits[0].also_in == ("b.txt",) if hits[0].article_id == "a.txt" else ("a.txt",)
+
+
+def test_collapse_can_be_switched_off(twin_service: SearchService) -> None:
+    hits = twin_service.search("interest rates unchanged", k=10, collapse=False)
+    assert len(hits) == 5
+    assert all(h.also_in == () for h in hits)
