@@ -275,8 +275,9 @@ class IndexStore:
         self._vectors = vectors
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # _load_columns holds it while _db may take it again
         self._groups: np.ndarray | None = None
+        self._article_codes = np.zeros(0, dtype=np.int64)
         self._grouped: set[int] = set()
 
     @classmethod
@@ -349,19 +350,21 @@ class IndexStore:
         hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
         return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
 
-    def lexical_search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
+    def lexical_search(
+        self, terms: Sequence[str], k: int, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    ) -> list[tuple[int, float]]:
         """BM25 over title, heading and text: (chunk id, score), higher is better.
 
         Each term is quoted as an FTS5 string and the terms are joined with OR, so no user text
-        is ever read as FTS5 query syntax.
+        is ever read as FTS5 query syntax. `weights` scale the title, heading and text columns.
         """
         quoted = ['"' + term.replace('"', '""') + '"' for term in terms if term.strip()]
         if not quoted:
             return []
         rows = self._db().execute(
-            "SELECT rowid, bm25(chunks_fts) AS rank FROM chunks_fts WHERE chunks_fts MATCH ? "
-            "ORDER BY rank, rowid LIMIT ?",
-            (" OR ".join(quoted), k),
+            "SELECT rowid, bm25(chunks_fts, ?, ?, ?) AS rank FROM chunks_fts "
+            "WHERE chunks_fts MATCH ? ORDER BY rank, rowid LIMIT ?",
+            (*(float(w) for w in weights), " OR ".join(quoted), k),
         )
         # FTS5's bm25() is negated so that smaller sorts first; flip it back.
         return [(int(rowid), -float(rank)) for rowid, rank in rows]
@@ -381,15 +384,33 @@ class IndexStore:
             found.update((row[0], ChunkRecord(*row)) for row in rows)
         return found
 
+    def _load_columns(self) -> None:
+        with self._lock:
+            if self._groups is not None:
+                return
+            rows = self._db().execute(
+                "SELECT c.dup_group, a.rowid FROM chunks c JOIN articles a ON a.id = c.article_id "
+                "ORDER BY c.id"
+            )
+            pairs = np.array(list(rows), dtype=np.int64).reshape(-1, 2)
+            groups, self._article_codes = pairs[:, 0].copy(), pairs[:, 1].copy()
+            grouped = {int(i) for i in np.flatnonzero(groups != np.arange(len(groups)))}
+            self._grouped = grouped | {int(groups[i]) for i in grouped}
+            self._groups = groups
+
     @property
     def groups(self) -> np.ndarray:
         """The near-duplicate group of every chunk, indexed by chunk id (loaded once)."""
         if self._groups is None:
-            rows = self._db().execute("SELECT dup_group FROM chunks ORDER BY id")
-            self._groups = np.fromiter((g for (g,) in rows), dtype=np.int64)
-            self._grouped = set(np.flatnonzero(self._groups != np.arange(len(self._groups))))
-            self._grouped |= {int(g) for g in self._groups[list(self._grouped)]}
+            self._load_columns()
         return self._groups
+
+    @property
+    def article_codes(self) -> np.ndarray:
+        """An integer standing for each chunk's article, indexed by chunk id (loaded once)."""
+        if self._groups is None:
+            self._load_columns()
+        return self._article_codes
 
     def duplicates_of(self, chunk_id: int) -> list[tuple[int, str, int]]:
         """(chunk id, article id, paragraph) of the other passages in this chunk's group."""

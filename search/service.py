@@ -8,9 +8,9 @@ from typing import Any, get_args
 from index.embedding import Embedder, SentenceTransformerEmbedder
 from index.store import ArticleRecord, IndexStore
 from search.errors import InvalidQuery
-from search.fusion import fuse_rrf
+from search.fusion import boost_articles, fuse_rrf, fuse_zscore
 from search.settings import Mode, Settings
-from search.text import highlight_spans, mark, query_terms
+from search.text import highlight_spans, lexical_terms, mark
 
 __all__ = ["MAX_K", "MAX_QUERY_CHARS", "MODES", "Hit", "SearchService", "validate_query"]
 
@@ -68,9 +68,10 @@ def validate_query(query: str, k: int, mode: str) -> str:
 class SearchService:
     """Answers queries over one opened index with one embedder. Thread-safe for searching."""
 
-    def __init__(self, store: IndexStore, embedder: Embedder):
+    def __init__(self, store: IndexStore, embedder: Embedder, settings: Settings | None = None):
         self.store = store
         self.embedder = embedder
+        self.settings = settings or Settings()
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> SearchService:
@@ -89,7 +90,7 @@ class SearchService:
         except BaseException:
             store.close()
             raise
-        return cls(store, embedder)
+        return cls(store, embedder, settings)
 
     def search(
         self,
@@ -152,9 +153,13 @@ class SearchService:
         if mode in ("hybrid", "dense"):
             dense = self.store.dense_search(self.embedder.embed_query(query), depth)
         if mode in ("hybrid", "lexical"):
-            lexical = self.store.lexical_search(query_terms(query), depth)
+            lexical = self.store.lexical_search(lexical_terms(query), depth)
         if mode == "hybrid":
-            ranked = fuse_rrf([[i for i, _ in dense], [i for i, _ in lexical]])
+            if self.settings.fusion == "rrf":
+                ranked = fuse_rrf([[i for i, _ in dense], [i for i, _ in lexical]])
+            else:
+                ranked = fuse_zscore(dense, lexical, self.settings.dense_weight)
+            ranked = boost_articles(ranked, self.store.article_codes, self.settings.article_weight)
         else:
             ranked = dense or lexical
         return ranked, dense, lexical

@@ -9,10 +9,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.embedding import DEFAULT_MODEL
+from search.fusion import ARTICLE_WEIGHT, DENSE_WEIGHT
 
-__all__ = ["Mode", "Settings"]
+__all__ = ["Fusion", "Mode", "Settings"]
 
 Mode = Literal["hybrid", "dense", "lexical"]
+Fusion = Literal["zscore", "rrf"]
 
 
 class Settings(BaseSettings):
@@ -28,3 +30,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="address `semsearch serve` binds")
     port: int = Field(8000, ge=1, le=65535, description="port `semsearch serve` binds")
     default_mode: Mode = Field("hybrid", description="mode used when a query names none")
+    fusion: Fusion = Field("zscore", description="how hybrid mode combines the two legs")
+    dense_weight: float = Field(DENSE_WEIGHT, ge=0, le=1, description="dense share in zscore")
+    article_weight: float = Field(
+        ARTICLE_WEIGHT, ge=0, le=10, description="weight of the article's best score in hybrid"
+    )

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import snowballstemmer
 
-__all__ = ["highlight_spans", "mark", "query_terms"]
+__all__ = ["highlight_spans", "lexical_terms", "mark", "query_terms"]
 
 # Runs of letters and digits, as SQLite's unicode61 tokenizer cuts them.
 _TOKEN = re.compile(r"[^\W_]+")
@@ -40,6 +40,16 @@ def _stemmer() -> snowballstemmer.stemmer:
 def query_terms(query: str) -> list[str]:
     """The distinct tokens of a query, case-folded, in order: what the lexical leg searches for."""
     return list(dict.fromkeys(_fold(token) for token in _TOKEN.findall(query)))
+
+
+def lexical_terms(query: str) -> list[str]:
+    """The query terms the lexical leg searches for: stopwords left out unless nothing else is left.
+
+    Measured on scifact-dev and bbc-dev, dropping them helps BM25 on question-style queries a
+    little, and it keeps OR-queries from matching nearly every passage.
+    """
+    terms = query_terms(query)
+    return [term for term in terms if term not in _STOPWORDS] or terms
 
 
 def _stems(terms: Sequence[str]) -> set[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.fusion import fuse_rrf
+from search.fusion import boost_articles, fuse_rrf, fuse_zscore
 
 
 def test_items_in_both_lists_win() -> None:
@@ -25,3 +25,35 @@ def test_ties_break_by_best_rank_then_id() -> None:
 
 def test_empty_lists() -> None:
     assert fuse_rrf([[], []]) == []
+
+
+def test_zscore_standardises_each_leg() -> None:
+    # dense scores 0.9/0.5/0.1 and BM25 30/20/10 both standardise to +1.22/0/-1.22.
+    fused = dict(fuse_zscore([(1, 0.9), (2, 0.5), (3, 0.1)], [(3, 30.0), (2, 20.0), (1, 10.0)]))
+    assert fused[1] == pytest.approx(0.0) and fused[3] == pytest.approx(0.0)
+    assert fused[2] == pytest.approx(0.0)
+
+
+def test_zscore_weight_and_missing_ids() -> None:
+    dense, lexical = [(1, 0.9), (2, 0.1)], [(3, 5.0), (1, 1.0)]
+    fused = fuse_zscore(dense, lexical, dense_weight=0.5)
+    # id 2 is missing from the lexical leg and gets its floor (-1), id 3 the dense floor (-1).
+    assert dict(fused) == pytest.approx({1: 0.0, 2: -1.0, 3: 0.0})
+    assert [i for i, _ in fused] == [1, 3, 2]  # ties go to the smaller id
+    assert [i for i, _ in fuse_zscore(dense, lexical, dense_weight=1.0)] == [1, 2, 3]
+
+
+def test_zscore_with_one_leg_empty() -> None:
+    assert [i for i, _ in fuse_zscore([(4, 0.3), (5, 0.2)], [])] == [4, 5]
+    assert fuse_zscore([], []) == []
+
+
+def test_zscore_constant_scores_do_not_divide_by_zero() -> None:
+    assert dict(fuse_zscore([(1, 0.5), (2, 0.5)], [])) == {1: 0.0, 2: 0.0}
+
+
+def test_article_boost_groups_an_articles_paragraphs() -> None:
+    scored = [(10, 3.0), (20, 2.0), (11, 1.0)]
+    article_of = {10: 1, 11: 1, 20: 2}
+    assert [i for i, _ in boost_articles(scored, article_of, weight=1.0)] == [10, 11, 20]
+    assert boost_articles(scored, article_of, weight=0.0) == scored

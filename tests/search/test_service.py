@@ -40,9 +40,16 @@ def test_hit_fields(service: SearchService) -> None:
 def test_hybrid_hits_explain_both_legs(service: SearchService) -> None:
     hit = service.search("Kharkiv regional head", k=1)[0]
     assert hit.dense_rank is not None and hit.lexical_rank is not None
-    assert hit.score == pytest.approx(
-        1 / (60 + hit.dense_rank) + 1 / (60 + hit.lexical_rank), abs=1e-6
-    )
+    assert hit.dense_score is not None and hit.lexical_score is not None
+
+
+def test_rrf_fusion_is_configurable(fake_index: Path, fake_embedder: FakeEmbedder) -> None:
+    settings = Settings(index_dir=fake_index, fusion="rrf", article_weight=0)
+    service = SearchService.open(settings, fake_embedder)
+    hit = service.search("Kharkiv regional head", k=1)[0]
+    service.close()
+    expected = 1 / (60 + hit.dense_rank) + 1 / (60 + hit.lexical_rank)
+    assert hit.score == pytest.approx(expected, abs=1e-6)
 
 
 def test_results_are_deterministic(service: SearchService) -> None:
