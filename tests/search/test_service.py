@@ -117,3 +117,31 @@ def test_collapse_can_be_switched_off(twin_service: SearchService) -> None:
     hits = twin_service.search("interest rates unchanged", k=10, collapse=False)
     assert len(hits) == 5
     assert all(h.also_in == () for h in hits)
+
+
+HOSTILE = [
+    '"',
+    '""quoted""',
+    "*",
+    "power*",
+    "NEAR(power outages)",
+    "AND",
+    "power AND OR NOT outages",
+    "(power) (outages",
+    "title:power",
+    "'; DROP TABLE chunks; --",
+    "the of and to",
+    "?!.,;:-",
+    "😀🔥 power ⚡",
+    "مرحبا שלום",
+    "e\u0301e\u0301 combining",
+    "x" * 1000,
+]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+@pytest.mark.parametrize("query", HOSTILE)
+def test_hostile_queries_never_raise(service: SearchService, query: str, mode: str) -> None:
+    hits = service.search(query, k=5, mode=mode)
+    assert len(hits) <= 5
+    assert all(hit.article_id == "000_9d59a1cdc1672ff3.txt" for hit in hits)
