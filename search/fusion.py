@@ -28,13 +28,15 @@ def fuse_rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[in
     scores: dict[int, float] = {}
     best: dict[int, int] = {}
     for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
+        for rank, item in enumerate(dict.fromkeys(ranking), start=1):  # a repeat counts once
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
             best[item] = min(best.get(item, rank), rank)
     return sorted(scores.items(), key=lambda pair: (-pair[1], best[pair[0]], pair[0]))
 
 
 def _zscores(scored: Sequence[tuple[int, float]]) -> dict[int, float]:
+    seen: set[int] = set()
+    scored = [(i, s) for i, s in scored if not (i in seen or seen.add(i))]  # first one counts
     if not scored:
         return {}
     values = np.array([score for _, score in scored], dtype=np.float64)

@@ -57,3 +57,10 @@ def test_article_boost_groups_an_articles_paragraphs() -> None:
     article_of = {10: 1, 11: 1, 20: 2}
     assert [i for i, _ in boost_articles(scored, article_of, weight=1.0)] == [10, 11, 20]
     assert boost_articles(scored, article_of, weight=0.0) == scored
+
+
+def test_repeated_ids_count_once() -> None:
+    assert dict(fuse_rrf([[1, 1, 2]]))[1] == pytest.approx(1 / 61)
+    assert dict(fuse_rrf([[1, 1, 2]]))[2] == pytest.approx(1 / 62)
+    fused = fuse_zscore([(1, 0.9), (1, 0.1), (2, 0.5)], [], dense_weight=1.0)
+    assert dict(fused) == pytest.approx({1: 1.0, 2: -1.0})
