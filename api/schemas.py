@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from search.service import MAX_K, MAX_QUERY_CHARS
+from search.errors import InvalidQuery
+from search.service import MAX_K, MAX_QUERY_CHARS, check_query_text
 
 __all__ = [
     "ArticleResponse",
@@ -23,14 +24,10 @@ ModeName = Literal["hybrid", "dense", "lexical"]
 
 
 def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("the query is empty: give some words to search for")
-    if "\x00" in value:
-        raise ValueError("the query contains a NUL character")
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("the query is not valid Unicode (it holds a lone surrogate)") from None
+        check_query_text(value)
+    except InvalidQuery as error:  # pydantic reports ValueErrors as 422 details
+        raise ValueError(str(error)) from None
     return value
 
 

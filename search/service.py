@@ -12,7 +12,15 @@ from search.fusion import boost_articles, fuse_rrf, fuse_zscore
 from search.settings import Mode, Settings
 from search.text import highlight_spans, lexical_terms, mark
 
-__all__ = ["MAX_K", "MAX_QUERY_CHARS", "MODES", "Hit", "SearchService", "validate_query"]
+__all__ = [
+    "MAX_K",
+    "MAX_QUERY_CHARS",
+    "MODES",
+    "Hit",
+    "SearchService",
+    "check_query_text",
+    "validate_query",
+]
 
 MODES: tuple[str, ...] = get_args(Mode)
 MAX_QUERY_CHARS = 1000
@@ -46,8 +54,8 @@ class Hit:
     also_in: tuple[str, ...] = ()
 
 
-def validate_query(query: str, k: int, mode: str) -> str:
-    """Check a query before searching; returns it stripped. Raises InvalidQuery with the reason."""
+def check_query_text(query: str) -> None:
+    """Raise InvalidQuery unless `query` is searchable text (not blank, not too long, clean)."""
     if not isinstance(query, str) or not query.strip():
         raise InvalidQuery("the query is empty: give some words to search for")
     if len(query) > MAX_QUERY_CHARS:
@@ -58,6 +66,11 @@ def validate_query(query: str, k: int, mode: str) -> str:
         query.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidQuery("the query is not valid Unicode (it holds a lone surrogate)") from None
+
+
+def validate_query(query: str, k: int, mode: str) -> str:
+    """Check a query before searching; returns it stripped. Raises InvalidQuery with the reason."""
+    check_query_text(query)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise InvalidQuery(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
     if mode not in MODES:
