@@ -20,6 +20,7 @@ from index.embedding import Embedder
 from index.errors import CorpusError
 from index.store import (
     EmbeddingCache,
+    VectorIndexSpec,
     new_generation_dir,
     publish_generation,
     remove_old_generations,
@@ -27,7 +28,7 @@ from index.store import (
     write_generation,
 )
 
-__all__ = ["BuildReport", "build_from_articles", "build_index"]
+__all__ = ["BuildReport", "build_from_articles", "build_index", "now_iso"]
 
 # Texts handed to the embedder per call: large enough for sentence-transformers to sort by length
 # and batch well, small enough for the progress bar to move.
@@ -53,6 +54,11 @@ class BuildReport:
     removed_generations: list[str] = field(default_factory=list)
 
 
+def now_iso() -> str:
+    """The current UTC time as recorded in manifests."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def _semsearch_version() -> str:
     try:
         return version("semsearch")
@@ -67,6 +73,7 @@ def build_index(
     *,
     warn: Callable[[str], None] | None = None,
     progress: Progress | None = None,
+    vector_index: VectorIndexSpec | None = None,
 ) -> BuildReport:
     """Index every article under `seeds_dir` into a new generation of `index_dir`.
 
@@ -79,6 +86,7 @@ def build_index(
         embedder: turns embed texts into normalised vectors.
         warn: called with one line per skipped or oddly encoded file.
         progress: called with (passages embedded so far, passages to embed).
+        vector_index: which FAISS index to build (exact up to a size, HNSW beyond by default).
 
     Raises:
         CorpusError: the folder is missing or holds no readable article.
@@ -98,7 +106,12 @@ def build_index(
             "paragraphs separated by blank lines) or pass --seeds DIR"
         )
     report = build_from_articles(
-        articles, index_dir, embedder, source=str(seeds_dir.resolve()), progress=progress
+        articles,
+        index_dir,
+        embedder,
+        source=str(seeds_dir.resolve()),
+        progress=progress,
+        vector_index=vector_index,
     )
     report.warnings = warnings
     report.skipped = [w for w in warnings if ": skipped," in w]
@@ -114,6 +127,7 @@ def build_from_articles(
     source: str,
     progress: Progress | None = None,
     extra_manifest: dict[str, Any] | None = None,
+    vector_index: VectorIndexSpec | None = None,
 ) -> BuildReport:
     """Chunk, embed and publish already-read articles as a new generation of `index_dir`.
 
@@ -124,6 +138,7 @@ def build_from_articles(
         source: where the articles came from, recorded in the manifest.
         progress: called with (passages embedded so far, passages to embed).
         extra_manifest: more facts to record in the manifest (such as a corpus fingerprint).
+        vector_index: which FAISS index to build.
     """
     started = time.perf_counter()
     chunks: list[Chunk] = []
@@ -144,10 +159,10 @@ def build_from_articles(
             "model": {"id": embedder.model_id, "dimension": embedder.dimension, "normalized": True,
                       "max_tokens": embedder.max_tokens},
             "source": source,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": now_iso(),
             "semsearch_version": _semsearch_version(),
         }  # fmt: skip
-        write_generation(folder, articles, chunks, vectors, manifest, groups)
+        write_generation(folder, articles, chunks, vectors, manifest, groups, vector_index)
         publish_generation(index_dir, name, folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

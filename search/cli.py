@@ -105,15 +105,36 @@ def index_command(
     ] = None,
     index_dir: IndexOption = None,
     model: ModelOption = None,
+    reindex_vectors: Annotated[
+        bool,
+        typer.Option(
+            "--reindex-vectors",
+            help="rebuild only the FAISS index from the stored vectors (after changing "
+            "SEMSEARCH_FAISS_INDEX or HNSW settings); nothing is re-read or re-embedded",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors")] = False,
 ) -> None:
     """Build (or rebuild) the index from a folder of articles."""
     from index.articles import find_article_files
-    from index.builder import build_index
+    from index.builder import build_index, now_iso
     from index.embedding import SentenceTransformerEmbedder
+    from index.store import reindex_vectors as rebuild_vector_index
+    from search.settings import vector_index_spec
 
     with _errors():
         settings = _settings(seeds_dir=seeds, index_dir=index_dir, model=model)
+        if reindex_vectors:
+            spec = vector_index_spec(settings)
+            manifest = rebuild_vector_index(settings.index_dir, spec, now_iso())
+            if not quiet:
+                out.print(
+                    f"Rebuilt the {manifest['faiss']['type']} vector index of "
+                    f"{_plural(manifest['counts']['passages'], 'passage')} from stored vectors: "
+                    f"{settings.index_dir / manifest['generation']}",
+                    markup=False,
+                )
+            return
         find_article_files(settings.seeds_dir)  # a missing folder fails before the model loads
         embedder = SentenceTransformerEmbedder(settings.model, settings.device, settings.batch_size)
         _with_status(f"loading model {settings.model}", embedder.load, quiet)
@@ -131,6 +152,7 @@ def index_command(
                 embedder,
                 warn=warn,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                vector_index=vector_index_spec(settings),
             )
         if not quiet:
             out.print(
@@ -323,7 +345,10 @@ def info_command(
         "duplicates": manifest["counts"]["duplicate_passages"],
         "model": manifest["model"]["id"],
         "dimension": manifest["model"]["dimension"],
-        "faiss": manifest["faiss"]["type"],
+        "faiss": " ".join(
+            [manifest["faiss"]["type"]]
+            + [f"{k}={v}" for k, v in manifest["faiss"].items() if k not in ("type", "metric")]
+        ),
         "source": manifest["source"],
         "built_at": manifest["created_at"],
         "semsearch": manifest["semsearch_version"],

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, get_args
+
+import numpy as np
 
 from index.embedding import Embedder, SentenceTransformerEmbedder
 from index.store import ArticleRecord, IndexStore
@@ -85,6 +88,13 @@ class SearchService:
         self.store = store
         self.embedder = embedder
         self.settings = settings or Settings()
+        # Repeated queries (paging, a popular search) skip the model; vectors are read-only.
+        self._embed_query = lru_cache(maxsize=self.settings.query_cache_size)(self._embed)
+
+    def _embed(self, query: str) -> np.ndarray:
+        vector = self.embedder.embed_query(query)
+        vector.setflags(write=False)
+        return vector
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> SearchService:
@@ -164,7 +174,7 @@ class SearchService:
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         if mode in ("hybrid", "dense"):
-            dense = self.store.dense_search(self.embedder.embed_query(query), depth)
+            dense = self.store.dense_search(self._embed_query(query), depth)
         if mode in ("hybrid", "lexical"):
             lexical = self.store.lexical_search(lexical_terms(query), depth)
         if mode == "hybrid":

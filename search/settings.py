@@ -9,9 +9,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.embedding import DEFAULT_MODEL
+from index.store import VectorIndexSpec
 from search.fusion import ARTICLE_WEIGHT, DENSE_WEIGHT
 
-__all__ = ["Fusion", "Mode", "Settings"]
+__all__ = ["Fusion", "Mode", "Settings", "vector_index_spec"]
 
 Mode = Literal["hybrid", "dense", "lexical"]
 Fusion = Literal["zscore", "rrf"]
@@ -29,9 +30,26 @@ class Settings(BaseSettings):
     batch_size: int = Field(64, ge=1, le=4096, description="texts per forward pass")
     host: str = Field("127.0.0.1", description="address `semsearch serve` binds")
     port: int = Field(8000, ge=1, le=65535, description="port `semsearch serve` binds")
+    faiss_index: Literal["auto", "flat", "hnsw"] = Field(
+        "auto", description="FAISS index: exact up to faiss_flat_max passages, HNSW beyond"
+    )
+    faiss_flat_max: int = Field(200_000, ge=0, description="largest index searched exactly")
+    hnsw_m: int = Field(32, ge=4, le=256, description="HNSW links per node")
+    hnsw_ef_search: int = Field(128, ge=1, le=4096, description="HNSW search breadth")
+    query_cache_size: int = Field(1024, ge=0, description="query embeddings kept in memory")
     default_mode: Mode = Field("hybrid", description="mode used when a query names none")
     fusion: Fusion = Field("zscore", description="how hybrid mode combines the two legs")
     dense_weight: float = Field(DENSE_WEIGHT, ge=0, le=1, description="dense share in zscore")
     article_weight: float = Field(
         ARTICLE_WEIGHT, ge=0, le=10, description="weight of the article's best score in hybrid"
+    )
+
+
+def vector_index_spec(settings: Settings) -> VectorIndexSpec:
+    """The FAISS index choice named by the settings."""
+    return VectorIndexSpec(
+        kind=settings.faiss_index,
+        flat_max=settings.faiss_flat_max,
+        hnsw_m=settings.hnsw_m,
+        ef_search=settings.hnsw_ef_search,
     )

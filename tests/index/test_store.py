@@ -11,7 +11,7 @@ import pytest
 
 from index.builder import build_index
 from index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
-from index.store import IndexStore
+from index.store import IndexStore, VectorIndexSpec, _build_vector_index, reindex_vectors
 from tests.conftest import SEEDS, FakeEmbedder
 
 
@@ -26,7 +26,8 @@ def test_build_publishes_a_generation_with_manifest(fake_index: Path) -> None:
         "max_tokens": 254,
     }
     assert manifest["counts"] == {"articles": 1, "passages": 18, "duplicate_passages": 0}
-    assert set(manifest["files"]) == {"store.sqlite", "vectors.faiss"}
+    assert set(manifest["files"]) == {"store.sqlite", "vectors.faiss", "vectors.npy"}
+    assert manifest["faiss"] == {"type": "flat", "metric": "inner_product"}
 
 
 def test_reopening_gives_identical_results(fake_index: Path, fake_embedder: FakeEmbedder) -> None:
@@ -126,3 +127,39 @@ def test_build_keeps_two_generations(tmp_path: Path, fake_embedder: FakeEmbedder
     assert report.generation == "gen-3"
     assert report.removed_generations == ["gen-1"]
     assert sorted(p.name for p in tmp_path.glob("gen-*")) == ["gen-2", "gen-3"]
+
+
+def test_hnsw_above_the_flat_limit_recalls_the_exact_neighbours(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(20, 32)).astype(np.float32)
+    vectors = centres[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, 32))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    queries = vectors[rng.choice(3000, 50, replace=False)] + 0.05 * rng.normal(size=(50, 32))
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    for kind in ("flat", "hnsw"):
+        layout = VectorIndexSpec(kind=kind).resolve(len(vectors))
+        faiss_index = _build_vector_index(vectors, layout)
+        _, found = faiss_index.search(queries.astype(np.float32), 10)
+        recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact, strict=True)])
+        assert recall >= (1.0 if kind == "flat" else 0.95), kind
+
+
+def test_spec_chooses_by_size() -> None:
+    spec = VectorIndexSpec(flat_max=100)
+    assert spec.resolve(100) == {"type": "flat"}
+    assert spec.resolve(101)["type"] == "hnsw"
+    assert VectorIndexSpec(kind="flat", flat_max=1).resolve(10**6) == {"type": "flat"}
+
+
+def test_reindex_vectors_switches_type_without_embedding(fake_index: Path) -> None:
+    before = IndexStore.open(fake_index)
+    query = FakeEmbedder().embed_query("drone attacks in Kharkiv")
+    expected = [i for i, _ in before.dense_search(query, 5)]
+    before.close()
+    manifest = reindex_vectors(fake_index, VectorIndexSpec(kind="hnsw"), "2026-01-01T00:00:00")
+    assert (manifest["generation"], manifest["faiss"]["type"]) == ("gen-2", "hnsw")
+    assert manifest["vectors_from"] == "gen-1"
+    after = IndexStore.open(fake_index)
+    assert [i for i, _ in after.dense_search(query, 5)] == expected  # 18 vectors: HNSW is exact
+    assert after.manifest["counts"] == before.manifest["counts"]
+    after.close()
