@@ -13,7 +13,10 @@ Q ?= power outages
 SHARED ?= ../shared
 EVAL_SETS ?= $(SHARED)/data/scifact-dev $(SHARED)/data/bbc-dev
 
-.PHONY: help install run index serve search info eval test lint format clean
+BENCH_CORPUS ?= $(if $(wildcard $(SHARED)/data/bbc),$(SHARED)/data/bbc,seeds)
+BENCH_SIZES ?= 100000,1000000
+
+.PHONY: help install run index serve search info eval bench test lint format clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -51,6 +54,9 @@ eval: $(STAMP) ## measure search quality on the BEIR dev sets in ../shared/data
 	  if [ -d "$$set" ]; then $(BIN)/semsearch eval "$$set" --index "var/eval/$$(basename $$set)" || exit 1; \
 	  else echo "skipping $$set: not found (set SHARED=path/to/shared)"; fi; \
 	done
+
+bench: $(STAMP) ## benchmark build, rebuild, HTTP queries and vector search (figures in var/bench.json)
+	$(BIN)/semsearch bench --corpus "$(BENCH_CORPUS)" --vector-sizes "$(BENCH_SIZES)" --json var/bench.json
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest

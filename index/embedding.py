@@ -88,6 +88,9 @@ class SentenceTransformerEmbedder:
         self._batch_size = batch_size
         self._model: Any = None
         self._lock = threading.Lock()
+        # Hugging Face fast tokenizers fail ("Already borrowed") when two threads use one at
+        # once, as a threaded server's requests do; torch already uses every core per call.
+        self._use = threading.Lock()
 
     def _loaded(self) -> Any:
         if self._model is None:
@@ -136,19 +139,22 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         tokenizer = self._loaded().tokenizer
-        encoded = tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)
+        with self._use:
+            encoded = tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)
         return len(encoded["input_ids"])
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._loaded().encode(
-            list(texts),
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        model = self._loaded()
+        with self._use:
+            vectors = model.encode(
+                list(texts),
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:

@@ -36,11 +36,13 @@ __all__ = [
     "EmbeddingCache",
     "IndexStore",
     "VectorIndexSpec",
+    "build_vector_index",
     "new_generation_dir",
     "publish_generation",
     "reindex_vectors",
     "remove_old_generations",
     "text_hash",
+    "vector_index_bytes",
     "write_generation",
 ]
 
@@ -260,7 +262,7 @@ def _finish_generation(
     counts: dict[str, int],
 ) -> dict[str, Any]:
     """Write the FAISS index, fsync every file, and write the manifest with their checksums."""
-    faiss.write_index(_build_vector_index(vectors, layout), str(folder / VECTORS))
+    faiss.write_index(build_vector_index(vectors, layout), str(folder / VECTORS))
     files = {}
     for name in (STORE, VECTORS, VECTORS_NPY):
         _fsync_file(folder / name)
@@ -277,7 +279,8 @@ def _finish_generation(
     return written
 
 
-def _build_vector_index(vectors: np.ndarray, layout: dict[str, Any]) -> Any:
+def build_vector_index(vectors: np.ndarray, layout: dict[str, Any]) -> Any:
+    """A FAISS index (ids = row numbers) of the layout `VectorIndexSpec.resolve` returned."""
     dimension = vectors.shape[1]
     if layout["type"] == "hnsw":
         inner = faiss.IndexHNSWFlat(dimension, layout["m"], faiss.METRIC_INNER_PRODUCT)
@@ -290,6 +293,11 @@ def _build_vector_index(vectors: np.ndarray, layout: dict[str, Any]) -> Any:
         ids = np.arange(len(vectors), dtype=np.int64)
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
     return index
+
+
+def vector_index_bytes(index: Any) -> int:
+    """How many bytes a FAISS index takes serialised: about what it holds in memory."""
+    return int(faiss.serialize_index(index).nbytes)
 
 
 def reindex_vectors(index_dir: Path, spec: VectorIndexSpec, created_at: str) -> dict[str, Any]:

@@ -324,6 +324,41 @@ def _progress_bar() -> Progress:
     )
 
 
+@app.command("bench")
+def bench_command(
+    corpus: Annotated[
+        Path, typer.Option("--corpus", help="folder of articles to build and query")
+    ] = Path("seeds"),
+    vector_sizes: Annotated[
+        str, typer.Option("--vector-sizes", help="synthetic passage counts, comma-separated")
+    ] = "100000",
+    queries: Annotated[int, typer.Option("--queries", min=10, help="distinct queries")] = 200,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="also write the figures to this file")
+    ] = None,
+    model: ModelOption = None,
+) -> None:
+    """Benchmark building, rebuilding, serving queries and vector search; print the figures."""
+    from search.bench import format_bench, run_bench
+
+    with _errors():
+        settings = _settings(model=model)
+        try:
+            sizes = [int(size) for size in vector_sizes.split(",") if size.strip()]
+        except ValueError:
+            raise SemsearchError(
+                f"--vector-sizes takes whole numbers, got {vector_sizes!r}"
+            ) from None
+        figures = run_bench(
+            corpus, settings.model, sizes, queries, lambda line: err.print(line, markup=False)
+        )
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        json_file.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    for line in format_bench(figures):
+        out.print(line, markup=False)
+
+
 @app.command("info")
 def info_command(
     index_dir: IndexOption = None,
@@ -364,3 +399,7 @@ def info_command(
 def main() -> None:
     """Entry point of the `semsearch` console script."""
     app(prog_name="semsearch")
+
+
+if __name__ == "__main__":
+    main()

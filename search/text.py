@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 import unicodedata
 from collections.abc import Sequence
-from functools import lru_cache
 
 import snowballstemmer
 
@@ -31,10 +31,16 @@ def _fold(token: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-@lru_cache(maxsize=1)
+_local = threading.local()
+
+
 def _stemmer() -> snowballstemmer.stemmer:
-    # The original Porter algorithm, as FTS5's porter tokenizer uses.
-    return snowballstemmer.stemmer("porter")
+    # The original Porter algorithm, as FTS5's porter tokenizer uses. A stemmer keeps state
+    # while it works, so each thread of the server gets its own.
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = snowballstemmer.stemmer("porter")
+    return stemmer
 
 
 def query_terms(query: str) -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 
 from index.builder import build_index
 from index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
-from index.store import IndexStore, VectorIndexSpec, _build_vector_index, reindex_vectors
+from index.store import IndexStore, VectorIndexSpec, build_vector_index, reindex_vectors
 from tests.conftest import SEEDS, FakeEmbedder
 
 
@@ -138,7 +138,7 @@ def test_hnsw_above_the_flat_limit_recalls_the_exact_neighbours(tmp_path: Path) 
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     for kind in ("flat", "hnsw"):
         layout = VectorIndexSpec(kind=kind).resolve(len(vectors))
-        faiss_index = _build_vector_index(vectors, layout)
+        faiss_index = build_vector_index(vectors, layout)
         _, found = faiss_index.search(queries.astype(np.float32), 10)
         recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact, strict=True)])
         assert recall >= (1.0 if kind == "flat" else 0.95), kind

@@ -37,3 +37,18 @@ def test_only_stopwords_still_highlight() -> None:
 
 def test_mark_escapes_html() -> None:
     assert mark("<b> & power", [(6, 11)]) == "&lt;b&gt; &amp; <mark>power</mark>"
+
+
+def test_highlighting_is_safe_across_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    text = "Negotiators negotiated relentlessly while generalisations proliferated. " * 20
+    expected = highlight_spans(text, "negotiations generalisation proliferating")
+    with ThreadPoolExecutor(8) as pool:
+        results = list(
+            pool.map(
+                lambda _: highlight_spans(text, "negotiations generalisation proliferating"),
+                range(200),
+            )
+        )
+    assert all(result == expected for result in results)

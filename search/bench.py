@@ -1,0 +1,283 @@
+"""`semsearch bench`: build, rebuild, query-latency and vector-search figures on one machine."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.articles import read_corpus
+from index.builder import build_index
+from index.chunking import chunk_article
+from index.embedding import SentenceTransformerEmbedder, resolve_model
+from index.store import IndexStore, VectorIndexSpec, build_vector_index, vector_index_bytes
+
+__all__ = ["format_bench", "run_bench"]
+
+Say = Callable[[str], None]
+MODES = ("hybrid", "dense", "lexical")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99)}
+
+
+def _bench_build(corpus: Path, work: Path, model: str, say: Say) -> dict[str, Any]:
+    embedder = SentenceTransformerEmbedder(model).load()
+    seeds = work / "corpus"
+    shutil.copytree(corpus, seeds, symlinks=True)
+    index_dir = work / "index"
+    started = time.perf_counter()
+    cold = build_index(seeds, index_dir, embedder)
+    cold_seconds = time.perf_counter() - started
+    say(f"cold build: {cold.passages} passages in {cold_seconds:.1f} s")
+    # The naive path on the same embed texts: sentence-transformers' defaults (torch, batch 32).
+    from sentence_transformers import SentenceTransformer
+
+    texts = [
+        chunk.embed_text
+        for article in read_corpus(seeds, lambda _: None)
+        for chunk in chunk_article(
+            article, count_tokens=embedder.count_tokens, token_limit=embedder.max_tokens
+        )
+    ]
+    naive = SentenceTransformer(resolve_model(model)[1], device="cpu")
+    started = time.perf_counter()
+    naive.encode(texts, batch_size=32)
+    naive_seconds = time.perf_counter() - started
+    say(f"naive encode: {len(texts)} passages in {naive_seconds:.1f} s")
+    unchanged = build_index(seeds, index_dir, embedder)
+    articles = sorted(seeds.rglob("*.txt"))
+    edited = articles[::100][: max(1, len(articles) // 100)]
+    for path in edited:  # 1% of the articles get one new sentence in their first paragraph
+        text = path.read_text(encoding="utf-8", errors="replace")
+        title, _, body = text.partition("\n\n")
+        path.write_text(f"{title}\n\nThis story was updated for the benchmark. {body}")
+    changed = build_index(seeds, index_dir, embedder)
+    return {
+        "corpus": str(corpus),
+        "articles": cold.articles,
+        "passages": cold.passages,
+        "cold_seconds": round(cold_seconds, 2),
+        "cold_passages_per_s": round(cold.passages / cold_seconds, 1),
+        "naive_passages_per_s": round(len(texts) / naive_seconds, 1),
+        "ratio_ours_naive": round(naive_seconds / cold_seconds, 2),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "rebuild_unchanged_seconds": round(unchanged.seconds, 2),
+        "rebuild_unchanged_embedded": unchanged.embedded,
+        "rebuild_1pct_articles": len(edited),
+        "rebuild_1pct_seconds": round(changed.seconds, 2),
+        "rebuild_1pct_embedded": changed.embedded,
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _queries(index_dir: Path, count: int) -> list[str]:
+    """A fixed set of different queries: the first words of passages spread over the index."""
+    store = IndexStore.open(index_dir)
+    texts = [text for _, _, text in store.passage_locations()]
+    store.close()
+    step = max(1, len(texts) // count)
+    return [" ".join(text.split()[:8]) for text in texts[::step][:count]]
+
+
+def _bench_server(index_dir: Path, model: str, queries: list[str], say: Say) -> dict[str, Any]:
+    import httpx
+
+    port = _free_port()
+    command = [str(Path(sys.executable).parent / "semsearch"), "serve", "--port", str(port)]
+    env = {
+        **os.environ,
+        "SEMSEARCH_INDEX_DIR": str(index_dir),
+        "SEMSEARCH_MODEL": model,
+        "SEMSEARCH_QUERY_CACHE_SIZE": "0",  # each mode sees the same queries: measure the model
+    }
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).json().get("index") == "loaded":
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the benchmark server did not start")
+            time.sleep(0.3)
+        results: dict[str, Any] = {}
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for query in queries[:20]:  # warm up: model, caches, connections
+                client.get("/search", params={"q": query + " warm", "k": 10})
+        for mode in MODES:
+            for clients in (1, 8):
+                results[f"{mode}_{clients}"] = _load(base, queries, mode, clients)
+                say(f"{mode}, {clients} client(s): {results[f'{mode}_{clients}']}")
+        results["server_rss_mb"] = round(_rss_mb(server.pid), 1)
+        return results
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _load(base: str, queries: list[str], mode: str, clients: int) -> dict[str, float]:
+    import httpx
+
+    def worker(part: list[str]) -> list[float]:
+        latencies = []
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for query in part:
+                started = time.perf_counter()
+                response = client.get("/search", params={"q": query, "k": 10, "mode": mode})
+                response.raise_for_status()
+                latencies.append((time.perf_counter() - started) * 1000)
+        return latencies
+
+    parts = [queries[i::clients] for i in range(clients)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = [ms for part in pool.map(worker, parts) for ms in part]
+    elapsed = time.perf_counter() - started
+    figures = {k: round(v, 2) for k, v in _percentiles(latencies).items()}
+    return {**figures, "qps": round(len(latencies) / elapsed, 1)}
+
+
+def _synthetic(base: np.ndarray, count: int, clustered: bool, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    dimension = base.shape[1]
+    if clustered:  # a mixture around real passage vectors
+        centres = base[rng.integers(0, len(base), count)]
+        vectors = centres + rng.normal(scale=0.05, size=(count, dimension)).astype(np.float32)
+    else:
+        vectors = rng.normal(size=(count, dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32)
+
+
+def _bench_vectors(base: np.ndarray, sizes: list[int], say: Say) -> list[dict[str, Any]]:
+    rows = []
+    for size in sizes:
+        for clustered in (True, False):
+            vectors = _synthetic(base, size, clustered, seed=size)
+            queries = _synthetic(base, 200, clustered, seed=size + 1)
+            exact = None
+            for kind in ("flat", "hnsw"):
+                started = time.perf_counter()
+                index = build_vector_index(vectors, VectorIndexSpec(kind=kind).resolve(size))
+                build_seconds = time.perf_counter() - started
+                started = time.perf_counter()
+                for query in queries:
+                    index.search(query.reshape(1, -1), 10)
+                per_query_ms = (time.perf_counter() - started) * 1000 / len(queries)
+                _, found = index.search(queries, 10)
+                if exact is None:
+                    exact = found
+                recall = float(
+                    np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact, strict=True)])
+                )
+                row = {
+                    "passages": size,
+                    "data": "clustered" if clustered else "uniform",
+                    "index": kind,
+                    "build_seconds": round(build_seconds, 1),
+                    "ms_per_query": round(per_query_ms, 3),
+                    "recall@10": round(recall, 4),
+                    "index_mb": round(vector_index_bytes(index) / 2**20, 1),
+                }
+                rows.append(row)
+                say(f"vectors: {row}")
+                del index
+    return rows
+
+
+def run_bench(
+    corpus: Path, model: str, vector_sizes: list[int], query_count: int, say: Say
+) -> dict[str, Any]:
+    """Run every benchmark and return the figures; `say` reports progress."""
+    if not any(read_corpus(corpus, lambda _: None)):
+        raise ValueError(f"no readable article under {corpus}")
+    with tempfile.TemporaryDirectory(prefix="semsearch-bench-") as scratch:
+        work = Path(scratch)
+        build = _bench_build(corpus, work, model, say)
+        queries = _queries(work / "index", query_count)
+        server = _bench_server(work / "index", model, queries, say)
+        base = np.load(next((work / "index").glob("gen-*/vectors.npy")), allow_pickle=False)
+    vectors = _bench_vectors(base, vector_sizes, say)
+    return {
+        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+        "build": build,
+        "queries": {"count": len(queries), **server},
+        "vectors": vectors,
+    }
+
+
+def format_bench(figures: dict[str, Any]) -> list[str]:
+    """The figures as the lines of a readable report."""
+    build, queries = figures["build"], figures["queries"]
+    lines = [
+        f"machine: {figures['machine']['cores']} cores, Python {figures['machine']['python']}",
+        f"cold build: {build['articles']} articles, {build['passages']} passages, "
+        f"{build['cold_seconds']} s, {build['cold_passages_per_s']} passages/s, "
+        f"peak RSS {build['peak_rss_mb']} MB",
+        f"naive encode (torch, batch 32): {build['naive_passages_per_s']} passages/s; "
+        f"ours/naive {build['ratio_ours_naive']}x",
+        f"rebuild, no change: {build['rebuild_unchanged_seconds']} s, "
+        f"{build['rebuild_unchanged_embedded']} embedded",
+        f"rebuild, {build['rebuild_1pct_articles']} articles edited: "
+        f"{build['rebuild_1pct_seconds']} s, {build['rebuild_1pct_embedded']} embedded",
+        f"queries over HTTP ({queries['count']} distinct), "
+        f"server RSS {queries['server_rss_mb']} MB",
+        f"{'mode':<8}{'clients':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'q/s':>8}",
+    ]
+    for key, row in queries.items():
+        if isinstance(row, dict):
+            mode, clients = key.rsplit("_", 1)
+            lines.append(
+                f"{mode:<8}{clients:>8}{row['p50_ms']:>9}{row['p95_ms']:>9}"
+                f"{row['p99_ms']:>9}{row['qps']:>8}"
+            )
+    lines.append("vector search alone (200 queries; recall@10 against exact search):")
+    lines.append(
+        f"{'passages':>10} {'data':<10}{'index':<7}{'build s':>9}{'ms/query':>10}"
+        f"{'recall':>8}{'MB':>8}"
+    )
+    for row in figures["vectors"]:
+        lines.append(
+            f"{row['passages']:>10} {row['data']:<10}{row['index']:<7}{row['build_seconds']:>9}"
+            f"{row['ms_per_query']:>10}{row['recall@10']:>8}{row['index_mb']:>8}"
+        )
+    return lines

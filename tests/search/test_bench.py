@@ -1,0 +1,28 @@
+"""`semsearch bench` on the seed article with a small synthetic vector set: every figure present."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.bench import format_bench, run_bench
+from tests.conftest import SEEDS
+
+pytestmark = pytest.mark.model
+
+
+def test_bench_reports_every_figure() -> None:
+    lines: list[str] = []
+    figures = run_bench(SEEDS, "all-MiniLM-L6-v2", [2000], 10, lines.append)
+    build = figures["build"]
+    assert (build["articles"], build["passages"]) == (1, 18)
+    assert build["rebuild_unchanged_embedded"] == 0
+    assert build["rebuild_1pct_embedded"] == 1
+    for mode in ("hybrid", "dense", "lexical"):
+        for clients in (1, 8):
+            row = figures["queries"][f"{mode}_{clients}"]
+            assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] and row["qps"] > 0
+    assert figures["queries"]["server_rss_mb"] > 0
+    kinds = {(row["data"], row["index"]): row for row in figures["vectors"]}
+    assert kinds[("clustered", "flat")]["recall@10"] == 1.0
+    assert kinds[("clustered", "hnsw")]["recall@10"] >= 0.9
+    assert any(line.startswith("hybrid") for line in format_bench(figures))
