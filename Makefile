@@ -14,7 +14,7 @@ SHARED ?= ../shared
 EVAL_SETS ?= $(SHARED)/data/scifact-dev $(SHARED)/data/bbc-dev
 
 BENCH_CORPUS ?= $(if $(wildcard $(SHARED)/data/bbc),$(SHARED)/data/bbc,seeds)
-BENCH_SIZES ?= 100000,1000000
+BENCH_SIZES ?= 100000
 
 .PHONY: help install run index serve search info eval bench test lint format clean
 

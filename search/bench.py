@@ -81,6 +81,10 @@ def _bench_build(corpus: Path, work: Path, model: str, say: Say) -> dict[str, An
         title, _, body = text.partition("\n\n")
         path.write_text(f"{title}\n\nThis story was updated for the benchmark. {body}")
     changed = build_index(seeds, index_dir, embedder)
+    say(
+        f"rebuild: unchanged {unchanged.seconds:.1f} s ({unchanged.embedded} embedded), "
+        f"{len(edited)} articles edited {changed.seconds:.1f} s ({changed.embedded} embedded)"
+    )
     return {
         "corpus": str(corpus),
         "articles": cold.articles,
