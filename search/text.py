@@ -7,6 +7,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 
 import snowballstemmer
 
@@ -43,6 +44,12 @@ def _stemmer() -> snowballstemmer.stemmer:
     return stemmer
 
 
+@lru_cache(maxsize=200_000)
+def _stem(token: str) -> str:
+    """The Porter stem of a token, folded first; cached, since passages repeat their words."""
+    return _stemmer().stemWord(_fold(token))
+
+
 def query_terms(query: str) -> list[str]:
     """The distinct tokens of a query, case-folded, in order: what the lexical leg searches for."""
     return list(dict.fromkeys(_fold(token) for token in _TOKEN.findall(query)))
@@ -60,7 +67,7 @@ def lexical_terms(query: str) -> list[str]:
 
 def _stems(terms: Sequence[str]) -> set[str]:
     content = [term for term in terms if term not in _STOPWORDS] or list(terms)
-    return set(_stemmer().stemWords(content))
+    return {_stem(term) for term in content}
 
 
 def highlight_spans(text: str, query: str) -> list[tuple[int, int]]:
@@ -70,7 +77,7 @@ def highlight_spans(text: str, query: str) -> list[tuple[int, int]]:
         return []
     spans = []
     for match in _TOKEN.finditer(text):
-        if _stemmer().stemWord(_fold(match.group())) in wanted:
+        if _stem(match.group()) in wanted:
             spans.append((match.start(), match.end()))
     return spans
 
