@@ -90,15 +90,5 @@ def article(article_id: str, service: Service) -> ArticleResponse:
     return ArticleResponse(
         id=record.id,
         title=record.title,
-        paragraphs=[
-            PassageModel(
-                paragraph=p.paragraph,
-                part=p.part,
-                heading=p.heading,
-                text=p.text,
-                start=p.start,
-                end=p.end,
-            )
-            for p in record.passages
-        ],
+        paragraphs=[PassageModel.model_validate(p, from_attributes=True) for p in record.passages],
     )
