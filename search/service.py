@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 import numpy as np
 
@@ -31,6 +32,7 @@ MAX_K = 100
 # How deep each leg looks before fusion: fusion needs more than the k it returns, and a deep
 # list costs little (FAISS scans everything anyway; FTS5 ranks every match before LIMIT).
 FUSION_DEPTH = 300
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,21 @@ def validate_query(query: str, k: int, mode: str) -> str:
     return query.strip()
 
 
+class _Stopwatch:
+    """Records the seconds since the previous lap under a stage name, when asked to record."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self._timings = timings
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str, value: T) -> T:
+        if self._timings is not None:
+            now = time.perf_counter()
+            self._timings[stage] = now - self._last
+            self._last = now
+        return value
+
+
 class SearchService:
     """Answers queries over one opened index with one embedder. Thread-safe for searching."""
 
@@ -122,6 +139,7 @@ class SearchService:
         mode: str = "hybrid",
         max_per_article: int | None = None,
         collapse: bool = True,
+        timings: dict[str, float] | None = None,
     ) -> list[Hit]:
         """Rank passages for a query.
 
@@ -131,6 +149,8 @@ class SearchService:
             mode: "hybrid" (dense and lexical fused), "dense" or "lexical".
             max_per_article: when set, at most this many hits from one article.
             collapse: show near-duplicate passages once, the other articles in `also_in`.
+            timings: when given, filled with the seconds spent in each stage that ran
+                ("embed", "faiss", "fts5", "fuse"), for metrics.
 
         Returns:
             Hits, best first, ranked 1..n (n <= k).
@@ -140,7 +160,7 @@ class SearchService:
         """
         query = validate_query(query, k, mode)
         depth = max(FUSION_DEPTH, k * 10 if max_per_article is not None else k)
-        ranked, dense, lexical = self._rank(query, mode, depth)
+        ranked, dense, lexical = self._rank(query, mode, depth, timings)
         if collapse:
             ranked = self._collapse(ranked)
         return self._hits(query, ranked, dense, lexical, k, max_per_article, collapse)
@@ -169,20 +189,23 @@ class SearchService:
         return kept
 
     def _rank(
-        self, query: str, mode: str, depth: int
+        self, query: str, mode: str, depth: int, timings: dict[str, float] | None = None
     ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
+        clock = _Stopwatch(timings)
         if mode in ("hybrid", "dense"):
-            dense = self.store.dense_search(self._embed_query(query), depth)
+            vector = clock.lap("embed", self._embed_query(query))
+            dense = clock.lap("faiss", self.store.dense_search(vector, depth))
         if mode in ("hybrid", "lexical"):
-            lexical = self.store.lexical_search(lexical_terms(query), depth)
+            lexical = clock.lap("fts5", self.store.lexical_search(lexical_terms(query), depth))
         if mode == "hybrid":
             if self.settings.fusion == "rrf":
                 ranked = fuse_rrf([[i for i, _ in dense], [i for i, _ in lexical]])
             else:
                 ranked = fuse_zscore(dense, lexical, self.settings.dense_weight)
             ranked = boost_articles(ranked, self.store.article_codes, self.settings.article_weight)
+            clock.lap("fuse", None)
         else:
             ranked = dense or lexical
         return ranked, dense, lexical

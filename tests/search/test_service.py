@@ -145,3 +145,18 @@ def test_hostile_queries_never_raise(service: SearchService, query: str, mode: s
     hits = service.search(query, k=5, mode=mode)
     assert len(hits) <= 5
     assert all(hit.article_id == "000_9d59a1cdc1672ff3.txt" for hit in hits)
+
+
+@pytest.mark.parametrize(
+    ("mode", "stages"),
+    [
+        ("hybrid", {"embed", "faiss", "fts5", "fuse"}),
+        ("dense", {"embed", "faiss"}),
+        ("lexical", {"fts5"}),
+    ],
+)
+def test_stage_timings(service: SearchService, mode: str, stages: set[str]) -> None:
+    timings: dict[str, float] = {}
+    service.search("energy infrastructure", k=3, mode=mode, timings=timings)
+    assert set(timings) == stages
+    assert all(seconds >= 0 for seconds in timings.values())
