@@ -2,6 +2,7 @@
 
     SemsearchError                 base class: the CLI prints it as one line, exit code 2
     ├── CorpusError                the articles folder is missing or holds no article
+    ├── BuildRunning               another build of the same index folder holds the build lock
     ├── ModelError                 the embedding model cannot be loaded
     └── IndexError_                problems with the on-disk index
         ├── IndexNotFound          nothing built yet: run `semsearch index`
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BuildRunning",
     "CorpusError",
     "IndexCorrupt",
     "IndexError_",
@@ -30,6 +32,10 @@ class SemsearchError(Exception):
 
 class CorpusError(SemsearchError):
     """The articles folder is missing, unreadable or holds no article."""
+
+
+class BuildRunning(SemsearchError):
+    """Another build of the same index folder is running (it holds the build lock)."""
 
 
 class ModelError(SemsearchError):

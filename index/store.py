@@ -28,6 +28,7 @@ import numpy as np
 from index.articles import Article
 from index.chunking import Chunk
 from index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
+from index.lock import GenerationLease, claim_for_removal
 
 __all__ = [
     "FORMAT_VERSION",
@@ -37,6 +38,7 @@ __all__ = [
     "IndexStore",
     "VectorIndexSpec",
     "build_vector_index",
+    "generation_names",
     "new_generation_dir",
     "publish_generation",
     "reindex_vectors",
@@ -177,6 +179,11 @@ def _generations(index_dir: Path) -> list[tuple[int, Path]]:
         if match and child.is_dir():
             found.append((int(match.group(1)), child))
     return sorted(found)
+
+
+def generation_names(index_dir: Path) -> list[str]:
+    """The published generation folders of `index_dir`, oldest first."""
+    return [folder.name for _, folder in _generations(index_dir)]
 
 
 def new_generation_dir(index_dir: Path) -> tuple[str, Path]:
@@ -348,13 +355,19 @@ def publish_generation(index_dir: Path, name: str, tmp_folder: Path) -> Path:
 
 
 def remove_old_generations(index_dir: Path, keep: int = 2) -> list[str]:
-    """Delete all but the newest `keep` generations, never the live one. Returns removed names."""
+    """Delete all but the newest `keep` generations, never the live one. Returns removed names.
+
+    A generation that an open `IndexStore` still holds (in any process) is left for a later call.
+    """
     live = _read_current(index_dir)
     removed = []
     for _, folder in _generations(index_dir)[:-keep]:
-        if folder.name != live:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder.name)
+        if folder.name == live:
+            continue
+        with claim_for_removal(folder) as unused:
+            if unused:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder.name)
     return removed
 
 
@@ -372,8 +385,15 @@ class IndexStore:
     Use `IndexStore.open(index_dir)`; SQLite connections are made per thread on first use.
     """
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], vectors: Any):
+    def __init__(
+        self,
+        folder: Path,
+        manifest: dict[str, Any],
+        vectors: Any,
+        lease: GenerationLease | None = None,
+    ):
         self.folder = folder
+        self._lease = lease  # keeps the folder from being removed while this store is open
         self.manifest = manifest
         self._vectors = vectors
         self._local = threading.local()
@@ -385,7 +405,11 @@ class IndexStore:
 
     @classmethod
     def open(
-        cls, index_dir: Path, model_id: str | None = None, dimension: int | None = None
+        cls,
+        index_dir: Path,
+        model_id: str | None = None,
+        dimension: int | None = None,
+        generation: str | None = None,
     ) -> IndexStore:
         """Open the live generation of `index_dir`, checking it before use.
 
@@ -393,16 +417,35 @@ class IndexStore:
             index_dir: the index folder (holding CURRENT).
             model_id: when given, the model the index must have been built with.
             dimension: when given, the vector dimension it must have.
+            generation: open this generation (such as "gen-3") instead of the one CURRENT names.
 
         Raises:
             IndexNotFound: nothing has been published yet.
             IndexIncompatible: another format version, model or dimension.
             IndexCorrupt: a file is missing or fails its checksum.
         """
-        name = _read_current(index_dir)
+        name = generation or _read_current(index_dir)
         if name is None:
             raise IndexNotFound(f"no index at {index_dir}: run `semsearch index` first")
+        if not _GENERATION.fullmatch(name):
+            raise IndexCorrupt(f"{index_dir / CURRENT} names {name!r}, not a generation folder")
         folder = index_dir / name
+        lease = GenerationLease(folder)
+        try:
+            return cls._open_checked(index_dir, folder, lease, model_id, dimension)
+        except BaseException:
+            lease.release()
+            raise
+
+    @classmethod
+    def _open_checked(
+        cls,
+        index_dir: Path,
+        folder: Path,
+        lease: GenerationLease,
+        model_id: str | None,
+        dimension: int | None,
+    ) -> IndexStore:
         try:
             manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
@@ -427,7 +470,7 @@ class IndexStore:
             faiss.downcast_index(vectors.index).hnsw.efSearch = int(layout["ef_search"])
         if vectors.ntotal != manifest["counts"]["passages"]:
             raise IndexCorrupt(f"{folder / VECTORS} does not match the manifest: rebuild it")
-        return cls(folder, manifest, vectors)
+        return cls(folder, manifest, vectors, lease)
 
     def check_dimension(self, dimension: int) -> None:
         """Raise IndexIncompatible unless the stored vectors have this dimension."""
@@ -555,6 +598,9 @@ class IndexStore:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
 
 def _check_compatible(
