@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.deps import ServiceHolder
+from api.metrics import install_metrics
+from api.page import install_page
 from api.routes import router
 from index.embedding import Embedder
 from index.errors import IndexError_, ModelError
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         lifespan=lifespan,
     )
     app.include_router(router)
+    install_page(app)
 
     @app.exception_handler(IndexError_)
     @app.exception_handler(ModelError)
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     async def _invalid(request: Request, error: InvalidQuery) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(error)})
 
+    install_metrics(app)  # last: its middleware then wraps every other one
     return app
 
 

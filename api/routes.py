@@ -7,8 +7,11 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
 
 from api.deps import Service, ServiceHolder
+from api.metrics import record_search
+from api.page import article_page, wants_html
 from api.schemas import (
     ArticleResponse,
     HealthResponse,
@@ -26,6 +29,7 @@ router = APIRouter()
 
 
 def _search(
+    request: Request,
     service: SearchService,
     query: str,
     k: int,
@@ -34,8 +38,12 @@ def _search(
     collapse: bool,
 ) -> SearchResponse:
     started = time.perf_counter()
-    hits = service.search(query, k=k, mode=mode, max_per_article=per_article, collapse=collapse)
+    timings: dict[str, float] = {}
+    hits = service.search(
+        query, k=k, mode=mode, max_per_article=per_article, collapse=collapse, timings=timings
+    )
     took_ms = round((time.perf_counter() - started) * 1000, 2)
+    record_search(request, mode, timings)
     return SearchResponse(
         query=query,
         mode=mode,
@@ -47,15 +55,19 @@ def _search(
 
 # Plain `def` routes run in the threadpool, so embedding a query never blocks the event loop.
 @router.get("/search", response_model=SearchResponse, tags=["search"])
-def search_get(params: Annotated[SearchParams, Query()], service: Service) -> SearchResponse:
+def search_get(
+    params: Annotated[SearchParams, Query()], service: Service, request: Request
+) -> SearchResponse:
     """Search with a query string: `/search?q=...&k=10&mode=hybrid`."""
-    return _search(service, params.q, params.k, params.mode, params.per_article, params.collapse)
+    return _search(
+        request, service, params.q, params.k, params.mode, params.per_article, params.collapse
+    )
 
 
 @router.post("/search", response_model=SearchResponse, tags=["search"])
-def search_post(body: SearchRequest, service: Service) -> SearchResponse:
+def search_post(body: SearchRequest, service: Service, request: Request) -> SearchResponse:
     """Search with a JSON body: `{"query": "...", "k": 10, "mode": "hybrid"}`."""
-    return _search(service, body.query, body.k, body.mode, body.per_article, body.collapse)
+    return _search(request, service, body.query, body.k, body.mode, body.per_article, body.collapse)
 
 
 @router.get("/health", response_model=HealthResponse, tags=["meta"])
@@ -81,10 +93,21 @@ def stats(service: Service) -> StatsResponse:
     return StatsResponse(**service.stats())
 
 
-@router.get("/articles/{article_id:path}", response_model=ArticleResponse, tags=["articles"])
-def article(article_id: str, service: Service) -> ArticleResponse:
-    """One article's title and paragraphs; the id is its path relative to the corpus root."""
+@router.get(
+    "/articles/{article_id:path}",
+    response_model=ArticleResponse,
+    tags=["articles"],
+    responses={200: {"content": {"text/html": {}}}},
+)
+def article(article_id: str, service: Service, request: Request) -> ArticleResponse | HTMLResponse:
+    """One article's title and paragraphs; the id is its path relative to the corpus root.
+
+    A client that asks for HTML (`Accept: text/html`, a browser) gets the article as a page;
+    there `?p=N` highlights paragraph N and scrolls to it, and `?q=...` marks the query's words.
+    """
     record = service.article(article_id)
+    if wants_html(request):
+        return article_page(request, article_id, record)
     if record is None:
         raise HTTPException(status_code=404, detail=f"no article with id {article_id!r}")
     return ArticleResponse(

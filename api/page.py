@@ -1,0 +1,167 @@
+"""The search page at `/` and the HTML view of an article: server-rendered, no external assets."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from api.metrics import record_search
+from index.errors import SemsearchError
+from index.store import ArticleRecord
+from search.errors import InvalidQuery
+from search.service import MAX_K, MODES
+from search.text import highlight_spans, mark
+
+__all__ = ["article_page", "install_page", "page_router", "wants_html"]
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=HERE / "templates")
+K_CHOICES = (5, 10, 20, 50, 100)
+DEFAULT_K = 10
+
+page_router = APIRouter()
+
+
+def wants_html(request: Request) -> bool:
+    """True when the Accept header prefers HTML to JSON (a browser), False otherwise (curl, APIs).
+
+    `*/*` alone answers JSON: only a client that names text/html gets the page.
+    """
+    html_q, json_q = 0.0, 0.0
+    for item in request.headers.get("accept", "").split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if media in ("text/html", "application/xhtml+xml"):
+            html_q = max(html_q, q)
+        elif media in ("application/json", "application/*", "*/*"):
+            json_q = max(json_q, q)
+    return html_q > 0 and html_q > json_q
+
+
+def _article_url(article_id: str, **params: Any) -> str:
+    query = urlencode({name: value for name, value in params.items() if value not in (None, "")})
+    paragraph = params.get("p")
+    return (
+        f"/articles/{quote(article_id, safe='/')}"
+        + (f"?{query}" if query else "")
+        + (f"#p{paragraph}" if paragraph else "")
+    )
+
+
+@page_router.get("/", response_class=HTMLResponse, tags=["page"])
+def search_page(
+    request: Request, q: str | None = None, mode: str | None = None, k: str | None = None
+) -> HTMLResponse:
+    """The search page: a search box, and for `?q=...` the best passages with matched words marked.
+
+    Takes the same `q`, `mode` and `k` as GET /search; a bad value is shown on the page.
+    """
+    holder = request.app.state.holder
+    mode = mode if mode in MODES else holder.settings.default_mode
+    context: dict[str, Any] = {
+        "q": q or "",
+        "mode": mode,
+        "k": DEFAULT_K,
+        "modes": MODES,
+        "k_choices": K_CHOICES,
+        "hits": None,
+        "error": None,
+        "took_ms": None,
+    }
+    status = 200
+    try:
+        if k not in (None, ""):
+            if not k.strip().isdigit() or not 1 <= int(k) <= MAX_K:
+                raise InvalidQuery(f"the number of results must be from 1 to {MAX_K}, not {k!r}")
+            context["k"] = int(k)
+        if q is not None and q.strip():
+            service = holder.get()
+            timings: dict[str, float] = {}
+            started = time.perf_counter()
+            hits = service.search(q, k=context["k"], mode=mode, timings=timings)
+            context["took_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            record_search(request, mode, timings)
+            context["hits"] = [
+                {
+                    "hit": hit,
+                    "url": _article_url(
+                        hit.article_id, q=q, mode=mode, k=context["k"], p=hit.paragraph
+                    ),
+                }
+                for hit in hits
+            ]
+    except InvalidQuery as error:
+        context["error"] = {"title": "That search cannot be run", "detail": str(error)}
+        status = 422
+    except SemsearchError as error:
+        context["error"] = {"title": "Search is not available yet", "detail": str(error)}
+        status = 503
+    return templates.TemplateResponse(request, "search.html", context, status_code=status)
+
+
+def article_page(request: Request, article_id: str, record: ArticleRecord | None) -> HTMLResponse:
+    """An article as a page: every paragraph, the one named by `?p=` highlighted and scrolled to.
+
+    `?q=` marks the query's words, as in the search results.
+    """
+    if record is None:
+        context = {
+            "error": {
+                "title": "No such article",
+                "detail": f"There is no article with id {article_id!r} in the index.",
+            }
+        }
+        return templates.TemplateResponse(request, "article.html", context, status_code=404)
+    query = request.query_params.get("q", "")
+    raw = request.query_params.get("p", "")
+    target = int(raw) if raw.isdigit() else None
+    paragraphs, heading = [], ""
+    for passage in record.passages:
+        paragraphs.append(
+            {
+                "id": f"p{passage.paragraph}" if passage.part == 0 else None,
+                "number": passage.paragraph,
+                "part": passage.part,
+                "heading": passage.heading if passage.heading != heading else "",
+                "html": mark(passage.text, highlight_spans(passage.text, query) if query else []),
+                "hit": passage.paragraph == target,
+            }
+        )
+        heading = passage.heading
+    context = {
+        "article": record,
+        "paragraphs": paragraphs,
+        "q": query,
+        "target": target,
+        "back": _back_url(request),
+        "error": None,
+    }
+    return templates.TemplateResponse(request, "article.html", context)
+
+
+def _back_url(request: Request) -> str:
+    """The search page with the query the reader came from, when there was one."""
+    params = {name: request.query_params.get(name, "") for name in ("q", "mode", "k")}
+    params = {name: value for name, value in params.items() if value}
+    return "/?" + urlencode(params) if params.get("q") else "/"
+
+
+def install_page(app: FastAPI) -> None:
+    """Serve the page at `/` and its static files under /static."""
+    app.include_router(page_router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
