@@ -10,10 +10,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.admin import install_admin
 from api.deps import ServiceHolder
 from api.metrics import install_metrics
 from api.page import install_page
 from api.routes import router
+from api.security import install_security
 from index.embedding import Embedder
 from index.errors import IndexError_, ModelError
 from search.errors import InvalidQuery
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         app.state.holder = holder
         if holder.try_open() is None:
             log.warning("no usable index yet: searches answer 503 until one is built")
+        holder.start_watching(settings.reload_interval)  # picks up a new CURRENT by itself
         try:
             yield
         finally:
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         lifespan=lifespan,
     )
     app.include_router(router)
+    install_admin(app, settings, embedder)  # only when SEMSEARCH_ADMIN_TOKEN is set
     install_page(app)
 
     @app.exception_handler(IndexError_)
@@ -72,6 +76,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     async def _invalid(request: Request, error: InvalidQuery) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(error)})
 
+    install_security(app, settings)  # CORS when configured; 413 for bodies over 64 KiB
     install_metrics(app)  # last: its middleware then wraps every other one
     return app
 

@@ -84,7 +84,9 @@ def health(request: Request) -> HealthResponse:
             generation=None,
             detail=f"no index at {holder.settings.index_dir}: run `semsearch index` first",
         )
-    return HealthResponse(status="ok", index="loaded", generation=service.store.generation)
+    return HealthResponse(
+        status="ok", index="loaded", generation=service.store.generation, detail=holder.problem
+    )
 
 
 @router.get("/stats", response_model=StatsResponse, tags=["meta"])

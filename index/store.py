@@ -39,6 +39,7 @@ __all__ = [
     "VectorIndexSpec",
     "build_vector_index",
     "generation_names",
+    "live_generation",
     "new_generation_dir",
     "publish_generation",
     "reindex_vectors",
@@ -369,6 +370,11 @@ def remove_old_generations(index_dir: Path, keep: int = 2) -> list[str]:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder.name)
     return removed
+
+
+def live_generation(index_dir: Path) -> str | None:
+    """The generation CURRENT names, or None when nothing is published."""
+    return _read_current(index_dir)
 
 
 def _read_current(index_dir: Path) -> str | None:

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -119,11 +119,13 @@ def index_command(
     from index.articles import find_article_files
     from index.builder import build_index, now_iso
     from index.embedding import SentenceTransformerEmbedder
+    from index.lock import BuildLock
     from index.store import reindex_vectors as rebuild_vector_index
     from search.settings import vector_index_spec
 
-    with _errors():
+    with _errors(), ExitStack() as held:
         settings = _settings(seeds_dir=seeds, index_dir=index_dir, model=model)
+        held.enter_context(BuildLock(settings.index_dir))  # one build at a time, with the server
         if reindex_vectors:
             spec = vector_index_spec(settings)
             manifest = rebuild_vector_index(settings.index_dir, spec, now_iso())

@@ -114,8 +114,12 @@ class SearchService:
         return vector
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder | None = None) -> SearchService:
+    def open(
+        cls, settings: Settings, embedder: Embedder | None = None, generation: str | None = None
+    ) -> SearchService:
         """Open the index named by `settings`, checked against the configured model.
+
+        `generation` names one to open (such as "gen-3") instead of the one CURRENT names.
 
         Raises:
             IndexNotFound, IndexIncompatible, IndexCorrupt, ModelError.
@@ -124,7 +128,9 @@ class SearchService:
             embedder = SentenceTransformerEmbedder(
                 settings.model, settings.device, settings.batch_size
             )
-        store = IndexStore.open(settings.index_dir, model_id=embedder.model_id)
+        store = IndexStore.open(
+            settings.index_dir, model_id=embedder.model_id, generation=generation
+        )
         try:
             store.check_dimension(embedder.dimension)  # needs the model loaded: checked second
         except BaseException:

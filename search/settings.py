@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.embedding import DEFAULT_MODEL
@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     dense_weight: float = Field(DENSE_WEIGHT, ge=0, le=1, description="dense share in zscore")
     article_weight: float = Field(
         ARTICLE_WEIGHT, ge=0, le=10, description="weight of the article's best score in hybrid"
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token of the /admin endpoints; unset: they do not exist"
+    )
+    cors_origins: str = Field(
+        "", description="comma-separated origins allowed to call the API from a browser; empty: off"
+    )
+    reload_interval: float = Field(
+        2.0, ge=0, le=3600, description="seconds between checks of CURRENT by the server; 0: off"
     )
 
 

@@ -1,0 +1,234 @@
+"""Admin endpoints: rebuild the index in the background, reload a generation built elsewhere.
+
+They exist only when SEMSEARCH_ADMIN_TOKEN is set, and then require `Authorization: Bearer
+<token>` (401 without it, 403 with another token). A rebuild takes the same build lock as
+`semsearch index`, so a second build, from either side, gets 409.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from api.deps import ServiceHolder
+from index.articles import find_article_files
+from index.builder import build_index, now_iso
+from index.embedding import Embedder, SentenceTransformerEmbedder
+from index.errors import BuildRunning, SemsearchError
+from index.lock import BuildLock
+from search.settings import Settings, vector_index_spec
+
+__all__ = ["ReindexJob", "ReindexJobs", "install_admin"]
+
+log = logging.getLogger("semsearch.api")
+
+MAX_JOBS = 20  # finished jobs kept for GET /admin/reindex/{id}
+MAX_WARNINGS = 100
+
+
+class ReindexJobResponse(BaseModel):
+    """A rebuild started by POST /admin/reindex: its state, progress and result."""
+
+    id: str
+    status: Literal["running", "succeeded", "failed"]
+    started_at: str
+    finished_at: str | None = None
+    embedded_so_far: int = 0
+    to_embed: int | None = None
+    generation: str | None = None
+    articles: int | None = None
+    passages: int | None = None
+    embedded: int | None = None
+    reused: int | None = None
+    warnings: list[str] = []
+    error: str | None = None
+
+
+class ReloadResponse(BaseModel):
+    """What POST /admin/reload did."""
+
+    generation: str
+    previous: str | None
+    changed: bool
+
+
+@dataclass
+class ReindexJob:
+    """One background rebuild; its fields are read by GET /admin/reindex/{id}."""
+
+    id: str
+    started_at: str
+    status: str = "running"
+    finished_at: str | None = None
+    embedded_so_far: int = 0
+    to_embed: int | None = None
+    generation: str | None = None
+    articles: int | None = None
+    passages: int | None = None
+    embedded: int | None = None
+    reused: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def view(self) -> ReindexJobResponse:
+        return ReindexJobResponse(**{**self.__dict__, "warnings": list(self.warnings)})
+
+
+class ReindexJobs:
+    """Starts rebuilds in background threads (one at a time, by the build lock) and keeps them."""
+
+    def __init__(self, settings: Settings, make_embedder: Callable[[], Embedder]):
+        self.settings = settings
+        self._make_embedder = make_embedder
+        self._jobs: OrderedDict[str, ReindexJob] = OrderedDict()
+        self._lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def start(self, holder: ServiceHolder) -> ReindexJob:
+        """Take the build lock and start a rebuild; raises BuildRunning or CorpusError now."""
+        find_article_files(self.settings.seeds_dir)  # a missing folder fails here, not later
+        lock = BuildLock(self.settings.index_dir).acquire()
+        job = ReindexJob(id=uuid.uuid4().hex[:16], started_at=now_iso())
+        with self._lock:
+            self._jobs[job.id] = job
+            while len(self._jobs) > MAX_JOBS:
+                self._jobs.popitem(last=False)
+        thread = threading.Thread(
+            target=self._run, args=(job, lock, holder), name=f"reindex-{job.id}", daemon=True
+        )
+        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        thread.start()
+        return job
+
+    def get(self, job_id: str) -> ReindexJob | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def _run(self, job: ReindexJob, lock: BuildLock, holder: ServiceHolder) -> None:
+        def warn(message: str) -> None:
+            if len(job.warnings) < MAX_WARNINGS:
+                job.warnings.append(message)
+
+        def progress(done: int, total: int) -> None:
+            job.embedded_so_far, job.to_embed = done, total
+
+        try:
+            report = build_index(
+                self.settings.seeds_dir,
+                self.settings.index_dir,
+                self._make_embedder(),
+                warn=warn,
+                progress=progress,
+                vector_index=vector_index_spec(self.settings),
+            )
+            job.generation, job.articles, job.passages = (
+                report.generation,
+                report.articles,
+                report.passages,
+            )
+            job.embedded, job.reused = report.embedded, report.reused
+        except SemsearchError as error:
+            job.error, job.status = str(error), "failed"
+        except Exception as error:  # reported in the job rather than lost in a thread
+            log.exception("reindex job %s failed", job.id)
+            job.error, job.status = f"unexpected error: {error!r}", "failed"
+        else:
+            job.status = "succeeded"
+        finally:
+            lock.release()
+            job.finished_at = now_iso()
+        if job.status == "succeeded":
+            try:
+                holder.reload()
+            except SemsearchError as error:
+                job.error = f"built {job.generation} but could not serve it: {error}"
+                job.status = "failed"
+
+
+_bearer = HTTPBearer(auto_error=False, description="the value of SEMSEARCH_ADMIN_TOKEN")
+
+
+def _require_token(token: str) -> Callable[..., None]:
+    expected = token.encode("utf-8")
+
+    def require(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if credentials is None:
+            raise HTTPException(
+                status_code=401,
+                detail="admin endpoints need an `Authorization: Bearer <token>` header",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not hmac.compare_digest(credentials.credentials.encode("utf-8"), expected):
+            raise HTTPException(status_code=403, detail="wrong admin token")
+
+    return require
+
+
+def _router() -> APIRouter:
+    router = APIRouter(prefix="/admin", tags=["admin"])
+
+    @router.post("/reindex", status_code=202, response_model=ReindexJobResponse)
+    def reindex(request: Request, response: Response) -> ReindexJobResponse:
+        """Rebuild the index from the configured seeds folder in the background (202, a job)."""
+        jobs: ReindexJobs = request.app.state.reindex_jobs
+        try:
+            job = jobs.start(request.app.state.holder)
+        except BuildRunning as error:
+            raise HTTPException(status_code=409, detail=str(error)) from None
+        except SemsearchError as error:
+            raise HTTPException(status_code=503, detail=str(error)) from None
+        response.headers["Location"] = f"/admin/reindex/{job.id}"
+        return job.view()
+
+    @router.get("/reindex/{job_id}", response_model=ReindexJobResponse)
+    def reindex_status(job_id: str, request: Request) -> ReindexJobResponse:
+        """A rebuild's progress and, once finished, its result or error."""
+        job = request.app.state.reindex_jobs.get(job_id)
+        if job is None:
+            raise HTTPException(status_code=404, detail=f"no reindex job with id {job_id!r}")
+        return job.view()
+
+    @router.post("/reload", response_model=ReloadResponse)
+    def reload(request: Request) -> ReloadResponse:
+        """Serve the generation CURRENT names now (one built by `semsearch index`)."""
+        holder: ServiceHolder = request.app.state.holder
+        try:
+            result = holder.reload()
+        except SemsearchError as error:
+            serving = holder.current.store.generation if holder.current else "nothing"
+            raise HTTPException(
+                status_code=409, detail=f"{error} (still serving {serving})"
+            ) from None
+        return ReloadResponse(
+            generation=result.generation, previous=result.previous, changed=result.changed
+        )
+
+    return router
+
+
+def install_admin(app: FastAPI, settings: Settings, embedder: Embedder | None = None) -> None:
+    """Add the admin routes when an admin token is configured; otherwise they do not exist."""
+    token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    if not token:
+        return
+    if embedder is not None:
+        make_embedder: Callable[[], Embedder] = lambda: embedder  # noqa: E731
+    else:
+        # A build gets its own model: sharing the server's would queue every query behind it.
+        def make_embedder() -> Embedder:
+            return SentenceTransformerEmbedder(settings.model, settings.device, settings.batch_size)
+
+    app.state.reindex_jobs = ReindexJobs(settings, make_embedder)
+    app.include_router(_router(), dependencies=[Depends(_require_token(token))])
