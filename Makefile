@@ -15,8 +15,11 @@ EVAL_SETS ?= $(SHARED)/data/scifact-dev $(SHARED)/data/bbc-dev
 
 BENCH_CORPUS ?= $(if $(wildcard $(SHARED)/data/bbc),$(SHARED)/data/bbc,seeds)
 BENCH_SIZES ?= 100000
+# The browser tests drive Debian's chromium with Playwright; never `playwright install`.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help install run index serve search info eval bench test lint format clean
+.PHONY: help install run index serve search info eval bench test lint format clean chromium screenshots
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -58,7 +61,16 @@ eval: $(STAMP) ## measure search quality on the BEIR dev sets in ../shared/data
 bench: $(STAMP) ## benchmark build, rebuild, HTTP queries and vector search (figures in var/bench.json)
 	$(BIN)/semsearch bench --corpus "$(BENCH_CORPUS)" --vector-sizes "$(BENCH_SIZES)" --json var/bench.json
 
-test: $(STAMP) ## run the test suite
+chromium: ## install Debian's chromium for the browser tests, when it is missing
+	@test -x $(CHROMIUM) || { \
+	  echo "installing chromium for the browser tests (apt-get)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; \
+	} || { if [ -n "$$CI" ]; then exit 1; fi; echo "warning: no chromium: the browser tests will be skipped"; }
+
+screenshots: $(STAMP) chromium ## refresh the page screenshots in docs/ (the browser tests take them)
+	SCREENSHOT_DIR=docs $(BIN)/python -m pytest -q tests/browser
+
+test: $(STAMP) chromium ## run the test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff lint and format check
