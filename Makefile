@@ -18,8 +18,10 @@ BENCH_SIZES ?= 100000
 # The browser tests drive Debian's chromium with Playwright; never `playwright install`.
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+LOAD_CLIENTS ?= 8
+LOAD_REQUESTS ?= 900
 
-.PHONY: help install run index serve search info eval bench test lint format clean chromium screenshots
+.PHONY: help install run index serve search info eval bench load test lint format clean chromium screenshots
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -60,6 +62,9 @@ eval: $(STAMP) ## measure search quality on the BEIR dev sets in ../shared/data
 
 bench: $(STAMP) ## benchmark build, rebuild, HTTP queries and vector search (figures in var/bench.json)
 	$(BIN)/semsearch bench --corpus "$(BENCH_CORPUS)" --vector-sizes "$(BENCH_SIZES)" --json var/bench.json
+
+load: $(STAMP) ## load test on 127.0.0.1: concurrent clients through a reindex and a reload
+	$(BIN)/python -m search.load --clients $(LOAD_CLIENTS) --requests $(LOAD_REQUESTS)
 
 chromium: ## install Debian's chromium for the browser tests, when it is missing
 	@test -x $(CHROMIUM) || { \

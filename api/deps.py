@@ -18,11 +18,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from index.embedding import SentenceTransformerEmbedder
 from index.errors import IndexCorrupt, IndexNotFound, SemsearchError
 from index.store import generation_names, live_generation, remove_old_generations
 from search.service import SearchService
-from search.settings import Settings
+from search.settings import Settings, embedder_for
 
 __all__ = ["GENERATION_HEADER", "KEEP_GENERATIONS", "ReloadResult", "Service", "ServiceHolder"]
 
@@ -59,14 +58,13 @@ class ServiceHolder:
 
     def __init__(self, settings: Settings, embedder=None):
         self.settings = settings
-        self.embedder = embedder or SentenceTransformerEmbedder(
-            settings.model, settings.device, settings.batch_size
-        )
+        self.embedder = embedder or embedder_for(settings)
         self._slot: _Slot | None = None
         self._lock = threading.Lock()  # guards _slot and the use counts: held for microseconds
         self._reload_lock = threading.Lock()  # one open or swap at a time
         self._refused: tuple[str, str] | None = None  # (generation, why) CURRENT was refused
         self._closed = False
+        self.last_error: str | None = None  # why the index could not be opened, last time
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -90,6 +88,7 @@ class ServiceHolder:
             return self.get()
         except SemsearchError as error:
             log.warning("search is unavailable until this is fixed: %s", error)
+            self.last_error = str(error)
             return None
 
     def get(self) -> SearchService:

@@ -82,7 +82,8 @@ def health(request: Request) -> HealthResponse:
             status="ok",
             index="missing",
             generation=None,
-            detail=f"no index at {holder.settings.index_dir}: run `semsearch index` first",
+            detail=holder.last_error
+            or f"no index at {holder.settings.index_dir}: run `semsearch index` first",
         )
     return HealthResponse(
         status="ok", index="loaded", generation=service.store.generation, detail=holder.problem

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from index.errors import CorpusError
 
 __all__ = [
+    "MAX_ARTICLE_BYTES",
     "Article",
     "Block",
     "article_from_text",
@@ -24,6 +26,8 @@ __all__ = [
 _BLOCK_SEPARATOR = re.compile(r"\n[ \t\r\f\v]*\n")
 # How much of a file is inspected for NUL bytes to call it binary.
 _BINARY_SNIFF_BYTES = 8192
+# A bigger file is no article (a log, a dump): it is skipped with a warning, never read whole.
+MAX_ARTICLE_BYTES = 10 * 1024 * 1024
 # Tried in order; latin-1 decodes any byte string, so reading never fails.
 _FALLBACK_ENCODINGS = ("cp1252", "latin-1")
 
@@ -127,9 +131,20 @@ def read_article(path: Path, root: Path, warn: Warn) -> Article | None:
     """
     article_id = path.relative_to(root).as_posix()
     try:
-        data = path.read_bytes()
+        info = path.stat()  # follows a symlink; a link loop or a dangling link fails here
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            warn(f"{article_id}: skipped, not a regular file")
+            return None
+        if info.st_size > MAX_ARTICLE_BYTES:
+            warn(_too_big(article_id, info.st_size))
+            return None
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_ARTICLE_BYTES + 1)
     except OSError as error:
         warn(f"{article_id}: skipped, cannot be read ({error.strerror or error})")
+        return None
+    if len(data) > MAX_ARTICLE_BYTES:  # it grew after the size check
+        warn(_too_big(article_id, len(data)))
         return None
     if b"\x00" in data[:_BINARY_SNIFF_BYTES]:
         warn(f"{article_id}: skipped, looks like a binary file (NUL bytes)")
@@ -144,6 +159,13 @@ def read_article(path: Path, root: Path, warn: Warn) -> Article | None:
     if encoding != "utf-8":
         article = Article(article.id, article.path, article.title, article.blocks, encoding)
     return article
+
+
+def _too_big(article_id: str, size: int) -> str:
+    return (
+        f"{article_id}: skipped, {size / 2**20:.1f} MiB is over the "
+        f"{MAX_ARTICLE_BYTES // 2**20} MiB limit for one article: split it into several files"
+    )
 
 
 def find_article_files(root: Path) -> list[Path]:
