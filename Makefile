@@ -19,7 +19,7 @@ BENCH_SIZES ?= 100000
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 LOAD_CLIENTS ?= 8
-LOAD_REQUESTS ?= 900
+LOAD_REQUESTS ?= 1500
 
 .PHONY: help install run index serve search info eval bench load test lint format clean chromium screenshots
 

@@ -50,6 +50,7 @@ class ReindexJobResponse(BaseModel):
     passages: int | None = None
     embedded: int | None = None
     reused: int | None = None
+    in_flight: int | None = None  # requests still running on the old generation at the switch
     warnings: list[str] = []
     error: str | None = None
 
@@ -60,6 +61,7 @@ class ReloadResponse(BaseModel):
     generation: str
     previous: str | None
     changed: bool
+    in_flight: int  # requests still running on the previous generation at the switch
 
 
 @dataclass
@@ -77,6 +79,7 @@ class ReindexJob:
     passages: int | None = None
     embedded: int | None = None
     reused: int | None = None
+    in_flight: int | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -138,21 +141,20 @@ class ReindexJobs:
             )
             job.embedded, job.reused = report.embedded, report.reused
         except SemsearchError as error:
-            job.error, job.status = str(error), "failed"
+            job.error = str(error)
         except Exception as error:  # reported in the job rather than lost in a thread
             log.exception("reindex job %s failed", job.id)
-            job.error, job.status = f"unexpected error: {error!r}", "failed"
-        else:
-            job.status = "succeeded"
+            job.error = f"unexpected error: {error!r}"
         finally:
             lock.release()
-            job.finished_at = now_iso()
-        if job.status == "succeeded":
+        if job.error is None:
             try:
-                holder.reload()
+                job.in_flight = holder.reload().in_flight
             except SemsearchError as error:
                 job.error = f"built {job.generation} but could not serve it: {error}"
-                job.status = "failed"
+        # Finished only once the new generation is served (or the job failed).
+        job.finished_at = now_iso()
+        job.status = "failed" if job.error is not None else "succeeded"
 
 
 _bearer = HTTPBearer(auto_error=False, description="the value of SEMSEARCH_ADMIN_TOKEN")
@@ -212,7 +214,10 @@ def _router() -> APIRouter:
                 status_code=409, detail=f"{error} (still serving {serving})"
             ) from None
         return ReloadResponse(
-            generation=result.generation, previous=result.previous, changed=result.changed
+            generation=result.generation,
+            previous=result.previous,
+            changed=result.changed,
+            in_flight=result.in_flight,
         )
 
     return router

@@ -46,11 +46,13 @@ class _Slot:
 
 @dataclass(frozen=True)
 class ReloadResult:
-    """What a reload did: the generation now served, the one before, whether it changed."""
+    """What a reload did: the generation now served, the one before, whether it changed, and
+    how many requests were still running on the one before when it was replaced."""
 
     generation: str
     previous: str | None
     changed: bool
+    in_flight: int = 0
 
 
 class ServiceHolder:
@@ -168,13 +170,14 @@ class ServiceHolder:
             service = self._open_live(fallback=previous is None)
             with self._lock:
                 old, self._slot = self._slot, _Slot(service)
+                in_flight = old.users if old is not None else 0
                 if old is not None:
                     old.retired = True
                     finished = old.users == 0
             log.info("serving index generation %s (was %s)", service.store.generation, previous)
         if old is not None and finished:
             self._dispose(old)
-        return ReloadResult(service.store.generation, previous, changed=True)
+        return ReloadResult(service.store.generation, previous, True, in_flight)
 
     def _open_live(self, fallback: bool) -> SearchService:
         """Open the generation CURRENT names; with `fallback`, an older one if it is corrupt."""

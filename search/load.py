@@ -189,7 +189,7 @@ def run_load(
     queries: Sequence[str] = QUERIES,
     references: dict[str, dict[tuple[str, str], Signature]] | None = None,
     timeout: float = 60.0,
-    pace: float = 0.4,
+    pace: float = 0.1,
 ) -> LoadReport:
     """Send `requests` searches from `clients` threads; run each event once its share is done.
 
@@ -199,7 +199,7 @@ def run_load(
         requests: how many searches in all (a fixed number: the run is bounded).
         events: (fraction of requests done, action) pairs run in order from this thread while
             the clients go on, such as a reindex at 1/3 and a reload at 2/3. Requests from the
-            next event's mark on (the last event: 90% of the requests) wait for it to finish,
+            next event's mark on (the last event: 95% of the requests) wait for it to finish,
             so every switch happens while requests remain.
         queries: the queries, cycled through with every mode, GET and POST in turn.
         references: generation -> (query, mode) -> expected hits; the events may add to it.
@@ -216,7 +216,7 @@ def run_load(
     running = threading.Event()  # set while an event runs
     marks = [fraction for fraction, _ in events]
     gates = [
-        (int((marks[k + 1] if k + 1 < len(marks) else 0.9) * requests), done)
+        (int((marks[k + 1] if k + 1 < len(marks) else 0.95) * requests), done)
         for k, done in enumerate(threading.Event() for _ in events)
     ]
 
@@ -308,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m search.load", description=__doc__)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=900)
+    parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--seeds", type=Path, default=Path("seeds"))
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < 3:
@@ -351,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 job = control.post("/admin/reindex", headers=admin)
                 job.raise_for_status()
                 url = job.headers["Location"]
+                state: dict[str, Any] = {}
                 for _ in range(1200):  # bounded: 2 minutes
                     state = control.get(url, headers=admin).json()
                     if state["status"] != "running":
@@ -360,7 +361,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise RuntimeError(f"reindex did not succeed: {state}")
                 name, answers = fetch_references(control)
                 references[name] = answers
-                print(f"reindex done: serving {name}", flush=True)
+                print(
+                    f"reindex done: serving {name}; {state['in_flight']} requests were still "
+                    "running on the old generation at the switch",
+                    flush=True,
+                )
 
             def reload() -> None:
                 (seeds / ADDED_ARTICLES[1][0]).write_text(ADDED_ARTICLES[1][1], encoding="utf-8")
@@ -369,7 +374,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result.raise_for_status()
                 name, answers = fetch_references(control)
                 references[name] = answers
-                print(f"reload done: {result.json()}", flush=True)
+                done = result.json()
+                print(
+                    f"reload done: serving {name}; {done['in_flight']} requests were still "
+                    "running on the old generation at the switch",
+                    flush=True,
+                )
 
             report = run_load(
                 base,

@@ -145,6 +145,7 @@ def test_reload_picks_up_a_generation_built_elsewhere(seeded) -> None:
             "generation": "gen-1",
             "previous": "gen-1",
             "changed": False,
+            "in_flight": 0,
         }
         add_article(seeds, "new.txt", "Glacier report", "The glacier retreated by forty metres.")
         build_index(seeds, index_dir, FakeEmbedder())
@@ -153,5 +154,6 @@ def test_reload_picks_up_a_generation_built_elsewhere(seeded) -> None:
             "generation": "gen-2",
             "previous": "gen-1",
             "changed": True,
+            "in_flight": 0,
         }
         assert client.get("/health").json()["generation"] == "gen-2"

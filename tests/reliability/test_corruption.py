@@ -1,0 +1,120 @@
+"""Damaged index files are refused when opened; the server keeps or falls back to a good one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.deps import ServiceHolder
+from index.builder import build_index
+from index.errors import IndexCorrupt
+from index.store import IndexStore
+from search.settings import Settings
+from tests.conftest import FakeEmbedder
+from tests.reliability.conftest import AUTH, TOKEN, add_article, make_app
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "truncated vectors.faiss": ("vectors.faiss", truncate),
+    "flipped byte in store.sqlite": ("store.sqlite", flip_byte),
+    "truncated vectors.npy": ("vectors.npy", truncate),
+    "deleted store.sqlite": ("store.sqlite", Path.unlink),
+}
+
+
+def two_generations(seeds: Path, index_dir: Path) -> None:
+    """gen-1 (from the fixture) and gen-2 with one more article; CURRENT names gen-2."""
+    add_article(seeds, "new.txt", "Glacier report", "The glacier retreated by forty metres.")
+    build_index(seeds, index_dir, FakeEmbedder())
+
+
+@pytest.mark.parametrize("case", DAMAGE)
+def test_a_damaged_file_is_refused_with_a_clear_error(seeded, case: str) -> None:
+    _, index_dir = seeded
+    name, damage = DAMAGE[case]
+    damage(index_dir / "gen-1" / name)
+    with pytest.raises(IndexCorrupt) as caught:
+        IndexStore.open(index_dir)
+    message = str(caught.value)
+    assert name in message and "missing or damaged" in message
+    assert "semsearch index" in message
+
+
+def test_a_current_naming_no_generation_is_refused(seeded) -> None:
+    _, index_dir = seeded
+    (index_dir / "CURRENT").write_text("../../etc\n", encoding="utf-8")
+    with pytest.raises(IndexCorrupt, match="not a generation folder"):
+        IndexStore.open(index_dir)
+
+
+@pytest.mark.parametrize("case", DAMAGE)
+def test_the_server_falls_back_to_the_last_good_generation(seeded, case: str) -> None:
+    seeds, index_dir = seeded
+    with TestClient(make_app(index_dir)) as client:
+        expected = client.get("/search", params={"q": "Abu Dhabi talks"}).json()["hits"]
+    two_generations(seeds, index_dir)
+    name, damage = DAMAGE[case]
+    damage(index_dir / "gen-2" / name)
+    with TestClient(make_app(index_dir)) as client:
+        health = client.get("/health").json()
+        assert (health["index"], health["generation"]) == ("loaded", "gen-1")
+        assert "gen-2 was refused" in health["detail"] and name in health["detail"]
+        response = client.get("/search", params={"q": "Abu Dhabi talks"})
+        assert response.headers["x-semsearch-generation"] == "gen-1"
+        assert response.json()["hits"] == expected
+
+
+def test_a_damaged_new_generation_is_not_swapped_in(seeded) -> None:
+    seeds, index_dir = seeded
+    with TestClient(make_app(index_dir, admin_token=TOKEN)) as client:
+        two_generations(seeds, index_dir)
+        flip_byte(index_dir / "gen-2" / "store.sqlite")
+        response = client.post("/admin/reload", headers=AUTH)
+        assert response.status_code == 409
+        assert "store.sqlite is missing or damaged" in response.json()["detail"]
+        assert "still serving gen-1" in response.json()["detail"]
+        assert client.get("/search", params={"q": "talks"}).status_code == 200
+        assert client.get("/health").json()["generation"] == "gen-1"
+
+
+def test_auto_reload_refuses_a_damaged_generation_once(seeded) -> None:
+    seeds, index_dir = seeded
+    holder = ServiceHolder(Settings(index_dir=index_dir), FakeEmbedder())
+    try:
+        holder.get()
+        two_generations(seeds, index_dir)
+        truncate(index_dir / "gen-2" / "vectors.faiss")
+        assert holder.check_for_new() is None
+        assert holder.current is not None and holder.current.store.generation == "gen-1"
+        assert holder.problem is not None and holder.problem.startswith("gen-2 was refused")
+        assert holder.check_for_new() is None  # remembered: not re-checked every few seconds
+        build_index(seeds, index_dir, FakeEmbedder())  # a good gen-3 is taken at once
+        result = holder.check_for_new()
+        assert result is not None and result.generation == "gen-3"
+        assert holder.problem is None
+    finally:
+        holder.close()
+
+
+def test_with_no_good_generation_search_is_503_with_the_reason(seeded) -> None:
+    _, index_dir = seeded
+    flip_byte(index_dir / "gen-1" / "store.sqlite")
+    with TestClient(make_app(index_dir)) as client:
+        response = client.get("/search", params={"q": "talks"})
+        assert response.status_code == 503
+        assert "store.sqlite is missing or damaged" in response.json()["detail"]
+        health = client.get("/health").json()
+        assert health["index"] == "missing" and "damaged" in health["detail"]
