@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -15,10 +17,18 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 from rich.text import Text
 
-from index.errors import SemsearchError
+from index.errors import IndexNotFound, SemsearchError
 from search.settings import Settings
 
 __all__ = ["app", "main"]
@@ -90,6 +100,27 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+def _index_command(settings: Settings) -> str:
+    """The exact `semsearch index` command that builds the index these settings point at."""
+    words = ["semsearch", "index"]
+    if settings.index_dir != Settings.model_fields["index_dir"].default:
+        words += ["--index", str(settings.index_dir)]
+    if settings.seeds_dir != Settings.model_fields["seeds_dir"].default:
+        words += ["--seeds", str(settings.seeds_dir)]
+    return shlex.join(words)
+
+
+@contextmanager
+def _explain_missing_index(settings: Settings) -> Iterator[None]:
+    """Name the command to run when there is no index yet (with the folder flags it needs)."""
+    try:
+        yield
+    except IndexNotFound:
+        raise SemsearchError(
+            f"no index at {settings.index_dir}: run `{_index_command(settings)}` first"
+        ) from None
+
+
 def _with_status(message: str, action: Callable[[], T], quiet: bool) -> T:
     if quiet or not err.is_terminal:
         return action()
@@ -114,6 +145,10 @@ def index_command(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="also list skipped files and removed generations"),
+    ] = False,
 ) -> None:
     """Build (or rebuild) the index from a folder of articles."""
     from index.articles import find_article_files
@@ -157,17 +192,44 @@ def index_command(
                 vector_index=vector_index_spec(settings),
             )
         if not quiet:
+            out.print(_summary_table(report, settings.model))
+            if verbose:
+                for name in report.skipped:
+                    out.print(f"skipped: {name}", markup=False)
+                for name in report.removed_generations:
+                    out.print(f"removed old generation: {name}", markup=False)
+            flags = _index_command(settings).removeprefix("semsearch index")
             out.print(
-                f"Indexed {_plural(report.articles, 'article')} into "
-                f"{_plural(report.passages, 'passage')} "
-                f"({report.embedded} embedded, {report.reused} reused from cache, "
-                f"{_plural(len(report.skipped), 'file')} skipped, "
-                f"{_plural(report.duplicates, 'near-duplicate passage')}) "
-                f"in {report.seconds:.1f} s: "
-                f"{report.index_dir / report.generation}",
+                f'Next: semsearch search "your question"{flags}  or  semsearch serve{flags}',
                 markup=False,
             )
-            out.print('Next: semsearch search "your question"  or  semsearch serve', markup=False)
+
+
+def _summary_table(report: Any, model: str) -> Table:
+    """The figures of a finished build, one per row."""
+    table = Table(
+        title=f"Indexed {report.index_dir / report.generation}",
+        title_justify="left",
+        box=None,
+        show_header=False,
+        pad_edge=False,
+        padding=(0, 3, 0, 0),
+    )
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("articles", report.articles),
+        ("passages", report.passages),
+        ("embedded now", report.embedded),
+        ("reused from cache", report.reused),
+        ("files skipped", len(report.skipped)),
+        ("near-duplicate passages", report.duplicates),
+        ("time", f"{report.seconds:.1f} s"),
+        ("model", model),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    return table
 
 
 @app.command("search")
@@ -184,6 +246,16 @@ def search_command(
         bool, typer.Option("--collapse/--no-collapse", help="show near-duplicates once")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+    as_jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="print one JSON object per hit, a line each")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="one short line per hit: rank, score, where")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="also explain each rank and time each stage"),
+    ] = False,
     index_dir: IndexOption = None,
     model: ModelOption = None,
 ) -> None:
@@ -194,23 +266,24 @@ def search_command(
         settings = _settings(index_dir=index_dir, model=model)
         mode = mode or settings.default_mode
         validate_query(query, k, mode)  # fail fast, before the model loads
-        service = SearchService.open(settings)
+        with _explain_missing_index(settings):
+            service = SearchService.open(settings)
         try:
+            timings: dict[str, float] = {}
             started = time.perf_counter()
             hits = service.search(
-                query, k=k, mode=mode, max_per_article=per_article, collapse=collapse
-            )
+                query, k=k, mode=mode, max_per_article=per_article, collapse=collapse,
+                timings=timings,
+            )  # fmt: skip
             took_ms = round((time.perf_counter() - started) * 1000, 2)
         finally:
             service.close()
-    if as_json:
-        document = {
-            "query": query,
-            "mode": mode,
-            "k": k,
-            "took_ms": took_ms,
-            "hits": [dataclasses.asdict(hit) for hit in hits],
-        }
+    if as_json or as_jsonl:
+        documents = [dataclasses.asdict(hit) for hit in hits]
+        if as_jsonl:
+            sys.stdout.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in documents)
+            return
+        document = {"query": query, "mode": mode, "k": k, "took_ms": took_ms, "hits": documents}
         sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
         return
     if not hits:
@@ -218,6 +291,9 @@ def search_command(
         return
     for hit in hits:
         where = f"{hit.article_id} ¶{hit.paragraph}" + (f".{hit.part + 1}" if hit.part else "")
+        if quiet:
+            sys.stdout.write(f"{hit.rank}\t{hit.score:.4f}\t{where}\n")  # tabs kept for cut/awk
+            continue
         header = Text(f"{hit.rank}. ", style="bold")
         header.append(hit.title, style="bold")
         header.append(f"  {where}  score {hit.score:.4f}", style="dim")
@@ -230,7 +306,23 @@ def search_command(
         out.print(Text("   ") + body)
         if hit.also_in:
             out.print(Text(f"   also in: {', '.join(hit.also_in)}", style="dim"))
+        if verbose:
+            out.print(Text(f"   {_explain(hit)}", style="dim"))
         out.print()
+    if verbose:
+        stages = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in timings.items())
+        out.print(Text(f"{_plural(len(hits), 'hit')} in {took_ms} ms ({stages})", style="dim"))
+
+
+def _explain(hit: Any) -> str:
+    """Where a hit's rank comes from: its place and score in each leg."""
+    legs = []
+    for leg, rank, score in (
+        ("dense", hit.dense_rank, hit.dense_score),
+        ("lexical", hit.lexical_rank, hit.lexical_score),
+    ):
+        legs.append(f"{leg} #{rank} ({score:.4f})" if rank is not None else f"{leg}: not found")
+    return " · ".join(legs)
 
 
 @app.command("serve")
@@ -239,6 +331,9 @@ def serve_command(
     port: Annotated[int | None, typer.Option("--port", help="port [8000]")] = None,
     index_dir: IndexOption = None,
     model: ModelOption = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="no request log (one JSON line a request)")
+    ] = False,
 ) -> None:
     """Serve the HTTP API with uvicorn (127.0.0.1:8000 by default)."""
     import uvicorn
@@ -248,9 +343,26 @@ def serve_command(
     # The app factory reads its settings from the environment: hand the flags over that way.
     os.environ["SEMSEARCH_INDEX_DIR"] = str(settings.index_dir)
     os.environ["SEMSEARCH_MODEL"] = settings.model
+    _request_logs(enabled=not quiet)
     uvicorn.run(
-        "api.app:create_app", factory=True, host=settings.host, port=settings.port, workers=1
+        "api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        access_log=False,  # the app logs each request itself, as JSON with its request id
     )
+
+
+def _request_logs(enabled: bool) -> None:
+    """Print the app's request log (one JSON object a line) on stderr."""
+    access = logging.getLogger("semsearch.access")
+    access.setLevel(logging.INFO if enabled else logging.WARNING)
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.propagate = False
 
 
 @app.command("eval")
@@ -319,6 +431,8 @@ def _progress_bar() -> Progress:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
         TimeRemainingColumn(),
         console=err,
         disable=not err.is_terminal,
@@ -371,7 +485,8 @@ def info_command(
 
     with _errors():
         settings = _settings(index_dir=index_dir)
-        store = IndexStore.open(settings.index_dir)
+        with _explain_missing_index(settings):
+            store = IndexStore.open(settings.index_dir)
         manifest = store.manifest
         store.close()
     facts = {

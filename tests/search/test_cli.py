@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,15 +52,19 @@ def test_index_command_reports_and_reuses(copy_seeds: Path, tmp_path: Path) -> N
     args = ["index", "--seeds", str(copy_seeds), "--index", str(tmp_path / "ix")]
     first, second = run(*args), run(*args)
     assert first.exit_code == 0, first.output
-    assert "Indexed 1 article into 18 passages (18 embedded, 0 reused" in first.stdout
-    assert "(0 embedded, 18 reused from cache" in second.stdout
+    assert f"Indexed {tmp_path / 'ix'}/gen-1" in first.stdout
+    rows = [re.sub(r" {2,}", "|", line.strip()) for line in first.stdout.splitlines()]
+    assert {"articles|1", "passages|18", "embedded now|18", "reused from cache|0"} <= set(rows)
+    rows = [re.sub(r" {2,}", "|", line.strip()) for line in second.stdout.splitlines()]
+    assert {"embedded now|0", "reused from cache|18"} <= set(rows)
+    assert f'semsearch search "your question" --index {tmp_path / "ix"}' in second.stdout
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["search", "power"], "no index at {tmp}: run `semsearch index` first"),
-        (["info"], "no index at {tmp}: run `semsearch index` first"),
+        (["search", "power"], "no index at {tmp}: run `semsearch index --index {tmp}` first"),
+        (["info"], "no index at {tmp}: run `semsearch index --index {tmp}` first"),
         (["search", "   "], "the query is empty"),
         (["search", "power", "-k", "0"], "k must be a whole number from 1 to 100"),
         (["search", "power", "--mode", "fuzzy"], "unknown mode 'fuzzy'"),
@@ -77,3 +82,34 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str], message
 
 def test_version() -> None:
     assert run("--version").stdout.startswith("semsearch ")
+
+
+def test_no_index_names_the_exact_command(tmp_path: Path) -> None:
+    env = {"SEMSEARCH_INDEX_DIR": str(tmp_path / "my index"), "SEMSEARCH_SEEDS_DIR": "articles"}
+    result = runner.invoke(app, ["search", "power"], env=env)
+    assert result.exit_code == 2
+    expected = f"run `semsearch index --index '{tmp_path}/my index' --seeds articles` first"
+    assert expected in result.stderr
+
+
+@pytest.mark.model
+def test_jsonl_prints_one_hit_a_line(real_index: Path) -> None:
+    result = run("search", "power outages", "--jsonl", "-k", "3", "--index", str(real_index))
+    hits = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [hit["rank"] for hit in hits] == [1, 2, 3]
+    assert hits[0]["article_id"] == "000_9d59a1cdc1672ff3.txt"
+
+
+@pytest.mark.model
+def test_quiet_and_verbose_search(real_index: Path) -> None:
+    args = ["search", "power outages", "-k", "2", "--index", str(real_index)]
+    quiet = run(*args, "-q").stdout.splitlines()
+    assert [line.split("\t")[0] for line in quiet] == ["1", "2"]
+    assert quiet[0].endswith("000_9d59a1cdc1672ff3.txt ¶10")
+    verbose = run(*args, "--mode", "hybrid", "-v").stdout
+    assert "dense #1 (" in verbose and "lexical #1 (" in verbose
+    assert re.search(r"2 hits in [\d.]+ ms \(embed [\d.]+ ms, faiss .*fuse [\d.]+ ms\)", verbose)
+
+
+def test_completion_is_offered() -> None:
+    assert "--install-completion" in run("--help").stdout
