@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.admin import install_admin
 from api.deps import ServiceHolder
 from api.metrics import install_metrics
-from api.page import install_page
+from api.page import error_page, install_page, wants_html
 from api.routes import router
 from api.security import install_security
 from index.embedding import Embedder
@@ -59,7 +59,9 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
 
     @app.exception_handler(IndexError_)
     @app.exception_handler(ModelError)
-    async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+    async def _unavailable(request: Request, error: Exception) -> Response:
+        if wants_html(request):  # a browser following a link to an article
+            return error_page(request, 503, "Search is not available yet", str(error))
         return JSONResponse(status_code=503, content={"detail": str(error)})
 
     @app.exception_handler(RequestValidationError)
@@ -76,7 +78,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     async def _invalid(request: Request, error: InvalidQuery) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(error)})
 
-    install_security(app, settings)  # CORS when configured; 413 for bodies over 64 KiB
+    install_security(app, settings)  # CORS when configured; 413 and 431 for oversized requests
     install_metrics(app)  # last: its middleware then wraps every other one
     return app
 

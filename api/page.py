@@ -19,7 +19,7 @@ from search.errors import InvalidQuery
 from search.service import MAX_K, MODES
 from search.text import highlight_spans, mark
 
-__all__ = ["article_page", "install_page", "page_router", "wants_html"]
+__all__ = ["article_page", "error_page", "install_page", "page_router", "wants_html"]
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -159,6 +159,12 @@ def _back_url(request: Request) -> str:
     params = {name: request.query_params.get(name, "") for name in ("q", "mode", "k")}
     params = {name: value for name, value in params.items() if value}
     return "/?" + urlencode(params) if params.get("q") else "/"
+
+
+def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+    """A friendly page for an error met by a browser (never a bare JSON body or a blank page)."""
+    context = {"error": {"title": title, "detail": detail}}
+    return templates.TemplateResponse(request, "error.html", context, status_code=status)
 
 
 def install_page(app: FastAPI) -> None:

@@ -166,3 +166,12 @@ def test_requests_get_an_id_and_a_json_log_line(
 
 def test_search_responses_carry_took_ms(client: TestClient) -> None:
     assert client.get("/search", params={"q": "power"}).json()["took_ms"] >= 0
+
+
+def test_article_page_without_an_index_is_a_friendly_503(empty_client: TestClient) -> None:
+    response = empty_client.get(f"/articles/{SEED_ID}", headers=BROWSER)
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Search is not available yet" in response.text
+    assert "run `semsearch index` first" in response.text
+    assert empty_client.get(f"/articles/{SEED_ID}").json()["detail"].startswith("no index at")
