@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
@@ -145,6 +146,7 @@ class RequestObserver:
             log.info(
                 json.dumps(
                     {
+                        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                         "event": "request",
                         "request_id": request_id,
                         "method": scope["method"],
