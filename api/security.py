@@ -1,4 +1,4 @@
-"""HTTP hardening: a 64 KiB cap on request bodies, and CORS (off unless origins are configured)."""
+"""HTTP hardening: caps on request bodies (64 KiB) and headers (16 KiB); CORS, off by default."""
 
 from __future__ import annotations
 
@@ -11,25 +11,44 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from search.settings import Settings
 
-__all__ = ["MAX_BODY_BYTES", "BodySizeLimit", "cors_origins", "install_security"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_HEADER_BYTES",
+    "RequestSizeLimits",
+    "cors_origins",
+    "install_security",
+]
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 16 * 1024  # far above any real client's; uvicorn's parser stops at ~100 KiB
 
 
-class BodySizeLimit:
-    """Answer 413 to a request whose body is over `max_bytes`, before the app reads any of it.
+class RequestSizeLimits:
+    """Answer 413 to a body over `max_bytes` and 431 to headers over `max_header_bytes`.
 
-    A declared Content-Length is checked at once; a chunked body (no length) is read up to the
-    limit and handed on only if it fits, so no route ever sees a partial body.
+    Both are checked before the app reads anything. A declared Content-Length is checked at
+    once; a chunked body (no length) is read up to the limit and handed on only if it fits, so
+    no route ever sees a partial body.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = MAX_BODY_BYTES,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+    ):
         self.app = app
         self.max_bytes = max_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if header_bytes > self.max_header_bytes:
+            detail = f"the request headers are over {self.max_header_bytes // 1024} KiB"
+            await _refuse(send, 431, detail)
             return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
@@ -91,7 +110,7 @@ def cors_origins(settings: Settings) -> list[str]:
 
 
 def install_security(app: FastAPI, settings: Settings) -> None:
-    """Add CORS (only when origins are configured) and the body size limit (outside CORS)."""
+    """Add CORS (only when origins are configured) and the size limits (outside CORS)."""
     origins = cors_origins(settings)
     if origins:
         # Browsers may search from these origins; the admin token header is not allowed, so the
@@ -103,4 +122,4 @@ def install_security(app: FastAPI, settings: Settings) -> None:
             allow_headers=["Content-Type"],
             max_age=600,
         )
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(RequestSizeLimits)
