@@ -134,9 +134,13 @@ class ServiceHolder:
         slot.service.close()
         log.info("closed index generation %s", slot.generation)
         if clean_up:  # the builder skipped it while it was open; remove it now if it is old
-            removed = remove_old_generations(self.settings.index_dir, keep=KEEP_GENERATIONS)
-            if removed:
-                log.info("removed old index generations %s", ", ".join(removed))
+            # In the background: the last request out should not wait for a folder to be deleted.
+            threading.Thread(target=self._remove_old, name="semsearch-cleanup", daemon=True).start()
+
+    def _remove_old(self) -> None:
+        removed = remove_old_generations(self.settings.index_dir, keep=KEEP_GENERATIONS)
+        if removed:
+            log.info("removed old index generations %s", ", ".join(removed))
 
     def _load(self) -> None:
         """Open a generation when none is served: CURRENT's, else the newest good one before it."""

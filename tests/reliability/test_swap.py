@@ -40,7 +40,11 @@ def test_a_leased_generation_outlives_the_swap_and_is_removed_after(seeded) -> N
                 h.chunk_id for h in before
             ]
             assert found and found[0]
-        assert not (index_dir / "gen-1").exists()  # the last user finished: removed
+        for _ in range(100):  # the last user finished: removed in the background (bounded: 5 s)
+            if not (index_dir / "gen-1").exists():
+                break
+            time.sleep(0.05)
+        assert not (index_dir / "gen-1").exists()
         assert sorted(p.name for p in index_dir.glob("gen-*")) == ["gen-3", "gen-4"]
     finally:
         holder.close()
