@@ -23,10 +23,10 @@ from pydantic import BaseModel
 from api.deps import ServiceHolder
 from index.articles import find_article_files
 from index.builder import build_index, now_iso
-from index.embedding import Embedder, SentenceTransformerEmbedder
+from index.embedding import Embedder
 from index.errors import BuildRunning, SemsearchError
 from index.lock import BuildLock
-from search.settings import Settings, vector_index_spec
+from search.settings import Settings, embedder_for, vector_index_spec
 
 __all__ = ["ReindexJob", "ReindexJobs", "install_admin"]
 
@@ -233,7 +233,7 @@ def install_admin(app: FastAPI, settings: Settings, embedder: Embedder | None = 
     else:
         # A build gets its own model: sharing the server's would queue every query behind it.
         def make_embedder() -> Embedder:
-            return SentenceTransformerEmbedder(settings.model, settings.device, settings.batch_size)
+            return embedder_for(settings)
 
     app.state.reindex_jobs = ReindexJobs(settings, make_embedder)
     app.include_router(_router(), dependencies=[Depends(_require_token(token))])

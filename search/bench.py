@@ -199,7 +199,7 @@ def _bench_vectors(base: np.ndarray, sizes: list[int], say: Say) -> list[dict[st
             vectors = _synthetic(base, size, clustered, seed=size)
             queries = _synthetic(base, 200, clustered, seed=size + 1)
             exact = None
-            for kind in ("flat", "hnsw"):
+            for kind in ("flat", "hnsw", "ivf"):
                 started = time.perf_counter()
                 index = build_vector_index(vectors, VectorIndexSpec(kind=kind).resolve(size))
                 build_seconds = time.perf_counter() - started

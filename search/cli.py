@@ -144,19 +144,28 @@ def index_command(
             "SEMSEARCH_FAISS_INDEX or HNSW settings); nothing is re-read or re-embedded",
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="build a new generation even when nothing changed since the last"
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors")] = False,
     verbose: Annotated[
         bool,
         typer.Option("--verbose", "-v", help="also list skipped files and removed generations"),
     ] = False,
 ) -> None:
-    """Build (or rebuild) the index from a folder of articles."""
+    """Build (or rebuild) the index from a folder of articles.
+
+    When the articles, model and settings are those the live index was built from, nothing is
+    rebuilt (use --force to rebuild anyway); otherwise only new or changed passages are embedded.
+    """
     from index.articles import find_article_files
     from index.builder import build_index, now_iso
-    from index.embedding import SentenceTransformerEmbedder
     from index.lock import BuildLock
     from index.store import reindex_vectors as rebuild_vector_index
-    from search.settings import vector_index_spec
+    from search.settings import embedder_for, vector_index_spec
 
     with _errors(), ExitStack() as held:
         settings = _settings(seeds_dir=seeds, index_dir=index_dir, model=model)
@@ -173,7 +182,7 @@ def index_command(
                 )
             return
         find_article_files(settings.seeds_dir)  # a missing folder fails before the model loads
-        embedder = SentenceTransformerEmbedder(settings.model, settings.device, settings.batch_size)
+        embedder = embedder_for(settings)
         _with_status(f"loading model {settings.model}", embedder.load, quiet)
 
         def warn(message: str) -> None:
@@ -190,7 +199,18 @@ def index_command(
                 warn=warn,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
                 vector_index=vector_index_spec(settings),
+                skip_unchanged=not force,
             )
+        if report.up_to_date:
+            if not quiet:
+                out.print(
+                    f"Up to date: {settings.index_dir / report.generation} was built from these "
+                    f"{_plural(report.articles, 'article')} with the same model and settings "
+                    f"({_plural(report.passages, 'passage')}); nothing to do. "
+                    "Use --force to rebuild anyway.",
+                    markup=False,
+                )
+            return
         if not quiet:
             out.print(_summary_table(report, settings.model))
             if verbose:
@@ -379,9 +399,9 @@ def eval_command(
     """Measure search quality on a BEIR folder: nDCG@10, Recall@100, MRR@10, passage hit@5."""
     import tempfile
 
-    from index.embedding import SentenceTransformerEmbedder
     from search.evaluate import ensure_index, evaluate, load_beir, open_service
     from search.service import MODES
+    from search.settings import embedder_for
 
     with _errors():
         if mode != "all" and mode not in MODES:
@@ -389,7 +409,7 @@ def eval_command(
         modes = list(MODES) if mode == "all" else [mode]
         settings = _settings(model=model)
         dataset = load_beir(folder)
-        embedder = SentenceTransformerEmbedder(settings.model, settings.device, settings.batch_size)
+        embedder = embedder_for(settings)
         with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as scratch:
             target = index_dir or Path(scratch) / "index"
             with _progress_bar() as bar:

@@ -9,11 +9,11 @@ from typing import Any, TypeVar, get_args
 
 import numpy as np
 
-from index.embedding import Embedder, SentenceTransformerEmbedder
+from index.embedding import Embedder
 from index.store import ArticleRecord, IndexStore
 from search.errors import InvalidQuery
 from search.fusion import boost_articles, fuse_rrf, fuse_zscore
-from search.settings import Mode, Settings
+from search.settings import Mode, Settings, embedder_for
 from search.text import highlight_spans, lexical_terms, mark
 
 __all__ = [
@@ -125,9 +125,7 @@ class SearchService:
             IndexNotFound, IndexIncompatible, IndexCorrupt, ModelError.
         """
         if embedder is None:
-            embedder = SentenceTransformerEmbedder(
-                settings.model, settings.device, settings.batch_size
-            )
+            embedder = embedder_for(settings)
         store = IndexStore.open(
             settings.index_dir, model_id=embedder.model_id, generation=generation
         )

@@ -8,11 +8,11 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.embedding import DEFAULT_MODEL
+from index.embedding import DEFAULT_MODEL, Embedder, make_embedder
 from index.store import VectorIndexSpec
 from search.fusion import ARTICLE_WEIGHT, DENSE_WEIGHT
 
-__all__ = ["Fusion", "Mode", "Settings", "vector_index_spec"]
+__all__ = ["Fusion", "Mode", "Settings", "embedder_for", "vector_index_spec"]
 
 Mode = Literal["hybrid", "dense", "lexical"]
 Fusion = Literal["zscore", "rrf"]
@@ -27,15 +27,23 @@ class Settings(BaseSettings):
     seeds_dir: Path = Field(Path("seeds"), description="the folder of articles to index")
     model: str = Field(DEFAULT_MODEL, description="sentence-transformers name or local folder")
     device: str = Field("cpu", description="torch device for the model")
+    backend: Literal["auto", "openvino", "torch"] = Field(
+        "auto", description="embedding runtime: OpenVINO on the CPU when it exports, else torch"
+    )
+    threads: int = Field(0, ge=0, le=1024, description="inference threads; 0 uses every core")
+    model_cache: Path | None = Field(
+        None, description="where OpenVINO exports are kept; the index folder's models/ if unset"
+    )
     batch_size: int = Field(64, ge=1, le=4096, description="texts per forward pass")
     host: str = Field("127.0.0.1", description="address `semsearch serve` binds")
     port: int = Field(8000, ge=1, le=65535, description="port `semsearch serve` binds")
-    faiss_index: Literal["auto", "flat", "hnsw"] = Field(
-        "auto", description="FAISS index: exact up to faiss_flat_max passages, HNSW beyond"
+    faiss_index: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        "auto", description="FAISS index: exact up to faiss_flat_max passages, IVF-SQ8 beyond"
     )
     faiss_flat_max: int = Field(200_000, ge=0, description="largest index searched exactly")
     hnsw_m: int = Field(32, ge=4, le=256, description="HNSW links per node")
     hnsw_ef_search: int = Field(128, ge=1, le=4096, description="HNSW search breadth")
+    ivf_nprobe: int = Field(32, ge=1, le=65536, description="IVF lists searched per query")
     query_cache_size: int = Field(1024, ge=0, description="query embeddings kept in memory")
     default_mode: Mode = Field("hybrid", description="mode used when a query names none")
     fusion: Fusion = Field("zscore", description="how hybrid mode combines the two legs")
@@ -61,4 +69,17 @@ def vector_index_spec(settings: Settings) -> VectorIndexSpec:
         flat_max=settings.faiss_flat_max,
         hnsw_m=settings.hnsw_m,
         ef_search=settings.hnsw_ef_search,
+        ivf_nprobe=settings.ivf_nprobe,
+    )
+
+
+def embedder_for(settings: Settings) -> Embedder:
+    """The embedder the settings name; OpenVINO exports are kept in the index folder's models/."""
+    return make_embedder(
+        settings.model,
+        backend=settings.backend,
+        device=settings.device,
+        batch_size=settings.batch_size,
+        threads=settings.threads,
+        cache_dir=settings.model_cache or settings.index_dir / "models",
     )

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from index.builder import build_index
-from index.embedding import SentenceTransformerEmbedder
+from index.embedding import Embedder, make_embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -25,6 +25,8 @@ class FakeEmbedder:
 
     Deterministic, instant, and good enough to assert exact ids and scores in unit tests.
     """
+
+    backend = "fake"
 
     def __init__(self, dimension: int = 64, max_tokens: int = 254, model_id: str = "fake-hash"):
         self.model_id = model_id
@@ -62,14 +64,21 @@ class FakeEmbedder:
         return self._vector(text)
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for OpenVINO exports, so the model is exported once per test session."""
+    return tmp_path_factory.mktemp("models")
+
+
 @pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_environ(monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> None:
     """No SEMSEARCH_* variable from the caller's shell leaks into a test."""
     import os
 
     for name in list(os.environ):
         if name.startswith("SEMSEARCH_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("SEMSEARCH_MODEL_CACHE", str(model_cache))
 
 
 @pytest.fixture
@@ -86,9 +95,9 @@ def fake_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_embedder() -> SentenceTransformerEmbedder:
-    """The packaged all-MiniLM-L6-v2, loaded once for the session."""
-    return SentenceTransformerEmbedder().load()
+def real_embedder(model_cache: Path) -> Embedder:
+    """The packaged all-MiniLM-L6-v2 on the default backend, loaded once for the session."""
+    return make_embedder(cache_dir=model_cache).load()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

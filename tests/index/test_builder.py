@@ -8,7 +8,7 @@ import pytest
 
 from index.builder import build_index
 from index.errors import CorpusError
-from index.store import IndexStore
+from index.store import IndexStore, VectorIndexSpec
 from tests.conftest import SEEDS, FakeEmbedder
 
 
@@ -27,6 +27,64 @@ def test_edited_paragraph_is_the_only_one_embedded(copy_seeds: Path, tmp_path: P
     seed.write_text(seed.read_text().replace("wounded 27 people", "wounded 28 people"))
     report = build_index(copy_seeds, tmp_path / "index", embedder)
     assert (report.embedded, report.reused) == (1, 17)
+
+
+def test_unchanged_corpus_is_up_to_date(copy_seeds: Path, tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    first = build_index(copy_seeds, tmp_path, embedder, skip_unchanged=True)
+    again = build_index(copy_seeds, tmp_path, embedder, skip_unchanged=True)
+    assert (first.up_to_date, again.up_to_date) == (False, True)
+    assert (again.generation, again.passages, again.embedded) == ("gen-1", 18, 0)
+    assert sorted(p.name for p in tmp_path.glob("gen-*")) == ["gen-1"]
+    # another model, or other vector index settings, are not the same inputs
+    other = build_index(copy_seeds, tmp_path, FakeEmbedder(model_id="two"), skip_unchanged=True)
+    assert not other.up_to_date and other.generation == "gen-2"
+    flat = build_index(
+        copy_seeds, tmp_path, embedder, skip_unchanged=True, vector_index=VectorIndexSpec("flat")
+    )
+    assert not flat.up_to_date
+    seed = next(copy_seeds.glob("*.txt"))
+    seed.write_text(seed.read_text().replace("wounded 27 people", "wounded 28 people"))
+    edited = build_index(copy_seeds, tmp_path, embedder, skip_unchanged=True)
+    assert not edited.up_to_date and edited.embedded == 1
+
+
+def test_damaged_live_generation_is_rebuilt_not_skipped(tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    build_index(SEEDS, tmp_path, embedder, skip_unchanged=True)
+    with (tmp_path / "gen-1" / "vectors.npy").open("r+b") as handle:
+        handle.seek(200)
+        handle.write(b"\xff")
+    report = build_index(SEEDS, tmp_path, embedder, skip_unchanged=True)
+    assert not report.up_to_date and report.generation == "gen-2"
+    IndexStore.open(tmp_path).close()
+
+
+def test_unchanged_articles_are_not_chunked_again(
+    copy_seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import index.builder
+
+    (copy_seeds / "second.txt").write_text("Second article\n\nIt has one paragraph of words.\n")
+    embedder = FakeEmbedder()
+    first = build_index(copy_seeds, tmp_path, embedder)
+    chunked: list[str] = []
+    real = index.builder.chunk_article
+
+    def counting(article, **kwargs):
+        chunked.append(article.id)
+        return real(article, **kwargs)
+
+    monkeypatch.setattr(index.builder, "chunk_article", counting)
+    assert build_index(copy_seeds, tmp_path, embedder).passages == first.passages
+    assert chunked == []
+    (copy_seeds / "second.txt").write_text("Second article\n\nIt has other words now.\n")
+    report = build_index(copy_seeds, tmp_path, embedder)
+    assert chunked == ["second.txt"] and report.passages == first.passages
+    store = IndexStore.open(tmp_path)
+    assert store.article("second.txt").passages[0].text == "It has other words now."
+    assert len(store.article(next(copy_seeds.glob("0*.txt")).name).passages) == 18
+    store.close()
 
 
 def test_cache_is_per_model(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ def test_build_publishes_a_generation_with_manifest(fake_index: Path) -> None:
         "dimension": 64,
         "normalized": True,
         "max_tokens": 254,
+        "backend": "fake",
     }
     assert manifest["counts"] == {"articles": 1, "passages": 18, "duplicate_passages": 0}
     assert set(manifest["files"]) == {"store.sqlite", "vectors.faiss", "vectors.npy"}
@@ -129,15 +130,16 @@ def test_build_keeps_two_generations(tmp_path: Path, fake_embedder: FakeEmbedder
     assert sorted(p.name for p in tmp_path.glob("gen-*")) == ["gen-2", "gen-3"]
 
 
-def test_hnsw_above_the_flat_limit_recalls_the_exact_neighbours(tmp_path: Path) -> None:
+def test_approximate_indexes_recall_the_exact_neighbours(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     centres = rng.normal(size=(20, 32)).astype(np.float32)
     vectors = centres[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, 32))
     vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
     queries = vectors[rng.choice(3000, 50, replace=False)] + 0.05 * rng.normal(size=(50, 32))
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
-    for kind in ("flat", "hnsw"):
+    for kind in ("flat", "hnsw", "ivf"):
         layout = VectorIndexSpec(kind=kind).resolve(len(vectors))
+        assert layout["type"] == kind
         faiss_index = build_vector_index(vectors, layout)
         _, found = faiss_index.search(queries.astype(np.float32), 10)
         recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact, strict=True)])
@@ -147,7 +149,9 @@ def test_hnsw_above_the_flat_limit_recalls_the_exact_neighbours(tmp_path: Path) 
 def test_spec_chooses_by_size() -> None:
     spec = VectorIndexSpec(flat_max=100)
     assert spec.resolve(100) == {"type": "flat"}
-    assert spec.resolve(101)["type"] == "hnsw"
+    assert spec.resolve(101) == {"type": "ivf", "nlist": 2, "nprobe": 32, "encoding": "sq8"}
+    assert spec.resolve(10**6)["nlist"] == 4000
+    assert VectorIndexSpec(kind="hnsw", flat_max=100).resolve(101)["type"] == "hnsw"
     assert VectorIndexSpec(kind="flat", flat_max=1).resolve(10**6) == {"type": "flat"}
 
 
@@ -162,4 +166,16 @@ def test_reindex_vectors_switches_type_without_embedding(fake_index: Path) -> No
     after = IndexStore.open(fake_index)
     assert [i for i, _ in after.dense_search(query, 5)] == expected  # 18 vectors: HNSW is exact
     assert after.manifest["counts"] == before.manifest["counts"]
+    after.close()
+
+
+def test_reindex_vectors_to_ivf_keeps_the_ranking(fake_index: Path) -> None:
+    before = IndexStore.open(fake_index)
+    query = FakeEmbedder().embed_query("drone attacks in Kharkiv")
+    expected = [i for i, _ in before.dense_search(query, 3)]
+    before.close()
+    manifest = reindex_vectors(fake_index, VectorIndexSpec(kind="ivf"), "2026-01-01T00:00:00")
+    assert manifest["faiss"]["type"] == "ivf"
+    after = IndexStore.open(fake_index)
+    assert [i for i, _ in after.dense_search(query, 3)] == expected  # one list: every vector
     after.close()

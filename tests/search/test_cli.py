@@ -50,14 +50,24 @@ def test_info(fake_index: Path) -> None:
 @pytest.mark.model
 def test_index_command_reports_and_reuses(copy_seeds: Path, tmp_path: Path) -> None:
     args = ["index", "--seeds", str(copy_seeds), "--index", str(tmp_path / "ix")]
-    first, second = run(*args), run(*args)
+    first, second, forced = run(*args), run(*args), run(*args, "--force")
     assert first.exit_code == 0, first.output
     assert f"Indexed {tmp_path / 'ix'}/gen-1" in first.stdout
     rows = [re.sub(r" {2,}", "|", line.strip()) for line in first.stdout.splitlines()]
     assert {"articles|1", "passages|18", "embedded now|18", "reused from cache|0"} <= set(rows)
-    rows = [re.sub(r" {2,}", "|", line.strip()) for line in second.stdout.splitlines()]
+    assert second.exit_code == 0, second.output
+    assert f"Up to date: {tmp_path / 'ix'}/gen-1 was built from these 1 article" in " ".join(
+        second.stdout.split()
+    )
+    assert forced.exit_code == 0, forced.output
+    assert f"Indexed {tmp_path / 'ix'}/gen-2" in forced.stdout
+    rows = [re.sub(r" {2,}", "|", line.strip()) for line in forced.stdout.splitlines()]
     assert {"embedded now|0", "reused from cache|18"} <= set(rows)
-    assert f'semsearch search "your question" --index {tmp_path / "ix"}' in second.stdout
+    assert f'semsearch search "your question" --index {tmp_path / "ix"}' in forced.stdout
+    seed = next(copy_seeds.glob("*.txt"))
+    seed.write_text(seed.read_text().replace("wounded 27 people", "wounded 28 people"))
+    edited = run(*args)
+    assert f"Indexed {tmp_path / 'ix'}/gen-3" in edited.stdout
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,94 @@
+"""Embedding backends: the OpenVINO export reproduces sentence-transformers, and auto falls back."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import openvino_backend
+from index.embedding import AutoEmbedder, SentenceTransformerEmbedder, make_embedder
+from index.errors import ModelError
+from tests.conftest import FakeEmbedder
+
+TEXTS = [
+    "Power cuts hit thousands of homes after the storm.",
+    "  Leading and trailing spaces are stripped, as sentence-transformers does.  ",
+    "Ünïcödé and emoji 🙂 and שלום",
+    "word " * 400,  # longer than the model's window: truncated the same way
+]
+
+
+@pytest.mark.model
+def test_openvino_export_matches_torch(model_cache: Path) -> None:
+    exported = make_embedder(backend="openvino", cache_dir=model_cache).load()
+    reference = make_embedder(backend="torch").load()
+    assert exported.backend == "openvino" and reference.backend == "torch"
+    assert exported.model_id == reference.model_id
+    assert (exported.dimension, exported.max_tokens) == (reference.dimension, reference.max_tokens)
+    for text in TEXTS:
+        assert exported.count_tokens(text) == reference.count_tokens(text)
+    ours, theirs = exported.embed_batch(TEXTS), reference.embed_batch(TEXTS)
+    assert ours.dtype == np.float32 and ours.shape == theirs.shape
+    assert np.min(np.sum(ours * theirs, axis=1)) > 0.9999
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    query = exported.embed_query("storm damage")
+    assert query.shape == (384,)
+    assert exported.embed_batch([]).shape == (0, 384)
+
+
+@pytest.mark.model
+def test_export_is_reused(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_embedder(backend="openvino", cache_dir=model_cache).load()
+
+    def no_export(source: str, folder: Path) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(openvino_backend, "_export", no_export)
+    again = make_embedder(backend="openvino", cache_dir=model_cache).load()
+    assert again.embed_query("reused").shape == (384,)
+
+
+@pytest.mark.model
+def test_export_that_does_not_reproduce_the_model_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(openvino_backend, "_CHECK_MIN_COSINE", 1.5)  # nothing can pass
+    embedder = make_embedder(backend="openvino", cache_dir=tmp_path)
+    with pytest.raises(ModelError, match="does not reproduce the model"):
+        embedder.load()
+    assert not any(p.name.endswith(".xml") for p in tmp_path.rglob("*"))  # nothing published
+
+
+def test_auto_falls_back_to_torch_when_the_export_fails(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(FakeEmbedder):
+        def load(self) -> FakeEmbedder:
+            raise ModelError("cannot export 'x' to OpenVINO (RuntimeError: boom)")
+
+    fallback = FakeEmbedder()
+    auto = AutoEmbedder(Broken(), fallback)
+    with caplog.at_level(logging.WARNING):
+        vector = auto.embed_query("power cuts")
+    assert np.array_equal(vector, fallback.embed_query("power cuts"))
+    assert auto.backend == "fake"
+    assert "using the torch backend instead" in caplog.text
+
+
+def test_backend_choice() -> None:
+    assert isinstance(make_embedder(backend="torch"), SentenceTransformerEmbedder)
+    assert isinstance(make_embedder(backend="auto", device="cuda"), SentenceTransformerEmbedder)
+    assert isinstance(make_embedder(backend="auto"), AutoEmbedder)
+    with pytest.raises(ModelError, match="unknown backend 'tensorrt'"):
+        make_embedder(backend="tensorrt")
+
+
+def test_export_folder_changes_with_the_model_files(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"1")
+    first = openvino_backend.export_folder(tmp_path / "cache", str(model), str(model))
+    (model / "weights.bin").write_bytes(b"22")
+    second = openvino_backend.export_folder(tmp_path / "cache", str(model), str(model))
+    assert first != second and first.parent == second.parent
