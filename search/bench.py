@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -20,8 +21,9 @@ import numpy as np
 from index.articles import read_corpus
 from index.builder import build_index
 from index.chunking import chunk_article
-from index.embedding import SentenceTransformerEmbedder, resolve_model
+from index.embedding import resolve_model
 from index.store import IndexStore, VectorIndexSpec, build_vector_index, vector_index_bytes
+from search.settings import Settings, embedder_for, vector_index_spec
 
 __all__ = ["format_bench", "run_bench"]
 
@@ -49,13 +51,21 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99)}
 
 
-def _bench_build(corpus: Path, work: Path, model: str, say: Say) -> dict[str, Any]:
-    embedder = SentenceTransformerEmbedder(model).load()
+def _bench_build(corpus: Path, work: Path, settings: Settings, say: Say) -> dict[str, Any]:
     seeds = work / "corpus"
     shutil.copytree(corpus, seeds, symlinks=True)
     index_dir = work / "index"
+    # As `semsearch index` would: the configured backend, exports kept in the index folder.
+    settings = settings.model_copy(update={"index_dir": index_dir})
+    embedder = embedder_for(settings)
     started = time.perf_counter()
-    cold = build_index(seeds, index_dir, embedder)
+    embedder.load()  # type: ignore[attr-defined]
+    load_seconds = time.perf_counter() - started
+    backend = str(getattr(embedder, "backend", "unknown"))
+    say(f"model ready ({backend}, export included if it ran) in {load_seconds:.1f} s")
+    spec = vector_index_spec(settings)
+    started = time.perf_counter()
+    cold = build_index(seeds, index_dir, embedder, vector_index=spec)
     cold_seconds = time.perf_counter() - started
     say(f"cold build: {cold.passages} passages in {cold_seconds:.1f} s")
     # The naive path on the same embed texts: sentence-transformers' defaults (torch, batch 32).
@@ -68,34 +78,46 @@ def _bench_build(corpus: Path, work: Path, model: str, say: Say) -> dict[str, An
             article, count_tokens=embedder.count_tokens, token_limit=embedder.max_tokens
         )
     ]
-    naive = SentenceTransformer(resolve_model(model)[1], device="cpu")
+    naive = SentenceTransformer(resolve_model(settings.model)[1], device="cpu")
     started = time.perf_counter()
-    naive.encode(texts, batch_size=32)
+    naive_vectors = naive.encode(texts, batch_size=32, normalize_embeddings=True)
     naive_seconds = time.perf_counter() - started
+    del naive
     say(f"naive encode: {len(texts)} passages in {naive_seconds:.1f} s")
-    unchanged = build_index(seeds, index_dir, embedder)
+    ours = IndexStore.open(index_dir)
+    stored = np.load(ours.folder / "vectors.npy", allow_pickle=False)
+    ours.close()
+    agreement = float(np.min(np.sum(stored * naive_vectors, axis=1))) if len(texts) else 1.0
+    up_to_date = build_index(seeds, index_dir, embedder, vector_index=spec, skip_unchanged=True)
+    forced = build_index(seeds, index_dir, embedder, vector_index=spec)
     articles = sorted(seeds.rglob("*.txt"))
     edited = articles[::100][: max(1, len(articles) // 100)]
     for path in edited:  # 1% of the articles get one new sentence in their first paragraph
         text = path.read_text(encoding="utf-8", errors="replace")
         title, _, body = text.partition("\n\n")
         path.write_text(f"{title}\n\nThis story was updated for the benchmark. {body}")
-    changed = build_index(seeds, index_dir, embedder)
+    changed = build_index(seeds, index_dir, embedder, vector_index=spec, skip_unchanged=True)
     say(
-        f"rebuild: unchanged {unchanged.seconds:.1f} s ({unchanged.embedded} embedded), "
+        f"rebuild: unchanged {up_to_date.seconds:.1f} s (up to date: {up_to_date.up_to_date}), "
+        f"forced {forced.seconds:.1f} s ({forced.embedded} embedded), "
         f"{len(edited)} articles edited {changed.seconds:.1f} s ({changed.embedded} embedded)"
     )
     return {
         "corpus": str(corpus),
+        "backend": backend,
+        "model_ready_seconds": round(load_seconds, 2),
         "articles": cold.articles,
         "passages": cold.passages,
         "cold_seconds": round(cold_seconds, 2),
         "cold_passages_per_s": round(cold.passages / cold_seconds, 1),
         "naive_passages_per_s": round(len(texts) / naive_seconds, 1),
         "ratio_ours_naive": round(naive_seconds / cold_seconds, 2),
+        "min_cosine_to_naive": round(agreement, 6),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
-        "rebuild_unchanged_seconds": round(unchanged.seconds, 2),
-        "rebuild_unchanged_embedded": unchanged.embedded,
+        "rebuild_unchanged_seconds": round(up_to_date.seconds, 2),
+        "rebuild_unchanged_up_to_date": up_to_date.up_to_date,
+        "rebuild_forced_seconds": round(forced.seconds, 2),
+        "rebuild_forced_embedded": forced.embedded,
         "rebuild_1pct_articles": len(edited),
         "rebuild_1pct_seconds": round(changed.seconds, 2),
         "rebuild_1pct_embedded": changed.embedded,
@@ -117,7 +139,9 @@ def _queries(index_dir: Path, count: int) -> list[str]:
     return [" ".join(text.split()[:8]) for text in texts[::step][:count]]
 
 
-def _bench_server(index_dir: Path, model: str, queries: list[str], say: Say) -> dict[str, Any]:
+def _bench_server(
+    index_dir: Path, settings: Settings, queries: list[str], say: Say
+) -> dict[str, Any]:
     import httpx
 
     port = _free_port()
@@ -125,7 +149,9 @@ def _bench_server(index_dir: Path, model: str, queries: list[str], say: Say) -> 
     env = {
         **os.environ,
         "SEMSEARCH_INDEX_DIR": str(index_dir),
-        "SEMSEARCH_MODEL": model,
+        "SEMSEARCH_MODEL": settings.model,
+        "SEMSEARCH_BACKEND": settings.backend,
+        "SEMSEARCH_THREADS": str(settings.threads),
         "SEMSEARCH_QUERY_CACHE_SIZE": "0",  # each mode sees the same queries: measure the model
     }
     server = subprocess.Popen(
@@ -229,38 +255,63 @@ def _bench_vectors(base: np.ndarray, sizes: list[int], say: Say) -> list[dict[st
 
 
 def run_bench(
-    corpus: Path, model: str, vector_sizes: list[int], query_count: int, say: Say
+    corpus: Path, settings: Settings, vector_sizes: list[int], query_count: int, say: Say
 ) -> dict[str, Any]:
-    """Run every benchmark and return the figures; `say` reports progress."""
+    """Run every benchmark and return the figures; `say` reports progress.
+
+    The model, backend and threads come from `settings`; the index and caches are made afresh in
+    a temporary folder.
+    """
     if not any(read_corpus(corpus, lambda _: None)):
         raise ValueError(f"no readable article under {corpus}")
     with tempfile.TemporaryDirectory(prefix="semsearch-bench-") as scratch:
         work = Path(scratch)
-        build = _bench_build(corpus, work, model, say)
+        build = _bench_build(corpus, work, settings, say)
         queries = _queries(work / "index", query_count)
-        server = _bench_server(work / "index", model, queries, say)
+        server = _bench_server(work / "index", settings, queries, say)
         base = np.load(next((work / "index").glob("gen-*/vectors.npy")), allow_pickle=False)
     vectors = _bench_vectors(base, vector_sizes, say)
     return {
-        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+        "machine": _machine(),
         "build": build,
         "queries": {"count": len(queries), **server},
         "vectors": vectors,
     }
 
 
+def _machine() -> dict[str, Any]:
+    memory = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 2**20:.0f} GiB"
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cores": os.cpu_count(), "memory": memory, "cpu": cpu, "python": sys.version.split()[0]}
+
+
 def format_bench(figures: dict[str, Any]) -> list[str]:
     """The figures as the lines of a readable report."""
-    build, queries = figures["build"], figures["queries"]
+    build, queries, machine = figures["build"], figures["queries"], figures["machine"]
+    skipped = build["rebuild_unchanged_up_to_date"]
+    unchanged = "up to date, nothing written" if skipped else "rebuilt"
     lines = [
-        f"machine: {figures['machine']['cores']} cores, Python {figures['machine']['python']}",
+        f"machine: {machine['cores']} cores ({machine.get('cpu') or 'unknown CPU'}), "
+        f"{machine.get('memory') or '? GiB'}, Python {machine['python']}",
+        f"embedding backend: {build['backend']} (model ready in {build['model_ready_seconds']} s)",
         f"cold build: {build['articles']} articles, {build['passages']} passages, "
         f"{build['cold_seconds']} s, {build['cold_passages_per_s']} passages/s, "
         f"peak RSS {build['peak_rss_mb']} MB",
         f"naive encode (torch, batch 32): {build['naive_passages_per_s']} passages/s; "
-        f"ours/naive {build['ratio_ours_naive']}x",
-        f"rebuild, no change: {build['rebuild_unchanged_seconds']} s, "
-        f"{build['rebuild_unchanged_embedded']} embedded",
+        f"ours/naive {build['ratio_ours_naive']}x; least cosine ours vs naive "
+        f"{build['min_cosine_to_naive']}",
+        f"rebuild, no change: {build['rebuild_unchanged_seconds']} s ({unchanged}); "
+        f"forced: {build['rebuild_forced_seconds']} s, "
+        f"{build['rebuild_forced_embedded']} embedded",
         f"rebuild, {build['rebuild_1pct_articles']} articles edited: "
         f"{build['rebuild_1pct_seconds']} s, {build['rebuild_1pct_embedded']} embedded",
         f"queries over HTTP ({queries['count']} distinct), "

@@ -486,7 +486,7 @@ def bench_command(
                 f"--vector-sizes takes whole numbers, got {vector_sizes!r}"
             ) from None
         figures = run_bench(
-            corpus, settings.model, sizes, queries, lambda line: err.print(line, markup=False)
+            corpus, settings, sizes, queries, lambda line: err.print(line, markup=False)
         )
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)

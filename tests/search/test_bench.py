@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from search.bench import format_bench, run_bench
+from search.settings import Settings
 from tests.conftest import SEEDS
 
 pytestmark = pytest.mark.model
@@ -12,10 +13,12 @@ pytestmark = pytest.mark.model
 
 def test_bench_reports_every_figure() -> None:
     lines: list[str] = []
-    figures = run_bench(SEEDS, "all-MiniLM-L6-v2", [2000], 10, lines.append)
+    figures = run_bench(SEEDS, Settings(), [2000], 10, lines.append)
     build = figures["build"]
-    assert (build["articles"], build["passages"]) == (1, 18)
-    assert build["rebuild_unchanged_embedded"] == 0
+    assert (build["articles"], build["passages"], build["backend"]) == (1, 18, "openvino")
+    assert build["min_cosine_to_naive"] > 0.999
+    assert build["rebuild_unchanged_up_to_date"] is True
+    assert build["rebuild_forced_embedded"] == 0
     assert build["rebuild_1pct_embedded"] == 1
     for mode in ("hybrid", "dense", "lexical"):
         for clients in (1, 8):
@@ -25,4 +28,5 @@ def test_bench_reports_every_figure() -> None:
     kinds = {(row["data"], row["index"]): row for row in figures["vectors"]}
     assert kinds[("clustered", "flat")]["recall@10"] == 1.0
     assert kinds[("clustered", "hnsw")]["recall@10"] >= 0.9
+    assert kinds[("clustered", "ivf")]["recall@10"] >= 0.9
     assert any(line.startswith("hybrid") for line in format_bench(figures))
