@@ -14,7 +14,7 @@ SHARED ?= ../shared
 EVAL_SETS ?= $(SHARED)/data/scifact-dev $(SHARED)/data/bbc-dev
 
 BENCH_CORPUS ?= $(if $(wildcard $(SHARED)/data/bbc),$(SHARED)/data/bbc,seeds)
-BENCH_SIZES ?= 100000
+BENCH_SIZES ?= 100000,1000000
 # The browser tests drive Debian's chromium with Playwright; never `playwright install`.
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
