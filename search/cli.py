@@ -204,8 +204,8 @@ def index_command(
         if report.up_to_date:
             if not quiet:
                 out.print(
-                    f"Up to date: {settings.index_dir / report.generation} was built from these "
-                    f"{_plural(report.articles, 'article')} with the same model and settings "
+                    f"Up to date: {settings.index_dir / report.generation} was built from the "
+                    f"same {_plural(report.articles, 'article')}, model and settings "
                     f"({_plural(report.passages, 'passage')}); nothing to do. "
                     "Use --force to rebuild anyway.",
                     markup=False,
@@ -517,6 +517,7 @@ def info_command(
         "duplicates": manifest["counts"]["duplicate_passages"],
         "model": manifest["model"]["id"],
         "dimension": manifest["model"]["dimension"],
+        "built_with": manifest["model"].get("backend", "torch"),
         "faiss": " ".join(
             [manifest["faiss"]["type"]]
             + [f"{k}={v}" for k, v in manifest["faiss"].items() if k not in ("type", "metric")]

@@ -56,7 +56,7 @@ def test_index_command_reports_and_reuses(copy_seeds: Path, tmp_path: Path) -> N
     rows = [re.sub(r" {2,}", "|", line.strip()) for line in first.stdout.splitlines()]
     assert {"articles|1", "passages|18", "embedded now|18", "reused from cache|0"} <= set(rows)
     assert second.exit_code == 0, second.output
-    assert f"Up to date: {tmp_path / 'ix'}/gen-1 was built from these 1 article" in " ".join(
+    assert f"Up to date: {tmp_path / 'ix'}/gen-1 was built from the same 1 article," in " ".join(
         second.stdout.split()
     )
     assert forced.exit_code == 0, forced.output
