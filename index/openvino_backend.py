@@ -245,45 +245,59 @@ def _export(source: str, folder: Path) -> None:
             "set SEMSEARCH_BACKEND=torch"
         ) from error
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
     try:
-        openvino.save_model(converted, str(staging / "model.xml"), compress_to_fp16=False)
-        tokenizer.save_pretrained(str(staging / "hf-tokenizer"))
-        if not (staging / "hf-tokenizer" / "tokenizer.json").is_file():
-            raise ModelError(
-                f"{source!r} has no fast tokenizer (tokenizer.json) for the OpenVINO backend; "
-                "set SEMSEARCH_BACKEND=torch"
-            )
-        shutil.move(str(staging / "hf-tokenizer" / "tokenizer.json"), staging / "tokenizer.json")
-        shutil.rmtree(staging / "hf-tokenizer")
-        pad_token = tokenizer.pad_token or "[PAD]"
-        meta = {
-            "export_version": EXPORT_VERSION,
-            "source": source,
-            "max_seq_length": max_seq_length,
-            "do_lower_case": lower_case,
-            "dimension": int(expected.shape[1]),
-            "inputs": names,
-            "pad_token": pad_token,
-            "pad_id": int(tokenizer.convert_tokens_to_ids(pad_token)),
-        }
-        (staging / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        got = _Loaded(staging, threads=0).encode(list(_CHECK_TEXTS), batch_size=2)
-        cosine = float(np.min(np.sum(got * expected, axis=1)))
-        if cosine < _CHECK_MIN_COSINE:
-            raise ModelError(
-                f"the OpenVINO export of {source!r} does not reproduce the model (cosine "
-                f"{cosine:.4f} on check texts); set SEMSEARCH_BACKEND=torch"
-            )
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
         try:
-            os.replace(staging, folder)
-        except OSError:  # another process published the same export first
-            if not (folder / META).is_file():
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+            openvino.save_model(converted, str(staging / "model.xml"), compress_to_fp16=False)
+            tokenizer.save_pretrained(str(staging / "hf-tokenizer"))
+            if not (staging / "hf-tokenizer" / "tokenizer.json").is_file():
+                raise ModelError(
+                    f"{source!r} has no fast tokenizer (tokenizer.json) for the OpenVINO backend; "
+                    "set SEMSEARCH_BACKEND=torch"
+                )
+            saved = staging / "hf-tokenizer" / "tokenizer.json"
+            shutil.move(str(saved), staging / "tokenizer.json")
+            shutil.rmtree(staging / "hf-tokenizer")
+            pad_token = tokenizer.pad_token or "[PAD]"
+            meta = {
+                "export_version": EXPORT_VERSION,
+                "source": source,
+                "max_seq_length": max_seq_length,
+                "do_lower_case": lower_case,
+                "dimension": int(expected.shape[1]),
+                "inputs": names,
+                "pad_token": pad_token,
+                "pad_id": int(tokenizer.convert_tokens_to_ids(pad_token)),
+            }
+            (staging / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            got = _Loaded(staging, threads=0).encode(list(_CHECK_TEXTS), batch_size=2)
+            cosine = float(np.min(np.sum(got * expected, axis=1)))
+            if cosine < _CHECK_MIN_COSINE:
+                raise ModelError(
+                    f"the OpenVINO export of {source!r} does not reproduce the model (cosine "
+                    f"{cosine:.4f} on check texts); set SEMSEARCH_BACKEND=torch"
+                )
+            try:
+                os.replace(staging, folder)
+            except OSError:  # another process published the same export first
+                if not (folder / META).is_file():
+                    raise
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    except (RuntimeError, ValueError, KeyError) as error:  # OpenVINO cannot run what it wrote
+        raise ModelError(
+            f"the OpenVINO export of {source!r} cannot be run ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'no detail'}); "
+            "set SEMSEARCH_BACKEND=torch"
+        ) from error
+    except OSError as error:
+        raise ModelError(
+            f"cannot write the OpenVINO export of {source!r} to {folder.parent} "
+            f"({error.strerror or error}); set SEMSEARCH_MODEL_CACHE to a writable folder, or "
+            "SEMSEARCH_BACKEND=torch"
+        ) from error
     log.info("OpenVINO export ready: %s", folder)
 
 

@@ -62,6 +62,21 @@ def test_export_that_does_not_reproduce_the_model_is_refused(
     assert not any(p.name.endswith(".xml") for p in tmp_path.rglob("*"))  # nothing published
 
 
+@pytest.mark.model
+def test_unwritable_model_cache_is_a_clear_error_and_auto_falls_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    with pytest.raises(ModelError, match="cannot write the OpenVINO export"):
+        make_embedder(backend="openvino", cache_dir=blocked / "models").load()
+    auto = make_embedder(backend="auto", cache_dir=blocked / "models")
+    with caplog.at_level(logging.WARNING):
+        assert auto.embed_query("still searchable").shape == (384,)
+    assert auto.backend == "torch"
+    assert "using the torch backend instead" in caplog.text
+
+
 def test_auto_falls_back_to_torch_when_the_export_fails(caplog: pytest.LogCaptureFixture) -> None:
     class Broken(FakeEmbedder):
         def load(self) -> FakeEmbedder:
