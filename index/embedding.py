@@ -273,7 +273,7 @@ def make_embedder(
         if backend == "openvino":
             raise ModelError(
                 "the openvino backend needs the openvino and tokenizers packages "
-                "(pip install openvino tokenizers), or set SEMSEARCH_BACKEND=torch"
+                "(pip install openvino tokenizers), or set SEMSEARCH_EMBEDDING_BACKEND=torch"
             )
         return torch_embedder
     model_id, source = resolve_model(model)

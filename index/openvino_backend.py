@@ -127,7 +127,7 @@ class OpenVINOEmbedder:
             raise ModelError(
                 f"cannot load the OpenVINO export of {self.model_id!r} from {folder} "
                 f"({type(error).__name__}: {error}); delete that folder to export it again, or "
-                "set SEMSEARCH_BACKEND=torch"
+                "set SEMSEARCH_EMBEDDING_BACKEND=torch"
             ) from error
 
     def load(self) -> OpenVINOEmbedder:
@@ -242,7 +242,7 @@ def _export(source: str, folder: Path) -> None:
         raise ModelError(
             f"cannot export {source!r} to OpenVINO ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else 'no detail'}); "
-            "set SEMSEARCH_BACKEND=torch"
+            "set SEMSEARCH_EMBEDDING_BACKEND=torch"
         ) from error
 
     try:
@@ -254,7 +254,7 @@ def _export(source: str, folder: Path) -> None:
             if not (staging / "hf-tokenizer" / "tokenizer.json").is_file():
                 raise ModelError(
                     f"{source!r} has no fast tokenizer (tokenizer.json) for the OpenVINO backend; "
-                    "set SEMSEARCH_BACKEND=torch"
+                    "set SEMSEARCH_EMBEDDING_BACKEND=torch"
                 )
             saved = staging / "hf-tokenizer" / "tokenizer.json"
             shutil.move(str(saved), staging / "tokenizer.json")
@@ -276,7 +276,7 @@ def _export(source: str, folder: Path) -> None:
             if cosine < _CHECK_MIN_COSINE:
                 raise ModelError(
                     f"the OpenVINO export of {source!r} does not reproduce the model (cosine "
-                    f"{cosine:.4f} on check texts); set SEMSEARCH_BACKEND=torch"
+                    f"{cosine:.4f} on check texts); set SEMSEARCH_EMBEDDING_BACKEND=torch"
                 )
             try:
                 os.replace(staging, folder)
@@ -290,13 +290,13 @@ def _export(source: str, folder: Path) -> None:
         raise ModelError(
             f"the OpenVINO export of {source!r} cannot be run ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else 'no detail'}); "
-            "set SEMSEARCH_BACKEND=torch"
+            "set SEMSEARCH_EMBEDDING_BACKEND=torch"
         ) from error
     except OSError as error:
         raise ModelError(
             f"cannot write the OpenVINO export of {source!r} to {folder.parent} "
             f"({error.strerror or error}); set SEMSEARCH_MODEL_CACHE to a writable folder, or "
-            "SEMSEARCH_BACKEND=torch"
+            "SEMSEARCH_EMBEDDING_BACKEND=torch"
         ) from error
     log.info("OpenVINO export ready: %s", folder)
 

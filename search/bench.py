@@ -159,7 +159,7 @@ def _bench_server(
         **os.environ,
         "SEMSEARCH_INDEX_DIR": str(index_dir),
         "SEMSEARCH_MODEL": settings.model,
-        "SEMSEARCH_BACKEND": settings.backend,
+        "SEMSEARCH_EMBEDDING_BACKEND": settings.embedding_backend,
         "SEMSEARCH_THREADS": str(settings.threads),
         "SEMSEARCH_QUERY_CACHE_SIZE": "0",  # each mode sees the same queries: measure the model
     }

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     seeds_dir: Path = Field(Path("seeds"), description="the folder of articles to index")
     model: str = Field(DEFAULT_MODEL, description="sentence-transformers name or local folder")
     device: str = Field("cpu", description="torch device for the model")
-    backend: Literal["auto", "openvino", "torch"] = Field(
+    embedding_backend: Literal["auto", "openvino", "torch"] = Field(
         "auto", description="embedding runtime: OpenVINO on the CPU when it exports, else torch"
     )
     threads: int = Field(0, ge=0, le=1024, description="inference threads; 0 uses every core")
@@ -77,7 +77,7 @@ def embedder_for(settings: Settings) -> Embedder:
     """The embedder the settings name; OpenVINO exports are kept in the index folder's models/."""
     return make_embedder(
         settings.model,
-        backend=settings.backend,
+        backend=settings.embedding_backend,
         device=settings.device,
         batch_size=settings.batch_size,
         threads=settings.threads,
