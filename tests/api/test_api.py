@@ -9,22 +9,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from search.settings import Settings
+from tests.api.conftest import SEED_ID
 from tests.conftest import FakeEmbedder
-
-SEED_ID = "000_9d59a1cdc1672ff3.txt"
-
-
-@pytest.fixture
-def client(fake_index: Path, fake_embedder: FakeEmbedder):
-    with TestClient(create_app(Settings(index_dir=fake_index), fake_embedder)) as client:
-        yield client
-
-
-@pytest.fixture
-def empty_client(tmp_path: Path, fake_embedder: FakeEmbedder):
-    settings = Settings(index_dir=tmp_path / "none")
-    with TestClient(create_app(settings, fake_embedder)) as client:
-        yield client
 
 
 def test_get_search(client: TestClient) -> None:

@@ -5,29 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from search.settings import Settings
-from tests.conftest import FakeEmbedder
+from tests.api.conftest import SEED_ID
 
-SEED_ID = "000_9d59a1cdc1672ff3.txt"
 BROWSER = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
-
-
-@pytest.fixture
-def client(fake_index: Path, fake_embedder: FakeEmbedder):
-    with TestClient(create_app(Settings(index_dir=fake_index), fake_embedder)) as client:
-        yield client
-
-
-@pytest.fixture
-def empty_client(tmp_path: Path, fake_embedder: FakeEmbedder):
-    with TestClient(create_app(Settings(index_dir=tmp_path / "none"), fake_embedder)) as client:
-        yield client
 
 
 def test_blank_page_has_the_search_form(client: TestClient) -> None:
