@@ -34,14 +34,22 @@ def fuse_rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[in
     return sorted(scores.items(), key=lambda pair: (-pair[1], best[pair[0]], pair[0]))
 
 
-def _zscores(scored: Sequence[tuple[int, float]]) -> dict[int, float]:
-    seen: set[int] = set()
-    scored = [(i, s) for i, s in scored if not (i in seen or seen.add(i))]  # first one counts
+def _zscores(scored: Sequence[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ids (a repeat counts once, the first time) and their standardised scores."""
     if not scored:
-        return {}
-    values = np.array([score for _, score in scored], dtype=np.float64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    ids = np.fromiter((i for i, _ in scored), dtype=np.int64, count=len(scored))
+    values = np.fromiter((s for _, s in scored), dtype=np.float64, count=len(scored))
+    first = np.sort(np.unique(ids, return_index=True)[1])
+    ids, values = ids[first], values[first]
     spread = values.std() or 1.0
-    return dict(zip((i for i, _ in scored), (values - values.mean()) / spread, strict=True))
+    return ids, (values - values.mean()) / spread
+
+
+def _ranked(ids: np.ndarray, scores: np.ndarray) -> list[tuple[int, float]]:
+    """(id, score) pairs, best score first, ties to the smaller id."""
+    order = np.lexsort((ids, -scores))
+    return list(zip(ids[order].tolist(), scores[order].tolist(), strict=True))
 
 
 def fuse_zscore(
@@ -63,14 +71,15 @@ def fuse_zscore(
     Returns:
         (id, fused score), best first; ties go to the smaller id.
     """
-    zd, zl = _zscores(dense), _zscores(lexical)
-    floor_d = min(zd.values(), default=0.0)
-    floor_l = min(zl.values(), default=0.0)
-    fused = {
-        i: dense_weight * zd.get(i, floor_d) + (1 - dense_weight) * zl.get(i, floor_l)
-        for i in zd.keys() | zl.keys()
-    }
-    return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
+    dense_ids, zd = _zscores(dense)
+    lexical_ids, zl = _zscores(lexical)
+    ids = np.union1d(dense_ids, lexical_ids)
+    both = []
+    for leg_ids, z in ((dense_ids, zd), (lexical_ids, zl)):
+        column = np.full(len(ids), z.min() if len(z) else 0.0)
+        column[np.searchsorted(ids, leg_ids)] = z
+        both.append(column)
+    return _ranked(ids, dense_weight * both[0] + (1 - dense_weight) * both[1])
 
 
 def boost_articles(
@@ -86,11 +95,15 @@ def boost_articles(
         article_of: the article (any integer code) of each id.
         weight: how much the article's best score counts.
     """
-    if not weight:
+    if not weight or not scored:
         return list(scored)
-    best: dict[int, float] = {}
-    for item, score in scored:
-        article = int(article_of[item])
-        best[article] = max(best.get(article, score), score)
-    boosted = [(item, score + weight * best[int(article_of[item])]) for item, score in scored]
-    return sorted(boosted, key=lambda pair: (-pair[1], pair[0]))
+    ids = np.fromiter((i for i, _ in scored), dtype=np.int64, count=len(scored))
+    scores = np.fromiter((s for _, s in scored), dtype=np.float64, count=len(scored))
+    if isinstance(article_of, np.ndarray):
+        codes = article_of[ids]
+    else:
+        codes = np.fromiter((int(article_of[i]) for i in ids.tolist()), np.int64, len(ids))
+    articles, which = np.unique(codes, return_inverse=True)
+    best = np.full(len(articles), -np.inf)
+    np.maximum.at(best, which, scores)
+    return _ranked(ids, scores + weight * best[which])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar, get_args
@@ -32,6 +33,8 @@ MAX_K = 100
 # How deep each leg looks before fusion: fusion needs more than the k it returns, and a deep
 # list costs little (FAISS scans everything anyway; FTS5 ranks every match before LIMIT).
 FUSION_DEPTH = 300
+# Threads that run the lexical leg of hybrid queries beside the dense leg.
+LEXICAL_THREADS = 8
 T = TypeVar("T")
 
 
@@ -107,6 +110,11 @@ class SearchService:
         self.settings = settings or Settings()
         # Repeated queries (paging, a popular search) skip the model; vectors are read-only.
         self._embed_query = lru_cache(maxsize=self.settings.query_cache_size)(self._embed)
+        # Hybrid mode runs the lexical leg here while the calling thread embeds the query: SQLite
+        # and the model both release the GIL, so on two cores the legs overlap.
+        self._lexical_pool = ThreadPoolExecutor(
+            max_workers=LEXICAL_THREADS, thread_name_prefix="semsearch-lexical"
+        )
 
     def _embed(self, query: str) -> np.ndarray:
         vector = self.embedder.embed_query(query)
@@ -154,7 +162,9 @@ class SearchService:
             max_per_article: when set, at most this many hits from one article.
             collapse: show near-duplicate passages once, the other articles in `also_in`.
             timings: when given, filled with the seconds spent in each stage that ran
-                ("embed", "faiss", "fts5", "fuse"), for metrics.
+                ("embed", "faiss", "fts5", "fuse"; in hybrid mode the lexical leg runs beside
+                the dense one, and "lexical_wait" is how long it was still needed after), for
+                metrics.
 
         Returns:
             Hits, best first, ranked 1..n (n <= k).
@@ -182,11 +192,12 @@ class SearchService:
 
     def _collapse(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """Keep the best-ranked passage of each near-duplicate group."""
-        groups = self.store.groups
+        if not ranked:
+            return ranked
+        ids = np.fromiter((chunk_id for chunk_id, _ in ranked), dtype=np.int64, count=len(ranked))
         seen: set[int] = set()
         kept = []
-        for chunk_id, score in ranked:
-            group = int(groups[chunk_id])
+        for (chunk_id, score), group in zip(ranked, self.store.groups[ids].tolist(), strict=True):
             if group not in seen:
                 seen.add(group)
                 kept.append((chunk_id, score))
@@ -198,11 +209,17 @@ class SearchService:
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         clock = _Stopwatch(timings)
+        pending = None
+        if mode == "hybrid":
+            pending = self._lexical_pool.submit(self._lexical, query, depth, timings)
         if mode in ("hybrid", "dense"):
             vector = clock.lap("embed", self._embed_query(query))
             dense = clock.lap("faiss", self.store.dense_search(vector, depth))
-        if mode in ("hybrid", "lexical"):
-            lexical = clock.lap("fts5", self.store.lexical_search(lexical_terms(query), depth))
+        if pending is not None:
+            lexical = pending.result()
+            clock.lap("lexical_wait", None)
+        elif mode == "lexical":
+            lexical = self._lexical(query, depth, timings)
         if mode == "hybrid":
             if self.settings.fusion == "rrf":
                 ranked = fuse_rrf([[i for i, _ in dense], [i for i, _ in lexical]])
@@ -213,6 +230,15 @@ class SearchService:
         else:
             ranked = dense or lexical
         return ranked, dense, lexical
+
+    def _lexical(
+        self, query: str, depth: int, timings: dict[str, float] | None
+    ) -> list[tuple[int, float]]:
+        started = time.perf_counter()
+        found = self.store.lexical_search(lexical_terms(query), depth)
+        if timings is not None:
+            timings["fts5"] = time.perf_counter() - started
+        return found
 
     def _hits(
         self,
@@ -291,4 +317,5 @@ class SearchService:
         }
 
     def close(self) -> None:
+        self._lexical_pool.shutdown(wait=True)
         self.store.close()

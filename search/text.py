@@ -70,9 +70,14 @@ def _stems(terms: Sequence[str]) -> set[str]:
     return {_stem(term) for term in content}
 
 
+@lru_cache(maxsize=4096)
+def _query_stems(query: str) -> frozenset[str]:
+    return frozenset(_stems(query_terms(query)))
+
+
 def highlight_spans(text: str, query: str) -> list[tuple[int, int]]:
     """Character spans of `text` whose words match a query term after Porter stemming."""
-    wanted = _stems(query_terms(query))
+    wanted = _query_stems(query)
     if not wanted:
         return []
     spans = []

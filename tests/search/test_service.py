@@ -150,7 +150,7 @@ def test_hostile_queries_never_raise(service: SearchService, query: str, mode: s
 @pytest.mark.parametrize(
     ("mode", "stages"),
     [
-        ("hybrid", {"embed", "faiss", "fts5", "fuse"}),
+        ("hybrid", {"embed", "faiss", "fts5", "lexical_wait", "fuse"}),
         ("dense", {"embed", "faiss"}),
         ("lexical", {"fts5"}),
     ],
