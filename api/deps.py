@@ -19,9 +19,8 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 
 from index.errors import IndexCorrupt, IndexNotFound, SemsearchError
-from index.store import generation_names, live_generation, remove_old_generations
 from search.service import SearchService
-from search.settings import Settings, embedder_for
+from search.settings import Settings, embedder_for, store_backend
 
 __all__ = ["GENERATION_HEADER", "KEEP_GENERATIONS", "ReloadResult", "Service", "ServiceHolder"]
 
@@ -61,6 +60,7 @@ class ServiceHolder:
     def __init__(self, settings: Settings, embedder=None):
         self.settings = settings
         self.embedder = embedder or embedder_for(settings)
+        self.backend = store_backend(settings)
         self._slot: _Slot | None = None
         self._lock = threading.Lock()  # guards _slot and the use counts: held for microseconds
         self._reload_lock = threading.Lock()  # one open or swap at a time
@@ -138,7 +138,7 @@ class ServiceHolder:
             threading.Thread(target=self._remove_old, name="semsearch-cleanup", daemon=True).start()
 
     def _remove_old(self) -> None:
-        removed = remove_old_generations(self.settings.index_dir, keep=KEEP_GENERATIONS)
+        removed = self.backend.remove_old(keep=KEEP_GENERATIONS)
         if removed:
             log.info("removed old index generations %s", ", ".join(removed))
 
@@ -147,7 +147,7 @@ class ServiceHolder:
         with self._reload_lock:
             if self._slot is not None or self._closed:
                 return
-            name = live_generation(self.settings.index_dir)
+            name = self.backend.live_generation()
             if name is not None and self._refused is not None and self._refused[0] == name:
                 # Checked and refused already: answer at once instead of hashing it per request.
                 raise IndexCorrupt(self._refused[1])
@@ -167,7 +167,7 @@ class ServiceHolder:
             if self._closed:
                 raise IndexNotFound("the server is shutting down")
             previous = self._slot.generation if self._slot is not None else None
-            name = live_generation(self.settings.index_dir)
+            name = self.backend.live_generation()
             if name is not None and name == previous:
                 self._refused = None
                 return ReloadResult(name, previous, changed=False)
@@ -185,13 +185,12 @@ class ServiceHolder:
 
     def _open_live(self, fallback: bool) -> SearchService:
         """Open the generation CURRENT names; with `fallback`, an older one if it is corrupt."""
-        index_dir = self.settings.index_dir
         for _ in range(3):  # CURRENT may move on (and its folder go) while we open it
-            name = live_generation(index_dir)
+            name = self.backend.live_generation()
             try:
                 service = SearchService.open(self.settings, self.embedder, generation=name)
             except IndexCorrupt as error:
-                if live_generation(index_dir) != name:
+                if self.backend.live_generation() != name:
                     continue
                 self._refused = (name or "CURRENT", str(error))
                 log.error("refusing index generation %s: %s", name, error)
@@ -201,10 +200,10 @@ class ServiceHolder:
             else:
                 self._refused = None
             return service
-        raise IndexCorrupt(f"the index at {index_dir} keeps changing while being opened")
+        raise IndexCorrupt(f"{self.backend.describe()} keeps changing while being opened")
 
     def _open_older(self, refused: str, error: IndexCorrupt) -> SearchService:
-        names = generation_names(self.settings.index_dir)
+        names = self.backend.generation_names()
         older = [n for n in names if int(n.split("-")[1]) < int(refused.split("-")[1])]
         for name in reversed(older):
             try:
@@ -218,7 +217,7 @@ class ServiceHolder:
 
     def check_for_new(self) -> ReloadResult | None:
         """Reload if CURRENT names a generation neither served nor already refused."""
-        name = live_generation(self.settings.index_dir)
+        name = self.backend.live_generation()
         slot, refused = self._slot, self._refused
         if name is None or slot is None or name == slot.generation:
             return None  # with nothing served, the next request opens the index itself

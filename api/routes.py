@@ -36,11 +36,18 @@ def _search(
     mode: str,
     per_article: int | None,
     collapse: bool,
+    article: str | None = None,
 ) -> SearchResponse:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     hits = service.search(
-        query, k=k, mode=mode, max_per_article=per_article, collapse=collapse, timings=timings
+        query,
+        k=k,
+        mode=mode,
+        max_per_article=per_article,
+        collapse=collapse,
+        timings=timings,
+        article=article,
     )
     took_ms = round((time.perf_counter() - started) * 1000, 2)
     record_search(request, mode, timings)
@@ -60,14 +67,30 @@ def search_get(
 ) -> SearchResponse:
     """Search with a query string: `/search?q=...&k=10&mode=hybrid`."""
     return _search(
-        request, service, params.q, params.k, params.mode, params.per_article, params.collapse
+        request,
+        service,
+        params.q,
+        params.k,
+        params.mode,
+        params.per_article,
+        params.collapse,
+        params.article,
     )
 
 
 @router.post("/search", response_model=SearchResponse, tags=["search"])
 def search_post(body: SearchRequest, service: Service, request: Request) -> SearchResponse:
     """Search with a JSON body: `{"query": "...", "k": 10, "mode": "hybrid"}`."""
-    return _search(request, service, body.query, body.k, body.mode, body.per_article, body.collapse)
+    return _search(
+        request,
+        service,
+        body.query,
+        body.k,
+        body.mode,
+        body.per_article,
+        body.collapse,
+        body.article,
+    )
 
 
 @router.get("/health", response_model=HealthResponse, tags=["meta"])

@@ -43,6 +43,9 @@ class SearchRequest(BaseModel):
         None, ge=1, le=MAX_K, strict=True, description="at most this many hits per article"
     )
     collapse: bool = Field(True, strict=True, description="show near-duplicate passages once")
+    article: str | None = Field(
+        None, min_length=1, max_length=1024, description="search only this article (its id)"
+    )
 
     _check_query = field_validator("query")(_not_blank)
 
@@ -57,6 +60,9 @@ class SearchParams(BaseModel):
     mode: ModeName = Field("hybrid", description="hybrid, dense or lexical")
     per_article: int | None = Field(None, ge=1, le=MAX_K, description="at most N hits per article")
     collapse: bool = Field(True, description="show near-duplicate passages once")
+    article: str | None = Field(
+        None, min_length=1, max_length=1024, description="search only this article (its id)"
+    )
 
     _check_query = field_validator("q")(_not_blank)
 
@@ -110,6 +116,7 @@ class StatsResponse(BaseModel):
     built_at: str
     source: str | None
     index_dir: str
+    store: Literal["faiss", "milvus"] = Field(description="the store searched (SEMSEARCH_BACKEND)")
 
 
 class PassageModel(BaseModel):

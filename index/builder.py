@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,21 +16,12 @@ from typing import Any
 import numpy as np
 
 from index.articles import Article, read_corpus
+from index.backends import FaissBackend, StoreBackend
 from index.chunking import Chunk, chunk_article
 from index.dedup import near_duplicate_groups
 from index.embedding import Embedder
 from index.errors import CorpusError, SemsearchError
-from index.store import (
-    FORMAT_VERSION,
-    EmbeddingCache,
-    IndexStore,
-    VectorIndexSpec,
-    new_generation_dir,
-    publish_generation,
-    remove_old_generations,
-    text_hash,
-    write_generation,
-)
+from index.store import FORMAT_VERSION, EmbeddingCache, VectorIndexSpec, text_hash
 
 __all__ = ["BuildReport", "build_from_articles", "build_index", "inputs_fingerprint", "now_iso"]
 
@@ -81,6 +71,7 @@ def build_index(
     progress: Progress | None = None,
     vector_index: VectorIndexSpec | None = None,
     skip_unchanged: bool = False,
+    backend: StoreBackend | None = None,
 ) -> BuildReport:
     """Index every article under `seeds_dir` into a new generation of `index_dir`.
 
@@ -97,6 +88,8 @@ def build_index(
         skip_unchanged: publish nothing when the live generation was built from the same
             articles with the same model, settings and semsearch version, and is intact
             (`BuildReport.up_to_date` then says so).
+        backend: where the generation is written (default: FAISS + SQLite in `index_dir`);
+            `index_dir` keeps the embedding cache and build lock either way.
 
     Raises:
         CorpusError: the folder is missing or holds no readable article.
@@ -123,6 +116,7 @@ def build_index(
         progress=progress,
         vector_index=vector_index,
         skip_unchanged=skip_unchanged,
+        backend=backend,
     )
     report.warnings = warnings
     report.skipped = [w for w in warnings if ": skipped," in w]
@@ -140,6 +134,7 @@ def build_from_articles(
     extra_manifest: dict[str, Any] | None = None,
     vector_index: VectorIndexSpec | None = None,
     skip_unchanged: bool = False,
+    backend: StoreBackend | None = None,
 ) -> BuildReport:
     """Chunk, embed and publish already-read articles as a new generation of `index_dir`.
 
@@ -152,12 +147,14 @@ def build_from_articles(
         extra_manifest: more facts to record in the manifest (such as a corpus fingerprint).
         vector_index: which FAISS index to build.
         skip_unchanged: return the live generation when it was built from the same inputs.
+        backend: where the generation is written (default: FAISS + SQLite in `index_dir`).
     """
     started = time.perf_counter()
+    backend = backend or FaissBackend(index_dir)
     digests = [article_digest(article) for article in articles]
     fingerprint = inputs_fingerprint(digests, embedder, vector_index or VectorIndexSpec())
     if skip_unchanged:
-        report = _up_to_date(index_dir, fingerprint, len(articles))
+        report = _up_to_date(backend, index_dir, fingerprint, len(articles))
         if report is not None:
             report.seconds = time.perf_counter() - started
             return report
@@ -165,25 +162,24 @@ def build_from_articles(
     vectors, embedded = _embed_with_cache(chunks, embedder, index_dir, progress)
     groups = near_duplicate_groups(vectors, [chunk.text for chunk in chunks])
 
-    name, folder = new_generation_dir(index_dir)
+    manifest = {
+        **(extra_manifest or {}),
+        "inputs_sha256": fingerprint,
+        "model": {"id": embedder.model_id, "dimension": embedder.dimension, "normalized": True,
+                  "max_tokens": embedder.max_tokens,
+                  "backend": str(getattr(embedder, "backend", "unknown"))},
+        "source": source,
+        "created_at": now_iso(),
+        "semsearch_version": _semsearch_version(),
+    }  # fmt: skip
+    writer = backend.writer(vector_index)
     try:
-        manifest = {
-            **(extra_manifest or {}),
-            "inputs_sha256": fingerprint,
-            "generation": name,
-            "model": {"id": embedder.model_id, "dimension": embedder.dimension, "normalized": True,
-                      "max_tokens": embedder.max_tokens,
-                      "backend": str(getattr(embedder, "backend", "unknown"))},
-            "source": source,
-            "created_at": now_iso(),
-            "semsearch_version": _semsearch_version(),
-        }  # fmt: skip
-        write_generation(folder, articles, chunks, vectors, manifest, groups, vector_index)
-        publish_generation(index_dir, name, folder)
+        writer.add(articles, chunks, vectors, groups)
+        name = writer.commit(manifest)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        writer.abort()
         raise
-    removed = remove_old_generations(index_dir, keep=2)
+    removed = backend.remove_old(keep=2)
     return BuildReport(
         index_dir=index_dir,
         generation=name,
@@ -258,10 +254,12 @@ def _chunk_with_cache(
     return chunks
 
 
-def _up_to_date(index_dir: Path, fingerprint: str, articles: int) -> BuildReport | None:
+def _up_to_date(
+    backend: StoreBackend, index_dir: Path, fingerprint: str, articles: int
+) -> BuildReport | None:
     """A report on the live generation if it was built from `fingerprint` and opens cleanly."""
     try:
-        store = IndexStore.open(index_dir)
+        store = backend.open()
     except (SemsearchError, OSError):
         return None  # nothing usable is live: build
     try:

@@ -4,6 +4,7 @@
     ├── CorpusError                the articles folder is missing or holds no article
     ├── BuildRunning               another build of the same index folder holds the build lock
     ├── ModelError                 the embedding model cannot be loaded
+    ├── StoreUnavailable           the configured store (Milvus) cannot be reached or used
     └── IndexError_                problems with the on-disk index
         ├── IndexNotFound          nothing built yet: run `semsearch index`
         ├── IndexIncompatible      built with another model, dimension or format version
@@ -23,6 +24,7 @@ __all__ = [
     "IndexNotFound",
     "ModelError",
     "SemsearchError",
+    "StoreUnavailable",
 ]
 
 
@@ -40,6 +42,11 @@ class BuildRunning(SemsearchError):
 
 class ModelError(SemsearchError):
     """The embedding model could not be loaded."""
+
+
+class StoreUnavailable(SemsearchError):
+    """The configured store cannot be used: a client library is missing, or the engine is
+    unreachable, locked by another process or lacks a feature."""
 
 
 class IndexError_(SemsearchError):  # the trailing underscore avoids the builtin

@@ -39,6 +39,7 @@ __all__ = [
     "IndexStore",
     "VectorIndexSpec",
     "build_vector_index",
+    "check_compatible",
     "generation_names",
     "live_generation",
     "new_generation_dir",
@@ -453,6 +454,7 @@ class IndexStore:
         self._groups: np.ndarray | None = None
         self._article_codes = np.zeros(0, dtype=np.int64)
         self._grouped: set[int] = set()
+        self._stored: np.ndarray | None = None  # vectors.npy, mapped when first needed
 
     @classmethod
     def open(
@@ -504,7 +506,7 @@ class IndexStore:
                 f"index generation {folder} has no readable manifest ({error}): "
                 "rebuild it with `semsearch index`"
             ) from error
-        _check_compatible(manifest, index_dir, model_id, dimension)
+        check_compatible(manifest, index_dir, model_id, dimension)
         for file_name, expected in manifest.get("files", {}).items():
             path = folder / file_name
             if not path.is_file() or _sha256(path) != expected.get("sha256"):
@@ -524,7 +526,7 @@ class IndexStore:
 
     def check_dimension(self, dimension: int) -> None:
         """Raise IndexIncompatible unless the stored vectors have this dimension."""
-        _check_compatible(self.manifest, self.folder.parent, None, dimension)
+        check_compatible(self.manifest, self.folder.parent, None, dimension)
 
     @property
     def generation(self) -> str:
@@ -540,8 +542,35 @@ class IndexStore:
                 self._connections.append(connection)
         return connection
 
-    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The `k` passages nearest to a normalised query vector: (chunk id, inner product)."""
+    @property
+    def location(self) -> str:
+        """Where this generation lives, for people: its folder."""
+        return str(self.folder)
+
+    def count(self) -> int:
+        """How many passages this generation holds."""
+        return int(self._vectors.ntotal)
+
+    def describe(self) -> dict[str, Any]:
+        """The store's kind and layout, as `semsearch info` and /stats show them."""
+        return {
+            "store": "faiss",
+            "location": str(self.folder.parent),
+            "generation": self.generation,
+            "passages": self.count(),
+            "vector_index": self.manifest.get("faiss", {}),
+            "lexical": "sqlite fts5 bm25 (porter)",
+        }
+
+    def dense_search(
+        self, vector: np.ndarray, k: int, article: str | None = None
+    ) -> list[tuple[int, float]]:
+        """The `k` passages nearest to a normalised query vector: (chunk id, inner product).
+
+        With `article`, only that article's passages, scored exactly from the stored vectors.
+        """
+        if article is not None:
+            return self._dense_in_article(vector, k, article)
         if self._vectors.ntotal == 0:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
@@ -557,21 +586,50 @@ class IndexStore:
         hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
         return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
 
+    def _dense_in_article(
+        self, vector: np.ndarray, k: int, article: str
+    ) -> list[tuple[int, float]]:
+        ids = [
+            int(row[0])
+            for row in self._db().execute("SELECT id FROM chunks WHERE article_id = ?", (article,))
+        ]
+        if not ids:
+            return []
+        if self._stored is None:
+            # Checked against the manifest's checksum when the generation was opened.
+            self._stored = np.load(self.folder / VECTORS_NPY, mmap_mode="r", allow_pickle=False)
+        scores = self._stored[np.array(ids)] @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        hits = sorted(zip(ids, scores.tolist(), strict=True), key=lambda hit: (-hit[1], hit[0]))
+        return hits[:k]
+
     def lexical_search(
-        self, terms: Sequence[str], k: int, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+        self,
+        terms: Sequence[str],
+        k: int,
+        article: str | None = None,
+        weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
     ) -> list[tuple[int, float]]:
         """BM25 over title, heading and text: (chunk id, score), higher is better.
 
         Each term is quoted as an FTS5 string and the terms are joined with OR, so no user text
-        is ever read as FTS5 query syntax. `weights` scale the title, heading and text columns.
+        is ever read as FTS5 query syntax. `article` keeps only that article's passages;
+        `weights` scale the title, heading and text columns.
         """
         quoted = ['"' + term.replace('"', '""') + '"' for term in terms if term.strip()]
         if not quoted:
             return []
+        within = ""
+        if article is not None:
+            within = "AND rowid IN (SELECT id FROM chunks WHERE article_id = ?) "
         rows = self._db().execute(
             "SELECT rowid, bm25(chunks_fts, ?, ?, ?) AS rank FROM chunks_fts "
-            "WHERE chunks_fts MATCH ? ORDER BY rank, rowid LIMIT ?",
-            (*(float(w) for w in weights), " OR ".join(quoted), k),
+            f"WHERE chunks_fts MATCH ? {within}ORDER BY rank, rowid LIMIT ?",
+            (
+                *(float(w) for w in weights),
+                " OR ".join(quoted),
+                *(() if article is None else (article,)),
+                k,
+            ),
         )
         # FTS5's bm25() is negated so that smaller sorts first; flip it back.
         return [(int(rowid), -float(rank)) for rowid, rank in rows]
@@ -619,6 +677,13 @@ class IndexStore:
             self._load_columns()
         return self._article_codes
 
+    def passage_keys(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The near-duplicate group and article code of each chunk, indexable by chunk id.
+
+        Here both are whole columns loaded once (`ids` need not be looked up one by one).
+        """
+        return self.groups, self.article_codes
+
     def duplicates_of(self, chunk_id: int) -> list[tuple[int, str, int]]:
         """(chunk id, article id, paragraph) of the other passages in this chunk's group."""
         groups = self.groups
@@ -656,12 +721,13 @@ class IndexStore:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
+        self._stored = None
         if self._lease is not None:
             self._lease.release()
             self._lease = None
 
 
-def _check_compatible(
+def check_compatible(
     manifest: dict[str, Any], index_dir: Path, model_id: str | None, dimension: int | None
 ) -> None:
     version = manifest.get("format_version")

@@ -10,11 +10,12 @@ from typing import Any, TypeVar, get_args
 
 import numpy as np
 
+from index.backends import PassageStore
 from index.embedding import Embedder
-from index.store import ArticleRecord, IndexStore
+from index.store import ArticleRecord
 from search.errors import InvalidQuery
 from search.fusion import boost_articles, fuse_rrf, fuse_zscore
-from search.settings import Mode, Settings, embedder_for
+from search.settings import Mode, Settings, embedder_for, store_backend
 from search.text import highlight_spans, lexical_terms, mark
 
 __all__ = [
@@ -104,7 +105,7 @@ class _Stopwatch:
 class SearchService:
     """Answers queries over one opened index with one embedder. Thread-safe for searching."""
 
-    def __init__(self, store: IndexStore, embedder: Embedder, settings: Settings | None = None):
+    def __init__(self, store: PassageStore, embedder: Embedder, settings: Settings | None = None):
         self.store = store
         self.embedder = embedder
         self.settings = settings or Settings()
@@ -134,9 +135,7 @@ class SearchService:
         """
         if embedder is None:
             embedder = embedder_for(settings)
-        store = IndexStore.open(
-            settings.index_dir, model_id=embedder.model_id, generation=generation
-        )
+        store = store_backend(settings).open(model_id=embedder.model_id, generation=generation)
         try:
             store.check_dimension(embedder.dimension)  # needs the model loaded: checked second
         except BaseException:
@@ -152,6 +151,7 @@ class SearchService:
         max_per_article: int | None = None,
         collapse: bool = True,
         timings: dict[str, float] | None = None,
+        article: str | None = None,
     ) -> list[Hit]:
         """Rank passages for a query.
 
@@ -161,6 +161,7 @@ class SearchService:
             mode: "hybrid" (dense and lexical fused), "dense" or "lexical".
             max_per_article: when set, at most this many hits from one article.
             collapse: show near-duplicate passages once, the other articles in `also_in`.
+            article: when given, only this article's passages are searched.
             timings: when given, filled with the seconds spent in each stage that ran
                 ("embed", "faiss", "fts5", "fuse"; in hybrid mode the lexical leg runs beside
                 the dense one, and "lexical_wait" is how long it was still needed after), for
@@ -174,7 +175,7 @@ class SearchService:
         """
         query = validate_query(query, k, mode)
         depth = max(FUSION_DEPTH, k * 10 if max_per_article is not None else k)
-        ranked, dense, lexical = self._rank(query, mode, depth, timings)
+        ranked, dense, lexical = self._rank(query, mode, depth, timings, article)
         if collapse:
             ranked = self._collapse(ranked)
         return self._hits(query, ranked, dense, lexical, k, max_per_article, collapse)
@@ -195,47 +196,64 @@ class SearchService:
         if not ranked:
             return ranked
         ids = np.fromiter((chunk_id for chunk_id, _ in ranked), dtype=np.int64, count=len(ranked))
+        groups = self.store.passage_keys(ids)[0]
+        if isinstance(groups, np.ndarray):
+            group_of = groups[ids].tolist()
+        else:
+            group_of = [groups[chunk_id] for chunk_id in ids.tolist()]
         seen: set[int] = set()
         kept = []
-        for (chunk_id, score), group in zip(ranked, self.store.groups[ids].tolist(), strict=True):
+        for (chunk_id, score), group in zip(ranked, group_of, strict=True):
             if group not in seen:
                 seen.add(group)
                 kept.append((chunk_id, score))
         return kept
 
     def _rank(
-        self, query: str, mode: str, depth: int, timings: dict[str, float] | None = None
+        self,
+        query: str,
+        mode: str,
+        depth: int,
+        timings: dict[str, float] | None = None,
+        article: str | None = None,
     ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         clock = _Stopwatch(timings)
         pending = None
         if mode == "hybrid":
-            pending = self._lexical_pool.submit(self._lexical, query, depth, timings)
+            pending = self._lexical_pool.submit(self._lexical, query, depth, timings, article)
         if mode in ("hybrid", "dense"):
             vector = clock.lap("embed", self._embed_query(query))
-            dense = clock.lap("faiss", self.store.dense_search(vector, depth))
+            dense = clock.lap("faiss", self.store.dense_search(vector, depth, article))
         if pending is not None:
             lexical = pending.result()
             clock.lap("lexical_wait", None)
         elif mode == "lexical":
-            lexical = self._lexical(query, depth, timings)
+            lexical = self._lexical(query, depth, timings, article)
         if mode == "hybrid":
             if self.settings.fusion == "rrf":
                 ranked = fuse_rrf([[i for i, _ in dense], [i for i, _ in lexical]])
             else:
                 ranked = fuse_zscore(dense, lexical, self.settings.dense_weight)
-            ranked = boost_articles(ranked, self.store.article_codes, self.settings.article_weight)
+            if self.settings.article_weight and ranked:
+                ids = np.fromiter((i for i, _ in ranked), dtype=np.int64, count=len(ranked))
+                articles = self.store.passage_keys(ids)[1]
+                ranked = boost_articles(ranked, articles, self.settings.article_weight)
             clock.lap("fuse", None)
         else:
             ranked = dense or lexical
         return ranked, dense, lexical
 
     def _lexical(
-        self, query: str, depth: int, timings: dict[str, float] | None
+        self,
+        query: str,
+        depth: int,
+        timings: dict[str, float] | None,
+        article: str | None = None,
     ) -> list[tuple[int, float]]:
         started = time.perf_counter()
-        found = self.store.lexical_search(lexical_terms(query), depth)
+        found = self.store.lexical_search(lexical_terms(query), depth, article)
         if timings is not None:
             timings["fts5"] = time.perf_counter() - started
         return found
@@ -313,7 +331,8 @@ class SearchService:
             "generation": self.store.generation,
             "built_at": manifest["created_at"],
             "source": manifest.get("source"),
-            "index_dir": str(self.store.folder.parent),
+            "index_dir": str(self.settings.index_dir),
+            "store": self.store.describe()["store"],
         }
 
     def close(self) -> None:

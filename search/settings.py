@@ -8,11 +8,12 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index.backends import FaissBackend, StoreBackend
 from index.embedding import DEFAULT_MODEL, Embedder, make_embedder
 from index.store import VectorIndexSpec
 from search.fusion import ARTICLE_WEIGHT, DENSE_WEIGHT
 
-__all__ = ["Fusion", "Mode", "Settings", "embedder_for", "vector_index_spec"]
+__all__ = ["Fusion", "Mode", "Settings", "embedder_for", "store_backend", "vector_index_spec"]
 
 Mode = Literal["hybrid", "dense", "lexical"]
 Fusion = Literal["zscore", "rrf"]
@@ -37,6 +38,20 @@ class Settings(BaseSettings):
     batch_size: int = Field(64, ge=1, le=4096, description="texts per forward pass")
     host: str = Field("127.0.0.1", description="address `semsearch serve` binds")
     port: int = Field(8000, ge=1, le=65535, description="port `semsearch serve` binds")
+    backend: Literal["faiss", "milvus"] = Field(
+        "faiss", description="where passages are stored: FAISS + SQLite files, or Milvus"
+    )
+    milvus_uri: str = Field(
+        "var/milvus.db",
+        description="Milvus Lite file (one machine) or http://host:19530 (a Milvus server)",
+    )
+    milvus_token: SecretStr | None = Field(None, description="Milvus token (user:password)")
+    milvus_collection: str = Field(
+        "semsearch", description="Milvus alias searched; generations are collections behind it"
+    )
+    milvus_index: Literal["hnsw", "flat"] = Field(
+        "hnsw", description="Milvus vector index: HNSW, or FLAT for exact search"
+    )
     faiss_index: Literal["auto", "flat", "hnsw", "ivf"] = Field(
         "auto", description="FAISS index: exact up to faiss_flat_max passages, IVF-SQ8 beyond"
     )
@@ -83,3 +98,24 @@ def embedder_for(settings: Settings) -> Embedder:
         threads=settings.threads,
         cache_dir=settings.model_cache or settings.index_dir / "models",
     )
+
+
+def store_backend(settings: Settings) -> StoreBackend:
+    """The store the settings name: FAISS + SQLite in the index folder, or Milvus.
+
+    Raises:
+        StoreUnavailable: Milvus is named but pymilvus is not installed or cannot connect.
+    """
+    if settings.backend == "milvus":
+        from index.milvus_store import MilvusBackend  # pymilvus loads only when asked for
+
+        token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+        return MilvusBackend(
+            uri=settings.milvus_uri,
+            alias=settings.milvus_collection,
+            token=token,
+            index_type=settings.milvus_index,
+            hnsw_m=settings.hnsw_m,
+            ef_search=settings.hnsw_ef_search,
+        )
+    return FaissBackend(settings.index_dir)

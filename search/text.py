@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import html
-import re
-import threading
-import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 
-import snowballstemmer
+from index.analysis import TOKEN as _TOKEN
+from index.analysis import fold as _fold
+from index.analysis import stem as _stem
 
 __all__ = ["highlight_spans", "lexical_terms", "mark", "query_terms"]
 
-# Runs of letters and digits, as SQLite's unicode61 tokenizer cuts them.
-_TOKEN = re.compile(r"[^\W_]+")
 # Words too common to be worth highlighting (they still count in BM25, weighted by IDF).
 _STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being
@@ -25,29 +22,6 @@ _STOPWORDS = frozenset(
     these they this those through to too under until up very was we were what when where which
     while who whom why will with would you your yours yourself yourselves""".split()
 )
-
-
-def _fold(token: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", token.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-_local = threading.local()
-
-
-def _stemmer() -> snowballstemmer.stemmer:
-    # The original Porter algorithm, as FTS5's porter tokenizer uses. A stemmer keeps state
-    # while it works, so each thread of the server gets its own.
-    stemmer = getattr(_local, "stemmer", None)
-    if stemmer is None:
-        stemmer = _local.stemmer = snowballstemmer.stemmer("porter")
-    return stemmer
-
-
-@lru_cache(maxsize=200_000)
-def _stem(token: str) -> str:
-    """The Porter stem of a token, folded first; cached, since passages repeat their words."""
-    return _stemmer().stemWord(_fold(token))
 
 
 def query_terms(query: str) -> list[str]:
