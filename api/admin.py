@@ -133,6 +133,7 @@ class ReindexJobs:
                 warn=warn,
                 progress=progress,
                 vector_index=vector_index_spec(self.settings),
+                backend=holder.backend,
             )
             job.generation, job.articles, job.passages = (
                 report.generation,

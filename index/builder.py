@@ -294,8 +294,10 @@ def _embed_with_cache(
         todo = list(missing.items())
         if progress is not None:
             progress(0, len(todo))
-        for offset in range(0, len(todo), EMBED_CALL_SIZE):
-            batch = todo[offset : offset + EMBED_CALL_SIZE]
+        # An embedder may ask for larger calls (Ray: each call starts a distributed job).
+        call_size = int(getattr(embedder, "call_size", EMBED_CALL_SIZE))
+        for offset in range(0, len(todo), call_size):
+            batch = todo[offset : offset + call_size]
             batch_vectors = embedder.embed_batch([text for _, text in batch])
             fresh = list(zip([h for h, _ in batch], batch_vectors, strict=True))
             cache.put_many(embedder.model_id, fresh)

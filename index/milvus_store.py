@@ -98,6 +98,18 @@ class MilvusBackend:
         self._client: Any = None
         self._lock = threading.Lock()
 
+    def copy(self) -> MilvusBackend:
+        """The same configuration, with a connection of its own."""
+        return MilvusBackend(
+            self.uri,
+            self.alias,
+            self.token,
+            self.index_type,
+            self.hnsw_m,
+            self.ef_construction,
+            self.ef_search,
+        )
+
     # -- connection -------------------------------------------------------------------------
 
     def client(self) -> Any:
@@ -180,7 +192,8 @@ class MilvusBackend:
             ) from None
         check_compatible(manifest, self.describe(), model_id, dimension)
         _call(client.load_collection, collection)
-        store = MilvusStore(self, collection, name, manifest)
+        # The store gets a client of its own: closing it leaves this backend's connected.
+        store = MilvusStore(self.copy(), collection, name, manifest)
         if store.count() != manifest["counts"]["passages"]:
             raise IndexCorrupt(
                 f"collection {collection} holds {store.count()} passages, its manifest "
@@ -203,6 +216,16 @@ class MilvusBackend:
             _call(self.client().drop_collection, self.collection_of(name))
             removed.append(name)
         return removed
+
+    def drop(self) -> list[str]:
+        """Remove the alias and every generation collection behind it."""
+        client = self.client()
+        if self.alias in _call(client.list_aliases).get("aliases", []):
+            _call(client.drop_alias, self.alias)
+        names = self.generation_names()
+        for name in names:
+            _call(client.drop_collection, self.collection_of(name))
+        return names
 
     def vector_index_params(self) -> dict[str, Any]:
         if self.index_type == "flat":

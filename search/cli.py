@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import shlex
 import sys
 import time
@@ -150,6 +151,15 @@ def index_command(
             "--force", help="build a new generation even when nothing changed since the last"
         ),
     ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="embed with Ray Data workers: on a local Ray started for this build, or on the "
+            "cluster at ADDRESS (host:port of its head node)",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors")] = False,
     verbose: Annotated[
         bool,
@@ -165,11 +175,16 @@ def index_command(
     from index.builder import build_index, now_iso
     from index.lock import BuildLock
     from index.store import reindex_vectors as rebuild_vector_index
-    from search.settings import embedder_for, vector_index_spec
+    from search.settings import embedder_for, store_backend, vector_index_spec
 
     with _errors(), ExitStack() as held:
         settings = _settings(seeds_dir=seeds, index_dir=index_dir, model=model)
         held.enter_context(BuildLock(settings.index_dir))  # one build at a time, with the server
+        if reindex_vectors and settings.backend != "faiss":
+            raise SemsearchError(
+                "--reindex-vectors rebuilds a FAISS index; with SEMSEARCH_BACKEND=milvus run "
+                "`semsearch index --force` (stored vectors are reused from the embedding cache)"
+            )
         if reindex_vectors:
             spec = vector_index_spec(settings)
             manifest = rebuild_vector_index(settings.index_dir, spec, now_iso())
@@ -182,8 +197,21 @@ def index_command(
                 )
             return
         find_article_files(settings.seeds_dir)  # a missing folder fails before the model loads
+        backend = store_backend(settings)
         embedder = embedder_for(settings)
         _with_status(f"loading model {settings.model}", embedder.load, quiet)
+        if ray_address is not None:
+            from index.distributed import RayEmbedder
+
+            embedder = held.enter_context(
+                _with_status(
+                    f"starting Ray ({ray_address})",
+                    lambda: RayEmbedder.start(
+                        embedder, settings_for_workers(settings), ray_address
+                    ),
+                    quiet,
+                )
+            )
 
         def warn(message: str) -> None:
             if not quiet:
@@ -200,11 +228,13 @@ def index_command(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
                 vector_index=vector_index_spec(settings),
                 skip_unchanged=not force,
+                backend=backend,
             )
+        where = _generation_place(settings, report.generation)
         if report.up_to_date:
             if not quiet:
                 out.print(
-                    f"Up to date: {settings.index_dir / report.generation} was built from the "
+                    f"Up to date: {where} was built from the "
                     f"same {_plural(report.articles, 'article')}, model and settings "
                     f"({_plural(report.passages, 'passage')}); nothing to do. "
                     "Use --force to rebuild anyway.",
@@ -212,7 +242,7 @@ def index_command(
                 )
             return
         if not quiet:
-            out.print(_summary_table(report, settings.model))
+            out.print(_summary_table(report, settings.model, where))
             if verbose:
                 for name in report.skipped:
                     out.print(f"skipped: {name}", markup=False)
@@ -225,10 +255,32 @@ def index_command(
             )
 
 
-def _summary_table(report: Any, model: str) -> Table:
+def _generation_place(settings: Settings, generation: str) -> str:
+    """Where a generation lives, for messages: its folder, or its Milvus collection."""
+    if settings.backend == "milvus":
+        return (
+            f"{settings.milvus_uri} collection {settings.milvus_collection}_gen_"
+            f"{generation.removeprefix('gen-')} (alias {settings.milvus_collection})"
+        )
+    return str(settings.index_dir / generation)
+
+
+def settings_for_workers(settings: Settings) -> dict[str, Any]:
+    """What a Ray worker needs to load the same embedder."""
+    return {
+        "model": settings.model,
+        "backend": settings.embedding_backend,
+        "device": settings.device,
+        "batch_size": settings.batch_size,
+        "threads": settings.threads,
+        "cache_dir": str((settings.model_cache or settings.index_dir / "models").resolve()),
+    }
+
+
+def _summary_table(report: Any, model: str, where: str) -> Table:
     """The figures of a finished build, one per row."""
     table = Table(
-        title=f"Indexed {report.index_dir / report.generation}",
+        title=f"Indexed {where}",
         title_justify="left",
         box=None,
         show_header=False,
@@ -387,6 +439,13 @@ def _request_logs(enabled: bool) -> None:
         access.propagate = False
 
 
+def _drop_scratch(backend: Any) -> None:
+    """Remove a temporary evaluation index kept outside the scratch folder (on Milvus)."""
+    drop = getattr(backend, "drop", None)
+    if drop is not None:
+        drop()
+
+
 @app.command("eval")
 def eval_command(
     folder: Annotated[Path, typer.Argument(metavar="DIR", help="a BEIR-format folder")],
@@ -403,7 +462,7 @@ def eval_command(
 
     from search.evaluate import ensure_index, evaluate, load_beir, open_service
     from search.service import MODES
-    from search.settings import embedder_for
+    from search.settings import embedder_for, store_backend
 
     with _errors():
         if mode != "all" and mode not in MODES:
@@ -411,9 +470,15 @@ def eval_command(
         modes = list(MODES) if mode == "all" else [mode]
         settings = _settings(model=model)
         dataset = load_beir(folder)
+        # On Milvus, each data set gets its own alias beside the served one.
+        slug = re.sub(r"\W", "_", dataset.name.lower())
+        settings = settings.model_copy(
+            update={"milvus_collection": f"{settings.milvus_collection}_eval_{slug}"}
+        )
         embedder = embedder_for(settings)
         with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as scratch:
             target = index_dir or Path(scratch) / "index"
+            backend = store_backend(settings.model_copy(update={"index_dir": target}))
             with _progress_bar() as bar:
                 task = bar.add_task(f"indexing {dataset.name}", total=None)
                 built = ensure_index(
@@ -421,8 +486,9 @@ def eval_command(
                     target,
                     embedder,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    backend=backend,
                 )
-                service = open_service(target, embedder)
+                service = open_service(target, embedder, settings)
                 task = bar.add_task(f"querying {dataset.name}", total=None)
                 try:
                     results = evaluate(
@@ -433,6 +499,8 @@ def eval_command(
                     )
                 finally:
                     service.close()
+                    if index_dir is None:
+                        _drop_scratch(backend)
     if as_json:
         sys.stdout.write(json.dumps(results, indent=2) + "\n")
         return
@@ -503,16 +571,28 @@ def info_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show what is indexed, with which model, and when."""
-    from index.store import IndexStore
+    from search.settings import store_backend
 
     with _errors():
         settings = _settings(index_dir=index_dir)
         with _explain_missing_index(settings):
-            store = IndexStore.open(settings.index_dir)
+            store = store_backend(settings).open()
         manifest = store.manifest
         store.close()
+    if settings.backend == "milvus":
+        layout = manifest["milvus"]
+        vectors = f"milvus {layout['index_type']} {layout['metric_type']} {layout['params']}"
+        vectors += f"; lexical: {layout['lexical']}"
+    else:
+        vectors = "faiss " + " ".join(
+            [manifest["faiss"]["type"]]
+            + [f"{k}={v}" for k, v in manifest["faiss"].items() if k not in ("type", "metric")]
+        )
     facts = {
-        "index": str(settings.index_dir),
+        "index": str(settings.index_dir)
+        if settings.backend == "faiss"
+        else f"{settings.milvus_uri} (alias {settings.milvus_collection})",
+        "store": settings.backend,
         "generation": manifest["generation"],
         "articles": manifest["counts"]["articles"],
         "passages": manifest["counts"]["passages"],
@@ -520,10 +600,7 @@ def info_command(
         "model": manifest["model"]["id"],
         "dimension": manifest["model"]["dimension"],
         "built_with": manifest["model"].get("backend", "torch"),
-        "faiss": " ".join(
-            [manifest["faiss"]["type"]]
-            + [f"{k}={v}" for k, v in manifest["faiss"].items() if k not in ("type", "metric")]
-        ),
+        "vectors": vectors,
         "source": manifest["source"],
         "built_at": manifest["created_at"],
         "semsearch": manifest["semsearch_version"],
@@ -536,9 +613,19 @@ def info_command(
         out.print(f"{key:<{width}}  {value}", markup=False)
 
 
+def optional_ray_address(args: list[str]) -> list[str]:
+    """`--ray` alone means a local Ray: give it the value "local" (click needs a value)."""
+    fixed = []
+    for position, arg in enumerate(args):
+        fixed.append(arg)
+        if arg == "--ray" and (position + 1 == len(args) or args[position + 1].startswith("-")):
+            fixed.append("local")
+    return fixed
+
+
 def main() -> None:
     """Entry point of the `semsearch` console script."""
-    app(prog_name="semsearch")
+    app(args=optional_ray_address(sys.argv[1:]), prog_name="semsearch")
 
 
 if __name__ == "__main__":

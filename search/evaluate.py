@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.articles import Article, article_from_text
+from index.backends import FaissBackend, PassageStore, StoreBackend
 from index.builder import build_from_articles
 from index.embedding import Embedder
 from index.errors import CorpusError, SemsearchError
-from index.store import IndexStore
 from search.service import FUSION_DEPTH, MODES, SearchService
 from search.settings import Settings
 
@@ -100,15 +100,24 @@ def load_beir(folder: Path) -> BeirDataset:
 
 
 def ensure_index(
-    dataset: BeirDataset, index_dir: Path, embedder: Embedder, progress: Progress | None = None
+    dataset: BeirDataset,
+    index_dir: Path,
+    embedder: Embedder,
+    progress: Progress | None = None,
+    backend: StoreBackend | None = None,
 ) -> bool:
-    """Build the dataset's index unless `index_dir` already holds it for this model.
+    """Build the dataset's index unless it already exists for this model.
+
+    Args:
+        backend: where the index lives (default: FAISS + SQLite in `index_dir`, which keeps the
+            embedding cache either way).
 
     Returns:
         True when an index was built, False when the existing one was reused.
     """
+    backend = backend or FaissBackend(index_dir)
     try:
-        store = IndexStore.open(index_dir, model_id=embedder.model_id)
+        store = backend.open(model_id=embedder.model_id)
         fingerprint = store.manifest.get("corpus_sha256")
         store.close()
         if fingerprint == dataset.fingerprint:
@@ -122,12 +131,13 @@ def ensure_index(
         source=f"beir:{dataset.name}",
         progress=progress,
         extra_manifest={"corpus_sha256": dataset.fingerprint},
+        backend=backend,
     )
     return True
 
 
 def _documents_in_order(
-    chunk_ids: Sequence[int], article_of: Sequence[str], store: IndexStore | None = None
+    chunk_ids: Sequence[int], article_of: Sequence[str], store: PassageStore | None = None
 ) -> list[str]:
     """Documents ranked by their best passage; a collapsed hit ranks its `also_in` articles too."""
     seen: dict[str, None] = {}
@@ -216,6 +226,9 @@ def evaluate(
     return results
 
 
-def open_service(index_dir: Path, embedder: Embedder) -> SearchService:
-    """The search service over an evaluation index."""
-    return SearchService.open(Settings(index_dir=index_dir), embedder)
+def open_service(
+    index_dir: Path, embedder: Embedder, settings: Settings | None = None
+) -> SearchService:
+    """The search service over an evaluation index (with `settings`' store and search defaults)."""
+    settings = (settings or Settings()).model_copy(update={"index_dir": index_dir})
+    return SearchService.open(settings, embedder)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -83,7 +83,9 @@ def fuse_zscore(
 
 
 def boost_articles(
-    scored: Sequence[tuple[int, float]], article_of: Sequence[int], weight: float = ARTICLE_WEIGHT
+    scored: Sequence[tuple[int, float]],
+    article_of: Sequence[int] | Mapping[int, Hashable],
+    weight: float = ARTICLE_WEIGHT,
 ) -> list[tuple[int, float]]:
     """Add to each passage's score `weight` times the best score in its article.
 
@@ -92,7 +94,8 @@ def boost_articles(
 
     Args:
         scored: (id, score), best first.
-        article_of: the article (any integer code) of each id.
+        article_of: the article of each id (an integer code or the article id), indexable
+            by id.
         weight: how much the article's best score counts.
     """
     if not weight or not scored:
@@ -102,7 +105,7 @@ def boost_articles(
     if isinstance(article_of, np.ndarray):
         codes = article_of[ids]
     else:
-        codes = np.fromiter((int(article_of[i]) for i in ids.tolist()), np.int64, len(ids))
+        codes = np.array([article_of[i] for i in ids.tolist()])  # ints or article ids
     articles, which = np.unique(codes, return_inverse=True)
     best = np.full(len(articles), -np.inf)
     np.maximum.at(best, which, scores)
