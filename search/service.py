@@ -174,6 +174,7 @@ class SearchService:
             InvalidQuery: the query, k or mode is out of bounds.
         """
         query = validate_query(query, k, mode)
+        self._check_lexical(mode)
         depth = max(FUSION_DEPTH, k * 10 if max_per_article is not None else k)
         ranked, dense, lexical = self._rank(query, mode, depth, timings, article)
         if collapse:
@@ -188,8 +189,16 @@ class SearchService:
         For evaluation and tools that need more than 100 results and no hit formatting.
         """
         query = validate_query(query, 1, mode)
+        self._check_lexical(mode)
         ranked = self._rank(query, mode, depth)[0]
         return [chunk_id for chunk_id, _ in (self._collapse(ranked) if collapse else ranked)]
+
+    def _check_lexical(self, mode: str) -> None:
+        if mode == "lexical" and not getattr(self.store, "has_lexical", True):
+            raise InvalidQuery(
+                "this index has no lexical leg: its Milvus has no full-text search (BM25 "
+                "functions need Milvus 2.5 or later); use mode=dense or hybrid (dense only here)"
+            )
 
     def _collapse(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """Keep the best-ranked passage of each near-duplicate group."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import shutil
 from collections.abc import Sequence
@@ -114,3 +115,19 @@ def copy_seeds(tmp_path: Path) -> Path:
     target = tmp_path / "seeds"
     shutil.copytree(SEEDS, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One Milvus Lite folder for the session; each test takes an alias of its own in it, as
+    users of one Milvus cluster would."""
+    return str(tmp_path_factory.mktemp("milvus") / "milvus.db")
+
+
+_aliases = itertools.count(1)
+
+
+@pytest.fixture
+def milvus_alias() -> str:
+    """A fresh Milvus alias (an index of its own) for one test."""
+    return f"test_{next(_aliases)}"

@@ -1,0 +1,393 @@
+"""The store seam: the same behaviour from the FAISS + SQLite store and the Milvus store.
+
+Milvus runs embedded (Milvus Lite, a local folder) with a FLAT index, so exact search can be
+compared with FAISS's exact search and with numpy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.backends import FaissBackend, StoreBackend
+from index.builder import build_index
+from index.errors import IndexNotFound, StoreUnavailable
+from index.milvus_store import MilvusBackend
+from search.errors import InvalidQuery
+from search.service import SearchService
+from search.settings import Settings
+from tests.conftest import SEEDS, FakeEmbedder
+from tests.index.test_dedup import OTHER, STORY
+from tests.search.test_service import HOSTILE
+
+BACKENDS = ["faiss", "milvus"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path: Path, milvus_uri: str, milvus_alias: str) -> StoreBackend:
+    if request.param == "milvus":
+        made = MilvusBackend(milvus_uri, alias=milvus_alias, index_type="flat")
+        yield made
+        made.drop()
+        made.close()
+    else:
+        yield FaissBackend(tmp_path / "faiss")
+
+
+def settings_for(backend: StoreBackend, tmp_path: Path) -> Settings:
+    if isinstance(backend, MilvusBackend):
+        return Settings(
+            index_dir=tmp_path / "index",
+            backend="milvus",
+            milvus_uri=backend.uri,
+            milvus_collection=backend.alias,
+            milvus_index="flat",
+        )
+    return Settings(index_dir=backend.index_dir)
+
+
+def synthetic_corpus(folder: Path, articles: int = 30, seed: int = 7) -> Path:
+    """Articles of random words: a few paragraphs each, some words shared widely."""
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(300)] + ["power", "outage", "grid", "storm", "market"]
+    folder.mkdir(parents=True)
+    for number in range(articles):
+        paragraphs = [
+            " ".join(rng.choice(words, size=int(rng.integers(12, 40)))).capitalize() + "."
+            for _ in range(int(rng.integers(2, 6)))
+        ]
+        text = f"Article {number}\n\n" + "\n\n".join(paragraphs) + "\n"
+        (folder / f"a{number:03d}.txt").write_text(text)
+    return folder
+
+
+@pytest.fixture
+def seeded(backend: StoreBackend, tmp_path: Path):
+    embedder = FakeEmbedder()
+    report = build_index(SEEDS, tmp_path / "index", embedder, backend=backend)
+    store = backend.open(model_id=embedder.model_id)
+    yield store, embedder, report
+    store.close()
+
+
+def test_build_publishes_one_generation(seeded, backend: StoreBackend) -> None:
+    store, _, report = seeded
+    assert (report.generation, report.passages, store.count()) == ("gen-1", 18, 18)
+    assert backend.live_generation() == "gen-1" == store.generation
+    assert store.manifest["counts"] == {"articles": 1, "passages": 18, "duplicate_passages": 0}
+    assert store.describe()["store"] == backend.name
+
+
+def test_exact_dense_search_equals_numpy(seeded) -> None:
+    store, embedder, _ = seeded
+    records = store.chunks(range(18))
+    vectors = embedder.embed_batch(
+        [
+            f"{r.title}\n{r.heading}\n{r.text}" if r.heading else f"{r.title}\n{r.text}"
+            for r in (records[i] for i in range(18))
+        ]
+    )
+    for text in ("Russia energy infrastructure", "talks in Abu Dhabi", "prisoner exchange"):
+        query = embedder.embed_query(text)
+        expected = np.argsort(-(vectors @ query), kind="stable")[:5].tolist()
+        hits = store.dense_search(query, 5)
+        assert [i for i, _ in hits] == expected
+        assert np.allclose([s for _, s in hits], (vectors @ query)[expected], atol=1e-5)
+
+
+def test_milvus_exact_search_equals_faiss_on_a_synthetic_set(
+    tmp_path: Path, milvus_uri: str, milvus_alias: str
+) -> None:
+    corpus = synthetic_corpus(tmp_path / "corpus")
+    embedder = FakeEmbedder()
+    milvus = MilvusBackend(milvus_uri, alias=milvus_alias, index_type="flat")
+    build_index(corpus, tmp_path / "index", embedder, backend=milvus)
+    build_index(corpus, tmp_path / "faiss", embedder)
+    ours, theirs = milvus.open(), FaissBackend(tmp_path / "faiss").open()
+    try:
+        assert ours.count() == theirs.count() > 60
+        assert ours.passage_locations() == theirs.passage_locations()
+        for text in ("power outage", "storm grid market", "w1 w2 w3", "nothing like it"):
+            query = embedder.embed_query(text)
+            dense, expected = ours.dense_search(query, 20), theirs.dense_search(query, 20)
+            assert np.allclose([s for _, s in dense], [s for _, s in expected], atol=1e-5)
+            for (mine, score), (other, other_score) in zip(dense, expected, strict=True):
+                # The same passages in the same order, but for passages tied on score.
+                assert mine == other or abs(score - other_score) < 1e-5
+            # BM25 differs in detail (one field against three columns): the best match agrees.
+            lexical = ours.lexical_search(text.split(), 10)
+            reference = theirs.lexical_search(text.split(), 10)
+            assert [i for i, _ in lexical[:1]] == [i for i, _ in reference[:1]]
+    finally:
+        ours.close()
+        theirs.close()
+        milvus.drop()
+
+
+def test_article_filter_on_both_legs(seeded) -> None:
+    store, embedder, _ = seeded
+    article = "000_9d59a1cdc1672ff3.txt"
+    query = embedder.embed_query("energy")
+    assert store.dense_search(query, 5, article=article) == store.dense_search(query, 5)
+    assert store.dense_search(query, 5, article="other.txt") == []
+    assert store.lexical_search(["energy"], 5, article=article) == store.lexical_search(
+        ["energy"], 5
+    )
+    assert store.lexical_search(["energy"], 5, article='x" or id >= 0 or "') == []
+
+
+def test_lexical_stems_and_hostile_terms(seeded) -> None:
+    store, _, _ = seeded
+    assert store.lexical_search(["negotiating"], 3)  # Porter: negotiating ~ negotiation
+    for query in HOSTILE:
+        store.lexical_search(query.split(), 5)
+
+
+def test_records_articles_and_counts(seeded) -> None:
+    store, _, _ = seeded
+    record = store.chunks([11])[11]
+    assert (record.id, record.paragraph, record.article_id) == (11, 12, "000_9d59a1cdc1672ff3.txt")
+    assert record.text.startswith("Kharkiv regional head")
+    article = store.article("000_9d59a1cdc1672ff3.txt")
+    assert article is not None and len(article.passages) == 18
+    assert [p.paragraph for p in article.passages] == sorted(p.paragraph for p in article.passages)
+    assert store.article("missing.txt") is None
+    assert len(store.passage_locations()) == 18
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+@pytest.mark.parametrize("query", HOSTILE)
+def test_hostile_queries_through_the_service(
+    seeded, backend: StoreBackend, tmp_path: Path, query: str, mode: str
+) -> None:
+    store, embedder, _ = seeded
+    service = SearchService(store, embedder, settings_for(backend, tmp_path))
+    hits = service.search(query, k=5, mode=mode)
+    assert len(hits) <= 5
+
+
+def test_duplicates_collapse_the_same_way(backend: StoreBackend, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(STORY)
+    (corpus / "b.txt").write_text(STORY)
+    (corpus / "c.txt").write_text(STORY.replace("Thursday", "Wednesday"))
+    (corpus / "d.txt").write_text(OTHER)
+    embedder = FakeEmbedder()
+    report = build_index(corpus, tmp_path / "index", embedder, backend=backend)
+    assert report.duplicates == 4
+    store = backend.open()
+    try:
+        assert store.manifest["counts"]["duplicate_passages"] == 4
+        assert [a for _, a, _ in store.duplicates_of(0)] == ["b.txt", "c.txt"]
+        assert store.duplicates_of(6) == []
+        service = SearchService(store, embedder, settings_for(backend, tmp_path))
+        hits = service.search("interest rates unchanged", k=10)
+        assert len({h.text for h in hits}) == len(hits) == 3
+        assert set(hits[0].also_in) | {hits[0].article_id} >= {"a.txt", "b.txt"}
+    finally:
+        store.close()
+
+
+def test_writer_deletes_an_articles_passages(backend: StoreBackend, tmp_path: Path) -> None:
+    from index.articles import read_corpus
+    from index.chunking import chunk_article
+    from index.dedup import near_duplicate_groups
+
+    corpus = synthetic_corpus(tmp_path / "corpus", articles=5)
+    embedder = FakeEmbedder()
+    articles = list(read_corpus(corpus, lambda message: None))
+    chunks = [
+        c
+        for a in articles
+        for c in chunk_article(a, count_tokens=embedder.count_tokens, token_limit=254)
+    ]
+    vectors = embedder.embed_batch([c.embed_text for c in chunks])
+    groups = near_duplicate_groups(vectors, [c.text for c in chunks])
+    writer = backend.writer()
+    writer.add(articles, chunks, vectors, groups)
+    gone = sum(1 for c in chunks if c.article_id == "a002.txt")
+    assert writer.delete_article("a002.txt") == gone > 0
+    assert writer.delete_article("a002.txt") == 0
+    name = writer.commit({"model": {"id": "fake-hash", "dimension": 64}, "source": "test"})
+    store = backend.open(generation=name)
+    try:
+        assert store.count() == len(chunks) - gone
+        assert store.article("a002.txt") is None
+        assert store.article("a003.txt") is not None
+        assert store.manifest["counts"]["articles"] == 4
+    finally:
+        store.close()
+
+
+def test_a_new_generation_switches_atomically(backend: StoreBackend, tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    build_index(SEEDS, tmp_path / "index", embedder, backend=backend)
+    old = backend.open()
+    corpus = synthetic_corpus(tmp_path / "corpus", articles=3)
+    build_index(corpus, tmp_path / "index", embedder, backend=backend)
+    try:
+        assert old.count() == 18  # the open generation keeps answering
+        assert old.dense_search(embedder.embed_query("energy"), 3)
+        assert backend.live_generation() == "gen-2"
+        new = backend.open()
+        assert new.count() != 18 and new.generation == "gen-2"
+        new.close()
+    finally:
+        old.close()
+    build_index(SEEDS, tmp_path / "index", embedder, backend=backend, skip_unchanged=False)
+    assert backend.generation_names()[-2:] == ["gen-2", "gen-3"]
+    assert backend.live_generation() == "gen-3"
+
+
+def test_nothing_built_is_index_not_found(backend: StoreBackend) -> None:
+    assert backend.live_generation() is None
+    with pytest.raises(IndexNotFound):
+        backend.open()
+
+
+def test_bad_milvus_settings_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable, match="not a Milvus name"):
+        MilvusBackend(str(tmp_path / "m.db"), alias="has-dash")
+    with pytest.raises(StoreUnavailable, match=r"must end in \.db"):
+        MilvusBackend(str(tmp_path / "folder"), alias="ok").client()
+
+
+def test_without_full_text_search_hybrid_is_dense_and_lexical_is_refused(
+    tmp_path: Path, milvus_uri: str, milvus_alias: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pymilvus
+
+    create = pymilvus.MilvusClient.create_collection
+
+    def without_functions(self, name, *args, schema=None, **kwargs):  # as Milvus 2.4 answers
+        if schema is not None and schema.functions:
+            raise pymilvus.MilvusException(message="function is not supported")
+        return create(self, name, *args, schema=schema, **kwargs)
+
+    monkeypatch.setattr(pymilvus.MilvusClient, "create_collection", without_functions)
+    backend = MilvusBackend(milvus_uri, alias=milvus_alias, index_type="flat")
+    embedder = FakeEmbedder()
+    build_index(SEEDS, tmp_path / "index", embedder, backend=backend)
+    store = backend.open()
+    try:
+        assert store.manifest["milvus"]["lexical"] == "unavailable"
+        service = SearchService(store, embedder, settings_for(backend, tmp_path))
+        hits = service.search("energy infrastructure", k=3)
+        assert hits and all(h.lexical_rank is None for h in hits)
+        with pytest.raises(InvalidQuery, match="full-text"):
+            service.search("energy infrastructure", k=3, mode="lexical")
+    finally:
+        store.close()
+        backend.drop()
+
+
+def test_service_and_api_on_milvus_answer_like_faiss(
+    tmp_path: Path, milvus_uri: str, milvus_alias: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    embedder = FakeEmbedder()
+    settings = Settings(
+        index_dir=tmp_path / "index",
+        backend="milvus",
+        milvus_uri=milvus_uri,
+        milvus_collection=milvus_alias,
+        milvus_index="flat",
+        reload_interval=0,
+    )
+    reference = Settings(index_dir=tmp_path / "faiss", reload_interval=0)
+    from search.settings import store_backend
+
+    build_index(SEEDS, settings.index_dir, embedder, backend=store_backend(settings))
+    build_index(SEEDS, reference.index_dir, embedder)
+    ours = SearchService.open(settings, embedder)
+    theirs = SearchService.open(reference, embedder)
+    try:
+        for query in ("power outages", "prisoner exchange talks", "Kharkiv drone attack"):
+            dense = [h.chunk_id for h in ours.search(query, k=5, mode="dense")]
+            assert dense == [h.chunk_id for h in theirs.search(query, k=5, mode="dense")]
+            first = ours.search(query, k=3)[0]
+            assert first.chunk_id == theirs.search(query, k=3)[0].chunk_id
+            assert first.dense_rank is not None and first.snippet
+        assert ours.stats()["store"] == "milvus"
+    finally:
+        ours.close()
+        theirs.close()
+    with TestClient(create_app(settings, embedder=embedder)) as client:
+        found = client.get("/search", params={"q": "power outages", "k": 3})
+        assert found.status_code == 200, found.text
+        assert len(found.json()["hits"]) == 3
+        assert client.get("/stats").json()["store"] == "milvus"
+        article = found.json()["hits"][0]["article_id"]
+        within = client.get("/search", params={"q": "talks", "article": article}).json()
+        assert {h["article_id"] for h in within["hits"]} == {article}
+        assert (
+            client.get("/search", params={"q": "talks", "article": "none.txt"}).json()["hits"] == []
+        )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_milvus_server_on_loopback(tmp_path: Path) -> None:
+    """The same client code against a server over gRPC (milvus-lite's server, on 127.0.0.1)."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    command = shutil.which("milvus-lite") or str(Path(sys.executable).parent / "milvus-lite")
+    if not Path(command).exists():
+        pytest.skip("the milvus-lite command is not installed")
+    port = _free_port()
+    server = subprocess.Popen(
+        [command, "server", "--data-dir", str(tmp_path / "server.db"), "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.skip("the Milvus server did not start within 30 s")
+                time.sleep(0.3)
+        backend = MilvusBackend(f"http://127.0.0.1:{port}", alias="loopback", index_type="flat")
+        embedder = FakeEmbedder()
+        build_index(SEEDS, tmp_path / "index", embedder, backend=backend)
+        build_index(SEEDS, tmp_path / "faiss", embedder)
+        ours, theirs = backend.open(), FaissBackend(tmp_path / "faiss").open()
+        query = embedder.embed_query("energy infrastructure")
+        assert [i for i, _ in ours.dense_search(query, 5)] == [
+            i for i, _ in theirs.dense_search(query, 5)
+        ]
+        assert (
+            ours.lexical_search(["kharkiv"], 3)[0][0] == theirs.lexical_search(["kharkiv"], 3)[0][0]
+        )
+        ours.close()
+        theirs.close()
+        backend.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_an_unreachable_milvus_server_is_a_clear_error() -> None:
+    backend = MilvusBackend(f"http://127.0.0.1:{_free_port()}", alias="nowhere")
+    with pytest.raises(StoreUnavailable, match="Milvus"):
+        backend.live_generation()
