@@ -39,8 +39,15 @@ install: $(STAMP) ## create .venv and install semsearch with its dev tools
 $(INDEX_DIR)/CURRENT: | $(STAMP)
 	$(BIN)/semsearch index
 
+ifeq ($(SEMSEARCH_BACKEND),milvus)
+# The index lives in Milvus: `semsearch index` checks it and rebuilds only when seeds/ changed.
+run: $(STAMP)
+	$(BIN)/semsearch index -q
+	$(BIN)/semsearch serve
+else
 run: $(STAMP) $(INDEX_DIR)/CURRENT ## install if needed, index seeds/ if needed, serve on 127.0.0.1:8000
 	$(BIN)/semsearch serve
+endif
 
 index: $(STAMP) ## (re)build the index from seeds/
 	$(BIN)/semsearch index

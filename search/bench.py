@@ -281,6 +281,70 @@ def _bench_vectors(base: np.ndarray, sizes: list[int], say: Say) -> list[dict[st
     return rows
 
 
+def _bench_stores(
+    corpus: Path, work: Path, settings: Settings, queries: list[str], say: Say
+) -> dict[str, Any]:
+    """The FAISS store beside the Milvus store (Milvus Lite here), in-process, one client.
+
+    The corpus goes into Milvus through the same build, its vectors from the embedding cache the
+    FAISS build filled, so the build figure is chunking, inserting and indexing.
+    """
+    try:
+        from index.milvus_store import MilvusBackend
+    except ImportError:  # pragma: no cover - the dev extra installs it
+        return {"skipped": "pymilvus is not installed (pip install 'semsearch[milvus]')"}
+    from index.backends import FaissBackend
+    from search.service import SearchService
+
+    index_dir = work / "index"
+    embedder = embedder_for(settings.model_copy(update={"index_dir": index_dir}))
+    milvus = MilvusBackend(
+        str(work / "milvus.db"),
+        alias="bench",
+        index_type=settings.milvus_index,
+        hnsw_m=settings.hnsw_m,
+        ef_search=settings.hnsw_ef_search,
+    )
+    started = time.perf_counter()
+    report = build_index(work / "corpus", index_dir, embedder, backend=milvus)
+    build_seconds = time.perf_counter() - started
+    say(f"milvus build (cached vectors): {report.passages} passages in {build_seconds:.1f} s")
+    rows: dict[str, Any] = {
+        "milvus_uri": "Milvus Lite (local folder)",
+        "milvus_index": settings.milvus_index,
+        "milvus_build_seconds": round(build_seconds, 2),
+    }
+    services = {
+        "faiss": SearchService(FaissBackend(index_dir).open(), embedder, settings),
+        "milvus": SearchService(milvus.open(), embedder, settings),
+    }
+    try:
+        for query in queries[:20]:  # warm up
+            for service in services.values():
+                service.search(query, k=10)
+        overlap = []
+        for query in queries:
+            ids = [{h.chunk_id for h in s.search(query, k=10)} for s in services.values()]
+            overlap.append(len(ids[0] & ids[1]) / max(len(ids[0]), 1))
+        rows["hybrid_top10_overlap"] = round(float(np.mean(overlap)), 3)
+        for name, service in services.items():
+            for mode in MODES:
+                samples = []
+                for query in queries:
+                    started = time.perf_counter()
+                    service.search(query, k=10, mode=mode)
+                    samples.append((time.perf_counter() - started) * 1000)
+                figures = {key: round(value, 2) for key, value in _percentiles(samples).items()}
+                rows[f"{name}_{mode}"] = figures
+                say(f"store {name}, {mode}: {figures}")
+    finally:
+        for service in services.values():
+            service.close()
+        milvus.drop()
+        milvus.close()
+    return rows
+
+
 def run_bench(
     corpus: Path, settings: Settings, vector_sizes: list[int], query_count: int, say: Say
 ) -> dict[str, Any]:
@@ -296,12 +360,14 @@ def run_bench(
         build = _bench_build(corpus, work, settings, say)
         queries = _queries(work / "index", query_count)
         server = _bench_server(work / "index", settings, queries, say)
+        stores = _bench_stores(corpus, work, settings, queries, say)
         base = np.load(next((work / "index").glob("gen-*/vectors.npy")), allow_pickle=False)
     vectors = _bench_vectors(base, vector_sizes, say)
     return {
         "machine": _machine(),
         "build": build,
         "queries": {"count": len(queries), **server},
+        "stores": stores,
         "vectors": vectors,
     }
 
@@ -353,6 +419,22 @@ def format_bench(figures: dict[str, Any]) -> list[str]:
                 f"{mode:<8}{clients:>8}{row['p50_ms']:>9}{row['p95_ms']:>9}"
                 f"{row['p99_ms']:>9}{row['qps']:>8}"
             )
+    stores = figures.get("stores", {})
+    if "skipped" in stores:
+        lines.append(f"stores: Milvus skipped: {stores['skipped']}")
+    elif stores:
+        lines.append(
+            f"stores in-process, 1 client ({stores['milvus_uri']}, {stores['milvus_index']}; "
+            f"milvus build from cached vectors {stores['milvus_build_seconds']} s; hybrid "
+            f"top-10 overlap with faiss {stores['hybrid_top10_overlap']}):"
+        )
+        lines.append(f"{'store':<8}{'mode':<9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+        for key, row in stores.items():
+            if isinstance(row, dict):
+                name, mode = key.split("_", 1)
+                lines.append(
+                    f"{name:<8}{mode:<9}{row['p50_ms']:>9}{row['p95_ms']:>9}{row['p99_ms']:>9}"
+                )
     lines.append(
         f"vector search alone ({TIMED_QUERIES} timed single queries; recall@10 of 200 against "
         "exact search):"

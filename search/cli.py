@@ -317,6 +317,9 @@ def search_command(
     collapse: Annotated[
         bool, typer.Option("--collapse/--no-collapse", help="show near-duplicates once")
     ] = True,
+    article: Annotated[
+        str | None, typer.Option("--article", help="search only this article (its id)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
     as_jsonl: Annotated[
         bool, typer.Option("--jsonl", help="print one JSON object per hit, a line each")
@@ -345,7 +348,7 @@ def search_command(
             started = time.perf_counter()
             hits = service.search(
                 query, k=k, mode=mode, max_per_article=per_article, collapse=collapse,
-                timings=timings,
+                timings=timings, article=article,
             )  # fmt: skip
             took_ms = round((time.perf_counter() - started) * 1000, 2)
         finally:

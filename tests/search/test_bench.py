@@ -25,6 +25,11 @@ def test_bench_reports_every_figure() -> None:
             row = figures["queries"][f"{mode}_{clients}"]
             assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] and row["qps"] > 0
     assert figures["queries"]["server_rss_mb"] > 0
+    stores = figures["stores"]
+    assert stores["hybrid_top10_overlap"] > 0.5
+    for store in ("faiss", "milvus"):
+        for mode in ("hybrid", "dense", "lexical"):
+            assert stores[f"{store}_{mode}"]["p50_ms"] > 0
     kinds = {(row["data"], row["index"]): row for row in figures["vectors"]}
     assert kinds[("clustered", "flat")]["recall@10"] == 1.0
     assert kinds[("clustered", "hnsw")]["recall@10"] >= 0.9
