@@ -247,6 +247,10 @@ def connect(uri: str, token: str = "") -> Any:
                 "(such as var/milvus.db), or give http://host:19530 for a Milvus server"
             )
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    # Milvus Lite logs its own traceback when it cannot open a folder: the error below says it.
+    lite_log = logging.getLogger("milvus_lite")
+    level = lite_log.level
+    lite_log.setLevel(logging.CRITICAL)
     try:
         return client_class(uri=uri, token=token) if token else client_class(uri=uri)
     except Exception as error:
@@ -259,6 +263,8 @@ def connect(uri: str, token: str = "") -> Any:
                 "http:// address"
             ) from None
         raise StoreUnavailable(f"cannot connect to Milvus at {uri}: {reason}") from None
+    finally:
+        lite_log.setLevel(level)
 
 
 def _unreachable(error: Exception) -> bool:

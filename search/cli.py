@@ -117,9 +117,10 @@ def _explain_missing_index(settings: Settings) -> Iterator[None]:
     try:
         yield
     except IndexNotFound:
-        raise SemsearchError(
-            f"no index at {settings.index_dir}: run `{_index_command(settings)}` first"
-        ) from None
+        where = f"at {settings.index_dir}"
+        if settings.backend == "milvus":
+            where = f"in Milvus {settings.milvus_uri} (alias {settings.milvus_collection})"
+        raise SemsearchError(f"no index {where}: run `{_index_command(settings)}` first") from None
 
 
 def _with_status(message: str, action: Callable[[], T], quiet: bool) -> T:
