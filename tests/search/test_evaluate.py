@@ -73,3 +73,31 @@ def test_eval_command_json(beir: Path) -> None:
     assert set(scores) == {"hybrid", "dense", "lexical"}
     assert set(scores["hybrid"]) == {"ndcg@10", "recall@100", "mrr@10", "passage_hit@5"}
     assert scores["hybrid"]["recall@100"] == 1.0  # three documents: all of them come back
+
+
+def test_eval_on_milvus_matches_the_hand_computation(
+    beir: Path, tmp_path: Path, milvus_uri: str, milvus_alias: str
+) -> None:
+    from index.milvus_store import MilvusBackend
+    from search.settings import Settings
+
+    dataset = load_beir(beir)
+    embedder = FakeEmbedder()
+    backend = MilvusBackend(milvus_uri, alias=milvus_alias, index_type="flat")
+    assert ensure_index(dataset, tmp_path / "ix", embedder, backend=backend) is True
+    assert ensure_index(dataset, tmp_path / "ix", embedder, backend=backend) is False
+    settings = Settings(
+        backend="milvus", milvus_uri=milvus_uri, milvus_collection=milvus_alias, milvus_index="flat"
+    )
+    service = open_service(tmp_path / "ix", embedder, settings)
+    scores = evaluate(service, dataset, ["lexical", "dense"])
+    service.close()
+    backend.drop()
+    q2_ndcg = (1 / math.log2(3)) / (1 + 1 / math.log2(3))
+    assert scores["lexical"]["ndcg@10"] == pytest.approx((1 + q2_ndcg) / 2, abs=1e-4)
+    assert scores["lexical"]["passage_hit@5"] == 1.0
+    faiss_dataset_index = tmp_path / "faiss"
+    ensure_index(dataset, faiss_dataset_index, embedder)
+    reference = open_service(faiss_dataset_index, embedder)
+    assert evaluate(reference, dataset, ["dense"])["dense"] == scores["dense"]
+    reference.close()
