@@ -42,6 +42,7 @@ __all__ = [
     "GenerationWriter",
     "PassageStore",
     "StoreBackend",
+    "check_rows",
     "compact",
 ]
 
@@ -100,8 +101,11 @@ class GenerationWriter(Protocol):
         vectors: np.ndarray,
         groups: np.ndarray,
     ) -> None:
-        """Add articles and their passages; chunk ids continue from the passages added before,
-        and `groups` holds each new passage's near-duplicate group as such a chunk id."""
+        """Add articles and their passages; chunk ids continue from the passages added before.
+
+        `groups[i]` is the near-duplicate group of `chunks[i]`, named by the position (in this
+        call) of its first member, as `index.dedup.near_duplicate_groups` gives it.
+        """
         ...
 
     def delete_article(self, article_id: str) -> int:
@@ -141,6 +145,12 @@ class StoreBackend(Protocol):
     def describe(self) -> str: ...
 
 
+def check_rows(chunks: Sequence[Chunk], vectors: np.ndarray, groups: np.ndarray) -> None:
+    """Raise ValueError unless there is one vector and one group per chunk."""
+    if len(chunks) != len(vectors) or len(chunks) != len(groups):
+        raise ValueError(f"{len(chunks)} chunks, {len(vectors)} vectors, {len(groups)} groups")
+
+
 def compact(
     chunks: Sequence[Chunk], vectors: np.ndarray, groups: np.ndarray, keep: np.ndarray
 ) -> tuple[list[Chunk], np.ndarray, np.ndarray]:
@@ -175,12 +185,12 @@ class FaissWriter:
         vectors: np.ndarray,
         groups: np.ndarray,
     ) -> None:
-        if len(chunks) != len(vectors) or len(chunks) != len(groups):
-            raise ValueError(f"{len(chunks)} chunks, {len(vectors)} vectors, {len(groups)} groups")
+        check_rows(chunks, vectors, groups)
+        first_id = len(self._chunks)
         self._articles.update((article.id, article) for article in articles)
         self._chunks.extend(chunks)
         self._vectors.append(np.asarray(vectors, dtype=np.float32))
-        self._groups.append(np.asarray(groups, dtype=np.int64))
+        self._groups.append(np.asarray(groups, dtype=np.int64) + first_id)
 
     def delete_article(self, article_id: str) -> int:
         if self._articles.pop(article_id, None) is None:

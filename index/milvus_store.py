@@ -28,6 +28,7 @@ import numpy as np
 
 from index.analysis import stems
 from index.articles import Article
+from index.backends import check_rows
 from index.chunking import Chunk
 from index.errors import IndexCorrupt, IndexNotFound, StoreUnavailable
 from index.store import ArticleRecord, ChunkRecord, VectorIndexSpec, check_compatible
@@ -290,6 +291,7 @@ class MilvusWriter:
         self._collection: str | None = None
         self._name: str | None = None
         self._articles: dict[str, int] = {}  # article id -> passages added
+        self._next_id = 0
         self._lexical = True
 
     def _create(self, dimension: int) -> str:
@@ -363,23 +365,23 @@ class MilvusWriter:
         vectors: np.ndarray,
         groups: np.ndarray,
     ) -> None:
-        if len(chunks) != len(vectors) or len(chunks) != len(groups):
-            raise ValueError(f"{len(chunks)} chunks, {len(vectors)} vectors, {len(groups)} groups")
+        check_rows(chunks, vectors, groups)
         collection = self._collection or self._create(int(np.asarray(vectors).shape[1]))
-        first_id = sum(self._articles.values())
+        first_id = self._next_id
+        self._next_id += len(chunks)
         titles = {article.id: article.title for article in articles}
         for article in articles:
             self._articles.setdefault(article.id, 0)
         groups = np.asarray(groups, dtype=np.int64)
         values, counts = np.unique(groups, return_counts=True)
-        shared = set(values[counts > 1].tolist())
+        shared = {int(value) + first_id for value in values[counts > 1].tolist()}
         client = self.backend.client()
         for offset in range(0, len(chunks), INSERT_BATCH):
             rows = []
             for row in range(offset, min(offset + INSERT_BATCH, len(chunks))):
                 chunk = chunks[row]
                 title = titles[chunk.article_id]
-                group = int(groups[row])
+                group = int(groups[row]) + first_id
                 rows.append(
                     {
                         "id": first_id + row,

@@ -391,3 +391,33 @@ def test_an_unreachable_milvus_server_is_a_clear_error() -> None:
     backend = MilvusBackend(f"http://127.0.0.1:{_free_port()}", alias="nowhere")
     with pytest.raises(StoreUnavailable, match="Milvus"):
         backend.live_generation()
+
+
+def test_passages_added_in_several_calls_keep_their_own_ids(
+    backend: StoreBackend, tmp_path: Path
+) -> None:
+    from index.articles import read_corpus
+    from index.chunking import chunk_article
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in [("a.txt", STORY), ("b.txt", OTHER), ("c.txt", STORY)]:
+        (corpus / name).write_text(text)
+    embedder = FakeEmbedder()
+    writer = backend.writer()
+    seen = 0
+    for article in read_corpus(corpus, lambda message: None):
+        chunks = chunk_article(article, count_tokens=embedder.count_tokens, token_limit=254)
+        vectors = embedder.embed_batch([c.embed_text for c in chunks])
+        writer.add([article], chunks, vectors, np.arange(len(chunks)))
+        seen += len(chunks)
+    gone = writer.delete_article("a.txt")
+    name = writer.commit({"model": {"id": "fake-hash", "dimension": 64}, "source": "test"})
+    store = backend.open(generation=name)
+    try:
+        assert store.count() == seen - gone
+        locations = [(a, p) for a, p, t in store.passage_locations() if t]
+        assert len(locations) == len(set(locations)) == seen - gone
+        assert {a for a, _ in locations} == {"b.txt", "c.txt"}
+    finally:
+        store.close()
