@@ -290,10 +290,11 @@ def _bench_stores(
     FAISS build filled, so the build figure is chunking, inserting and indexing.
     """
     try:
-        from index.milvus_store import MilvusBackend
+        import pymilvus  # noqa: F401
     except ImportError:  # pragma: no cover - the dev extra installs it
         return {"skipped": "pymilvus is not installed (pip install 'semsearch[milvus]')"}
     from index.backends import FaissBackend
+    from index.milvus_store import MilvusBackend
     from search.service import SearchService
 
     index_dir = work / "index"

@@ -157,3 +157,27 @@ def test_reload_picks_up_a_generation_built_elsewhere(seeded) -> None:
             "in_flight": 0,
         }
         assert client.get("/health").json()["generation"] == "gen-2"
+
+
+def test_reindex_and_reload_on_milvus(
+    copy_seeds: Path, tmp_path: Path, milvus_uri: str, milvus_alias: str
+) -> None:
+    """The background reindex writes a new Milvus collection and the server moves to it."""
+    milvus = {
+        "backend": "milvus",
+        "milvus_uri": milvus_uri,
+        "milvus_collection": milvus_alias,
+        "milvus_index": "flat",
+    }
+    application = make_app(tmp_path / "index", copy_seeds, admin_token=TOKEN, **milvus)
+    with TestClient(application) as client:
+        assert client.get("/health").json()["index"] == "missing"
+        first = wait_for_job(client, client.post("/admin/reindex", headers=AUTH).json()["id"])
+        assert (first["status"], first["generation"]) == ("succeeded", "gen-1"), first
+        assert client.get("/search", params={"q": "power"}).status_code == 200
+        add_article(copy_seeds, "storm.txt", "Storm cuts power", "A storm cut the grid power.")
+        second = wait_for_job(client, client.post("/admin/reindex", headers=AUTH).json()["id"])
+        assert (second["status"], second["generation"]) == ("succeeded", "gen-2"), second
+        found = client.get("/search", params={"q": "storm grid", "k": 1})
+        assert found.headers["X-Semsearch-Generation"] == "gen-2"
+        assert found.json()["hits"][0]["article_id"] == "storm.txt"
