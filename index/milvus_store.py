@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,22 @@ from index.articles import Article
 from index.backends import check_rows
 from index.chunking import Chunk
 from index.errors import IndexCorrupt, IndexNotFound, StoreUnavailable
-from index.store import ArticleRecord, ChunkRecord, VectorIndexSpec, check_compatible
+from index.store import (
+    BM25_B,
+    BM25_K1,
+    ArticleRecord,
+    ChunkRecord,
+    VectorIndexSpec,
+    bm25_ceiling,
+    check_compatible,
+)
 
 __all__ = ["MANIFEST_PROPERTY", "MilvusBackend", "MilvusStore", "MilvusWriter"]
 
 log = logging.getLogger("semsearch.milvus")
 
 MANIFEST_PROPERTY = "semsearch_manifest"
+VOCAB_SUFFIX = "_vocab"  # beside each generation: the document frequency of every stem
 INSERT_BATCH = 1000
 QUERY_BATCH = 1000  # ids per `query` call, and rows per page when reading everything
 MAX_TOP_K = 16384  # Milvus's limit on one search
@@ -193,6 +203,9 @@ class MilvusBackend:
             ) from None
         check_compatible(manifest, self.describe(), model_id, dimension)
         _call(client.load_collection, collection)
+        vocab = manifest.get("milvus", {}).get("vocab")
+        if vocab:
+            _call(client.load_collection, vocab)
         # The store gets a client of its own: closing it leaves this backend's connected.
         store = MilvusStore(self.copy(), collection, name, manifest)
         if store.count() != manifest["counts"]["passages"]:
@@ -214,7 +227,7 @@ class MilvusBackend:
             name = f"gen-{number}"
             if name == live:
                 continue
-            _call(self.client().drop_collection, self.collection_of(name))
+            self._drop_generation(name)
             removed.append(name)
         return removed
 
@@ -225,8 +238,15 @@ class MilvusBackend:
             _call(client.drop_alias, self.alias)
         names = self.generation_names()
         for name in names:
-            _call(client.drop_collection, self.collection_of(name))
+            self._drop_generation(name)
         return names
+
+    def _drop_generation(self, name: str) -> None:
+        client = self.client()
+        collection = self.collection_of(name)
+        for each in (collection, collection + VOCAB_SUFFIX):
+            if _call(client.has_collection, each):
+                _call(client.drop_collection, each)
 
     def vector_index_params(self) -> dict[str, Any]:
         if self.index_type == "flat":
@@ -292,6 +312,7 @@ class MilvusWriter:
         self._name: str | None = None
         self._articles: dict[str, int] = {}  # article id -> passages added
         self._next_id = 0
+        self._terms: dict[str, Counter[str]] = {}  # article id -> passages holding each stem
         self._lexical = True
 
     def _create(self, dimension: int) -> str:
@@ -307,7 +328,7 @@ class MilvusWriter:
                 collection = self.backend.collection_of(name)
                 properties = client.describe_collection(collection).get("properties", {})
                 if MANIFEST_PROPERTY not in properties:
-                    client.drop_collection(collection)
+                    self.backend._drop_generation(name)
         self._name = f"gen-{(numbers[-1] if numbers else 0) + 1}"
         collection = self.backend.collection_of(self._name)
 
@@ -334,7 +355,12 @@ class MilvusWriter:
                         output_field_names=["sparse"],
                     )
                 )
-                index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+                index.add_index(
+                    "sparse",
+                    index_type="SPARSE_INVERTED_INDEX",
+                    metric_type="BM25",
+                    params={"bm25_k1": BM25_K1, "bm25_b": BM25_B},  # as SQLite FTS5
+                )
             return made, index
 
         made, index = schema(with_bm25=True)
@@ -382,6 +408,8 @@ class MilvusWriter:
                 chunk = chunks[row]
                 title = titles[chunk.article_id]
                 group = int(groups[row]) + first_id
+                terms = " ".join(stems(f"{title}\n{chunk.heading}\n{chunk.text}"))
+                self._terms.setdefault(chunk.article_id, Counter()).update(set(terms.split()))
                 rows.append(
                     {
                         "id": first_id + row,
@@ -395,7 +423,7 @@ class MilvusWriter:
                         "heading": chunk.heading,
                         "title": title,
                         "text": chunk.text,
-                        "terms": " ".join(stems(f"{title}\n{chunk.heading}\n{chunk.text}")),
+                        "terms": terms,
                         "vector": np.asarray(vectors[row], dtype=np.float32).tolist(),
                     }
                 )
@@ -405,6 +433,7 @@ class MilvusWriter:
 
     def delete_article(self, article_id: str) -> int:
         passages = self._articles.pop(article_id, 0)
+        self._terms.pop(article_id, None)
         if passages and self._collection is not None:
             _call(
                 self.backend.client().delete,
@@ -430,6 +459,7 @@ class MilvusWriter:
             filter="grouped == true and dup_group == id",
             output_fields=["count(*)"],
         )
+        vocab = self._write_vocab()
         written = {
             **manifest,
             "format_version": manifest.get("format_version", _format_version()),
@@ -440,6 +470,7 @@ class MilvusWriter:
                 "alias": self.backend.alias,
                 **self.backend.vector_index_params(),
                 "lexical": "bm25 function over porter stems" if self._lexical else "unavailable",
+                "vocab": vocab,
             },
             "counts": {
                 "articles": len(self._articles),
@@ -458,10 +489,39 @@ class MilvusWriter:
             _call(client.create_alias, self._collection, self.backend.alias)
         return self._name
 
+    def _write_vocab(self) -> str:
+        """A collection of (stem, passages holding it), for `MilvusStore.lexical_ceiling`."""
+        from pymilvus import DataType
+
+        assert self._collection is not None
+        client = self.backend.client()
+        vocab = self._collection + VOCAB_SUFFIX
+        frequencies: Counter[str] = Counter()
+        for counts in self._terms.values():
+            frequencies.update(counts)
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("term", DataType.VARCHAR, is_primary=True, max_length=VARCHAR_MAX)
+        schema.add_field("df", DataType.INT64)
+        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field
+        index = client.prepare_index_params()
+        index.add_index("unused", index_type="FLAT", metric_type="L2")
+        if _call(client.has_collection, vocab):
+            _call(client.drop_collection, vocab)
+        _call(client.create_collection, vocab, schema=schema, index_params=index)
+        items = sorted(frequencies.items())
+        for offset in range(0, len(items), INSERT_BATCH * 5):
+            rows = [
+                {"term": term, "df": df, "unused": [0.0, 0.0]}
+                for term, df in items[offset : offset + INSERT_BATCH * 5]
+            ]
+            _call(client.insert, vocab, rows)
+        _call(client.flush, vocab)
+        return vocab
+
     def abort(self) -> None:
-        if self._collection is not None:
+        if self._name is not None:
             try:
-                self.backend.client().drop_collection(self._collection)
+                self.backend._drop_generation(self._name)
             except Exception as error:  # best effort: the next build drops it anyway
                 log.warning("could not drop unfinished collection %s: %s", self._collection, error)
             self._collection = None
@@ -563,6 +623,26 @@ class MilvusStore:
         hits = self._search([" ".join(wanted)], "sparse", k, {"metric_type": "BM25"}, article)
         # Milvus returns BM25 scores best first; Milvus Lite negates them. Scores are >= 0.
         return sorted(((i, abs(s)) for i, s in hits), key=lambda hit: (-hit[1], hit[0]))
+
+    def lexical_ceiling(self, terms: Sequence[str]) -> float:
+        """The largest BM25 score `lexical_search(terms)` could give a passage here.
+
+        As in the FAISS store, from each stem's document frequency (kept beside the collection
+        by the build) and the passage count; the index uses FTS5's k1 and b.
+        """
+        wanted = [s for term in terms for s in stems(term)]
+        vocab = self.manifest.get("milvus", {}).get("vocab")
+        if not wanted or not vocab:
+            return 0.0
+        found: dict[str, int] = {}
+        distinct = sorted(set(wanted))
+        for offset in range(0, len(distinct), QUERY_BATCH):
+            batch = distinct[offset : offset + QUERY_BATCH]
+            rows = _call(self._client().query, vocab, ids=batch, output_fields=["df"])
+            found.update((row["term"], int(row["df"])) for row in rows)
+        passages = int(self.manifest["counts"]["passages"])
+        # Milvus computes idf as Lucene does: ln(1 + (N - df + 0.5) / (df + 0.5)).
+        return bm25_ceiling([found.get(term, 0) for term in wanted], passages, idf="lucene")
 
     def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

@@ -26,18 +26,22 @@ from typing import Any
 import faiss
 import numpy as np
 
+from index.analysis import stem
 from index.articles import Article
 from index.chunking import Chunk
 from index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
 from index.lock import GenerationLease, claim_for_removal
 
 __all__ = [
+    "BM25_B",
+    "BM25_K1",
     "FORMAT_VERSION",
     "ArticleRecord",
     "ChunkRecord",
     "EmbeddingCache",
     "IndexStore",
     "VectorIndexSpec",
+    "bm25_ceiling",
     "build_vector_index",
     "check_compatible",
     "generation_names",
@@ -159,6 +163,27 @@ class ArticleRecord:
     id: str
     title: str
     passages: tuple[ChunkRecord, ...]
+
+
+# BM25's term-frequency saturation in SQLite FTS5 (fixed there), and in the Milvus store's index.
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+def bm25_ceiling(document_frequencies: Sequence[int], passages: int, idf: str = "fts5") -> float:
+    """The most BM25 can give one passage for query terms with these document frequencies.
+
+    Each term found in the corpus contributes idf * (k1 + 1). `idf` names the engine's formula:
+    "fts5", ln((N - df + 0.5) / (df + 0.5)) clipped at 1e-6 (SQLite), or "lucene",
+    ln(1 + (N - df + 0.5) / (df + 0.5)) (Milvus, Lucene), never below zero.
+    """
+    total = 0.0
+    for df in document_frequencies:
+        if df <= 0:
+            continue
+        ratio = (passages - df + 0.5) / (df + 0.5)
+        total += math.log1p(ratio) if idf == "lucene" else max(math.log(ratio), 1e-6)
+    return total * (BM25_K1 + 1)
 
 
 def text_hash(text: str) -> str:
@@ -633,6 +658,32 @@ class IndexStore:
         )
         # FTS5's bm25() is negated so that smaller sorts first; flip it back.
         return [(int(rowid), -float(rank)) for rowid, rank in rows]
+
+    def lexical_ceiling(self, terms: Sequence[str]) -> float:
+        """The largest BM25 score `lexical_search(terms)` could give a passage here.
+
+        FTS5's BM25 sums, over the query's terms, idf(t) times a term-frequency factor that
+        approaches k1 + 1 (k1 = 1.2); idf(t) = ln((N - df + 0.5) / (df + 0.5)), at least 1e-6,
+        from the number of passages N and those holding the term, df (terms found nowhere add
+        nothing). Document frequencies come from FTS5's own index (an fts5vocab table).
+        """
+        stemmed = [stem(term) for term in terms if term.strip()]
+        if not stemmed:
+            return 0.0
+        db = self._db()
+        db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab "
+            "USING fts5vocab(main, 'chunks_fts', 'row')"
+        )
+        distinct = sorted(set(stemmed))
+        found = dict(
+            db.execute(
+                f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN "
+                f"({','.join('?' * len(distinct))})",
+                distinct,
+            )
+        )
+        return bm25_ceiling([found.get(term, 0) for term in stemmed], self.count())
 
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
         """The stored passages with these ids (unknown ids are left out)."""

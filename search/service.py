@@ -14,7 +14,7 @@ from index.backends import PassageStore
 from index.embedding import Embedder
 from index.store import ArticleRecord
 from search.errors import InvalidQuery
-from search.fusion import boost_articles, fuse_rrf, fuse_zscore
+from search.fusion import boost_articles, fuse_bounded, fuse_rrf, fuse_zscore
 from search.settings import Mode, Settings, embedder_for, store_backend
 from search.text import highlight_spans, lexical_terms, mark
 
@@ -243,8 +243,11 @@ class SearchService:
         if mode == "hybrid":
             if self.settings.fusion == "rrf":
                 ranked = fuse_rrf([[i for i, _ in dense], [i for i, _ in lexical]])
-            else:
+            elif self.settings.fusion == "zscore":
                 ranked = fuse_zscore(dense, lexical, self.settings.dense_weight)
+            else:
+                ceiling = self.store.lexical_ceiling(lexical_terms(query)) if lexical else 0.0
+                ranked = fuse_bounded(dense, lexical, ceiling, self.settings.dense_weight)
             if self.settings.article_weight and ranked:
                 ids = np.fromiter((i for i, _ in ranked), dtype=np.int64, count=len(ranked))
                 articles = self.store.passage_keys(ids)[1]

@@ -16,7 +16,7 @@ from search.fusion import ARTICLE_WEIGHT, DENSE_WEIGHT
 __all__ = ["Fusion", "Mode", "Settings", "embedder_for", "store_backend", "vector_index_spec"]
 
 Mode = Literal["hybrid", "dense", "lexical"]
-Fusion = Literal["zscore", "rrf"]
+Fusion = Literal["bounded", "zscore", "rrf"]
 
 
 class Settings(BaseSettings):
@@ -61,8 +61,10 @@ class Settings(BaseSettings):
     ivf_nprobe: int = Field(32, ge=1, le=65536, description="IVF lists searched per query")
     query_cache_size: int = Field(1024, ge=0, description="query embeddings kept in memory")
     default_mode: Mode = Field("hybrid", description="mode used when a query names none")
-    fusion: Fusion = Field("zscore", description="how hybrid mode combines the two legs")
-    dense_weight: float = Field(DENSE_WEIGHT, ge=0, le=1, description="dense share in zscore")
+    fusion: Fusion = Field("bounded", description="how hybrid mode combines the two legs")
+    dense_weight: float = Field(
+        DENSE_WEIGHT, ge=0, le=1, description="dense share in bounded and zscore fusion"
+    )
     article_weight: float = Field(
         ARTICLE_WEIGHT, ge=0, le=10, description="weight of the article's best score in hybrid"
     )

@@ -120,6 +120,11 @@ def test_milvus_exact_search_equals_faiss_on_a_synthetic_set(
             lexical = ours.lexical_search(text.split(), 10)
             reference = theirs.lexical_search(text.split(), 10)
             assert [i for i, _ in lexical[:1]] == [i for i, _ in reference[:1]]
+            # Each ceiling bounds its own engine's BM25 (Milvus's idf is Lucene's, FTS5's not).
+            for store, found in ((ours, lexical), (theirs, reference)):
+                ceiling = store.lexical_ceiling(text.split())
+                assert (ceiling > 0) == bool(found)
+                assert all(score <= ceiling for _, score in found)
     finally:
         ours.close()
         theirs.close()

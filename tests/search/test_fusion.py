@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.fusion import boost_articles, fuse_rrf, fuse_zscore
+from search.fusion import boost_articles, fuse_bounded, fuse_rrf, fuse_zscore
 
 
 def test_items_in_both_lists_win() -> None:
@@ -64,3 +64,23 @@ def test_repeated_ids_count_once() -> None:
     assert dict(fuse_rrf([[1, 1, 2]]))[2] == pytest.approx(1 / 62)
     fused = fuse_zscore([(1, 0.9), (1, 0.1), (2, 0.5)], [], dense_weight=1.0)
     assert dict(fused) == pytest.approx({1: 1.0, 2: -1.0})
+
+
+def test_bounded_fusion_divides_bm25_by_the_ceiling() -> None:
+    dense = [(1, 0.8), (2, 0.6)]
+    lexical = [(2, 6.0), (3, 3.0)]
+    fused = dict(fuse_bounded(dense, lexical, lexical_ceiling=10.0, dense_weight=0.5))
+    # 1 has no lexical score: the lexical leg's lowest (3.0); 3 has no cosine: the lowest (0.6).
+    assert fused == pytest.approx(
+        {1: 0.5 * 0.8 + 0.5 * 0.3, 2: 0.5 * 0.6 + 0.5 * 0.6, 3: 0.5 * 0.6 + 0.5 * 0.3}
+    )
+    assert [i for i, _ in fuse_bounded(dense, lexical, 10.0, 0.5)] == [2, 1, 3]
+
+
+def test_bounded_fusion_edge_cases() -> None:
+    assert fuse_bounded([], [], 5.0) == []
+    assert [i for i, _ in fuse_bounded([(4, 0.3), (5, 0.2)], [], 0.0)] == [4, 5]
+    # no ceiling (no query term in the corpus): scores are taken as they are
+    assert dict(fuse_bounded([], [(7, 2.0)], 0.0, 0.5)) == {7: 1.0}
+    tied = fuse_bounded([(9, 0.5), (3, 0.5)], [], 1.0)
+    assert [i for i, _ in tied] == [3, 9]
