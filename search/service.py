@@ -176,9 +176,9 @@ class SearchService:
         query = validate_query(query, k, mode)
         self._check_lexical(mode)
         depth = max(FUSION_DEPTH, k * 10 if max_per_article is not None else k)
-        ranked, dense, lexical = self._rank(query, mode, depth, timings, article)
+        ranked, dense, lexical, keys = self._rank(query, mode, depth, timings, article)
         if collapse:
-            ranked = self._collapse(ranked)
+            ranked = self._collapse(ranked, keys)
         return self._hits(query, ranked, dense, lexical, k, max_per_article, collapse)
 
     def rank(
@@ -190,8 +190,8 @@ class SearchService:
         """
         query = validate_query(query, 1, mode)
         self._check_lexical(mode)
-        ranked = self._rank(query, mode, depth)[0]
-        return [chunk_id for chunk_id, _ in (self._collapse(ranked) if collapse else ranked)]
+        ranked, _, _, keys = self._rank(query, mode, depth)
+        return [chunk_id for chunk_id, _ in (self._collapse(ranked, keys) if collapse else ranked)]
 
     def _check_lexical(self, mode: str) -> None:
         if mode == "lexical" and not getattr(self.store, "has_lexical", True):
@@ -200,12 +200,17 @@ class SearchService:
                 "functions need Milvus 2.5 or later); use mode=dense or hybrid (dense only here)"
             )
 
-    def _collapse(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        """Keep the best-ranked passage of each near-duplicate group."""
+    def _collapse(
+        self, ranked: list[tuple[int, float]], keys: tuple[Any, Any] | None = None
+    ) -> list[tuple[int, float]]:
+        """Keep the best-ranked passage of each near-duplicate group.
+
+        `keys` are the store's `passage_keys` for these ids when `_rank` looked them up already.
+        """
         if not ranked:
             return ranked
         ids = np.fromiter((chunk_id for chunk_id, _ in ranked), dtype=np.int64, count=len(ranked))
-        groups = self.store.passage_keys(ids)[0]
+        groups = (keys or self.store.passage_keys(ids))[0]
         if isinstance(groups, np.ndarray):
             group_of = groups[ids].tolist()
         else:
@@ -225,37 +230,48 @@ class SearchService:
         depth: int,
         timings: dict[str, float] | None = None,
         article: str | None = None,
-    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
+    ) -> tuple[
+        list[tuple[int, float]],
+        list[tuple[int, float]],
+        list[tuple[int, float]],
+        tuple[Any, Any] | None,
+    ]:
+        """(fused ranking, dense leg, lexical leg, the store's passage keys if looked up)."""
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
+        keys = None
+        ceiling = 0.0
         clock = _Stopwatch(timings)
         pending = None
         if mode == "hybrid":
-            pending = self._lexical_pool.submit(self._lexical, query, depth, timings, article)
+            # The BM25 ceiling (a document-frequency lookup) is looked up in the same thread.
+            bounded = self.settings.fusion == "bounded"
+            pending = self._lexical_pool.submit(
+                self._lexical, query, depth, timings, article, bounded
+            )
         if mode in ("hybrid", "dense"):
             vector = clock.lap("embed", self._embed_query(query))
             dense = clock.lap("faiss", self.store.dense_search(vector, depth, article))
         if pending is not None:
-            lexical = pending.result()
+            lexical, ceiling = pending.result()
             clock.lap("lexical_wait", None)
         elif mode == "lexical":
-            lexical = self._lexical(query, depth, timings, article)
+            lexical = self._lexical(query, depth, timings, article)[0]
         if mode == "hybrid":
             if self.settings.fusion == "rrf":
                 ranked = fuse_rrf([[i for i, _ in dense], [i for i, _ in lexical]])
             elif self.settings.fusion == "zscore":
                 ranked = fuse_zscore(dense, lexical, self.settings.dense_weight)
             else:
-                ceiling = self.store.lexical_ceiling(lexical_terms(query)) if lexical else 0.0
                 ranked = fuse_bounded(dense, lexical, ceiling, self.settings.dense_weight)
             if self.settings.article_weight and ranked:
                 ids = np.fromiter((i for i, _ in ranked), dtype=np.int64, count=len(ranked))
-                articles = self.store.passage_keys(ids)[1]
-                ranked = boost_articles(ranked, articles, self.settings.article_weight)
+                keys = self.store.passage_keys(ids)  # the article boost does not change the ids
+                ranked = boost_articles(ranked, keys[1], self.settings.article_weight)
             clock.lap("fuse", None)
         else:
             ranked = dense or lexical
-        return ranked, dense, lexical
+        return ranked, dense, lexical, keys
 
     def _lexical(
         self,
@@ -263,12 +279,16 @@ class SearchService:
         depth: int,
         timings: dict[str, float] | None,
         article: str | None = None,
-    ) -> list[tuple[int, float]]:
+        with_ceiling: bool = False,
+    ) -> tuple[list[tuple[int, float]], float]:
+        """The lexical leg, and (when asked) the query's largest possible BM25 score."""
         started = time.perf_counter()
-        found = self.store.lexical_search(lexical_terms(query), depth, article)
+        terms = lexical_terms(query)
+        found = self.store.lexical_search(terms, depth, article)
+        ceiling = self.store.lexical_ceiling(terms) if with_ceiling and found else 0.0
         if timings is not None:
             timings["fts5"] = time.perf_counter() - started
-        return found
+        return found, ceiling
 
     def _hits(
         self,
