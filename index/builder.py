@@ -27,7 +27,7 @@ __all__ = ["BuildReport", "build_from_articles", "build_index", "inputs_fingerpr
 
 # Texts handed to the embedder per call: large enough for sentence-transformers to sort by length
 # and batch well, small enough for the progress bar to move.
-EMBED_CALL_SIZE = 512
+EMBED_CALL_SIZE = 2048
 
 Progress = Callable[[int, int], None]
 
