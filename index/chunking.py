@@ -179,7 +179,10 @@ def _segmenter():  # pysbd takes a moment to build its rules: build them once
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     position = 0
-    for sentence in _segmenter().segment(text):
+    # The segmenter's sentences, without its `segment()` wrapper: that keeps the text on the
+    # shared segmenter (not thread-safe) and compiles a regular expression per sentence to find
+    # spans, which took a third of the chunking time; the spans are found here with str.find.
+    for sentence in _segmenter().processor(text).process():
         sentence = sentence.strip()
         if not sentence:
             continue

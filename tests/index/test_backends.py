@@ -40,6 +40,27 @@ def test_openvino_export_matches_torch(model_cache: Path) -> None:
 
 
 @pytest.mark.model
+def test_openvino_queries_on_every_path_and_thread_agree(model_cache: Path) -> None:
+    """Short texts run on the fixed-shape model, long ones and batches on the free-shape one,
+    concurrent queries on separate inference requests: the vectors are the same either way."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    exported = make_embedder(backend="openvino", cache_dir=model_cache, batch_size=8).load()
+    reference = make_embedder(backend="torch").load()
+    short = [f"storm number {i} cut the power" for i in range(24)]
+    long = " ".join(["a query far longer than the fixed shape of thirty-two tokens"] * 4)
+    texts = [*short, long]
+    assert exported.count_tokens(long) > 32 > max(exported.count_tokens(t) for t in short)
+    one_by_one = np.stack([exported.embed_query(text) for text in texts])
+    together = exported.embed_batch(texts)  # four batches through the asynchronous queue
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = np.stack(list(pool.map(exported.embed_query, texts * 4)))
+    expected = reference.embed_batch(texts)
+    for got in (one_by_one, together, concurrent[: len(texts)], concurrent[-len(texts) :]):
+        assert np.min(np.sum(got * expected, axis=1)) > 0.9999
+
+
+@pytest.mark.model
 def test_export_is_reused(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_embedder(backend="openvino", cache_dir=model_cache).load()
 
