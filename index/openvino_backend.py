@@ -160,8 +160,8 @@ class _Loaded:
 
     Both compilations run one inference stream per core (OpenVINO's THROUGHPUT hint), so that
     concurrent requests each get a core instead of waiting for one call that spreads over all of
-    them (measured on 2 cores: about 4 ms of CPU a query instead of 8 to 12, and 2.5 times the
-    queries a second with 8 clients, at the same latency for one).
+    them (measured on 2 cores: about 4 ms of CPU a query instead of 8 to 12, and nearly twice the
+    dense queries a second with 8 concurrent clients, at about the same latency for one).
 
     - A short text (a query: up to SHORT_TOKENS tokens) runs on a copy of the model with a fixed
       input shape of one text of SHORT_TOKENS tokens, padded; a fixed shape lets OpenVINO plan
