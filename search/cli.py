@@ -429,6 +429,9 @@ def serve_command(
         port=settings.port,
         workers=1,
         access_log=False,  # the app logs each request itself, as JSON with its request id
+        # h11, not httptools even when installed: h11 refuses request heads over 16 KiB (400)
+        # while httptools buffers a header of any size. The event loop is uvloop when installed.
+        http="h11",
     )
 
 
