@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from index.errors import IndexCorrupt, IndexNotFound, SemsearchError
 from search.service import SearchService
@@ -116,19 +117,28 @@ class ServiceHolder:
 
     def _acquire(self) -> _Slot:
         for _ in range(3):  # a swap between the open and the count is retried, never lost
-            with self._lock:
-                if self._slot is not None:
-                    self._slot.users += 1
-                    return self._slot
+            slot = self._try_acquire()
+            if slot is not None:
+                return slot
             self._load()
         raise IndexNotFound("the server is shutting down")
 
+    def _try_acquire(self) -> _Slot | None:
+        """The served slot, counted as in use; None (at once) while nothing is open."""
+        with self._lock:
+            if self._slot is not None:
+                self._slot.users += 1
+            return self._slot
+
     def _release(self, slot: _Slot) -> None:
+        if self._let_go(slot):
+            self._dispose(slot)
+
+    def _let_go(self, slot: _Slot) -> bool:
+        """Count one user less; True when the slot is retired and now unused (dispose it)."""
         with self._lock:
             slot.users -= 1
-            finished = slot.retired and slot.users == 0
-        if finished:
-            self._dispose(slot)
+            return slot.retired and slot.users == 0
 
     def _dispose(self, slot: _Slot, clean_up: bool = True) -> None:
         slot.service.close()
@@ -259,11 +269,21 @@ class ServiceHolder:
             self._dispose(slot, clean_up=False)
 
 
-def _service(request: Request, response: Response) -> Iterator[SearchService]:
+async def _service(request: Request, response: Response) -> AsyncIterator[SearchService]:
+    # Async, so that taking and giving back the lease (microseconds under a lock) happen on the
+    # event loop, not in two more trips through the thread pool per request; only opening the
+    # index (the first request, or after a failure) and closing a retired generation block,
+    # and those run in the pool.
     holder: ServiceHolder = request.app.state.holder
-    with holder.lease() as service:
-        response.headers[GENERATION_HEADER] = service.store.generation
-        yield service
+    slot = holder._try_acquire()
+    if slot is None:
+        slot = await run_in_threadpool(holder._acquire)
+    try:
+        response.headers[GENERATION_HEADER] = slot.generation
+        yield slot.service
+    finally:
+        if holder._let_go(slot):
+            await run_in_threadpool(holder._dispose, slot)
 
 
 Service = Annotated[SearchService, Depends(_service)]

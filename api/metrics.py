@@ -48,8 +48,8 @@ class Metrics:
         )
         self.stages = Histogram(
             "semsearch_search_stage_duration_seconds",
-            "Time spent in each stage of a search: embed, faiss, fts5 (beside them in hybrid "
-            "mode), lexical_wait, fuse",
+            "Time spent in each stage of a search: queue (waiting for a turn, when the server "
+            "is busy), embed, faiss, fts5 (beside them in hybrid mode), lexical_wait, fuse",
             ["stage", "mode"],
             buckets=STAGE_BUCKETS,
             registry=self.registry,

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(128, ge=1, le=4096, description="HNSW search breadth")
     ivf_nprobe: int = Field(32, ge=1, le=65536, description="IVF lists searched per query")
     query_cache_size: int = Field(1024, ge=0, description="query embeddings kept in memory")
+    search_concurrency: int = Field(
+        0,
+        ge=0,
+        le=4096,
+        description="searches run at once, the rest wait their turn; 0: one per core "
+        "(FAISS), four per core (Milvus, which searches in its own server)",
+    )
     default_mode: Mode = Field("hybrid", description="mode used when a query names none")
     fusion: Fusion = Field("bounded", description="how hybrid mode combines the two legs")
     dense_weight: float = Field(

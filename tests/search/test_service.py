@@ -160,3 +160,37 @@ def test_stage_timings(service: SearchService, mode: str, stages: set[str]) -> N
     service.search("energy infrastructure", k=3, mode=mode, timings=timings)
     assert set(timings) == stages
     assert all(seconds >= 0 for seconds in timings.values())
+
+
+def test_searches_beyond_the_concurrency_limit_wait_their_turn(
+    fake_index: Path, fake_embedder: FakeEmbedder
+) -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    running, most = 0, 0
+    lock = threading.Lock()
+    embed = fake_embedder.embed_query
+
+    def slow_embed(text: str):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return embed(text)
+
+    fake_embedder.embed_query = slow_embed  # type: ignore[method-assign]
+    settings = Settings(index_dir=fake_index, search_concurrency=2, query_cache_size=0)
+    service = SearchService.open(settings, fake_embedder)
+    timings: list[dict[str, float]] = [{} for _ in range(6)]
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            list(pool.map(lambda i: service.search(f"talks {i}", timings=timings[i]), range(6)))
+    finally:
+        service.close()
+    assert most == 2
+    assert sum("queue" in t for t in timings) >= 3  # four wait, unless a thread started late

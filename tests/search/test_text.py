@@ -52,3 +52,42 @@ def test_highlighting_is_safe_across_threads() -> None:
             )
         )
     assert all(result == expected for result in results)
+
+
+def _every_word_stemmed(text: str, query: str) -> list[tuple[int, int]]:
+    """The plain highlighter: stem every word of the text."""
+    from index.analysis import TOKEN, stem
+    from search.text import _query_stems
+
+    wanted = _query_stems(query)
+    return [(m.start(), m.end()) for m in TOKEN.finditer(text) if stem(m.group()) in wanted]
+
+
+def test_the_prefix_scan_marks_what_stemming_every_word_would() -> None:
+    # Words whose Porter stem is not a prefix of the word (happi, hope, relat, mobl, poni),
+    # upper case, digits, underscores (a word boundary for FTS5 but not for \b), one letter.
+    text = (
+        "HAPPY happiness Hoping hopped RELATIONAL relations mobility Mobilities ponies pony "
+        "foo_bar bar_foo 2004 2004s s A i X1 x1y Conditional conditioned generalisation."
+    )
+    queries = [
+        "happy hoping relational",
+        "mobility ponies",
+        "bar foo",
+        "2004",
+        "s",
+        "x1 x1y",
+        "conditions generalise",
+        "the of",
+        "happiness relate hop",
+    ]
+    for query in queries:
+        assert highlight_spans(text, query) == _every_word_stemmed(text, query), query
+    assert [text[s:e] for s, e in highlight_spans(text, "bar")] == ["bar", "bar"]
+
+
+def test_non_ascii_text_is_scanned_word_by_word() -> None:
+    text = "Éric's café in Zürich, HAPPY ÉCOLE"
+    for query in ("eric", "cafe happy", "zurich ecole"):
+        assert highlight_spans(text, query) == _every_word_stemmed(text, query)
+    assert [text[s:e] for s, e in highlight_spans(text, "eric ecole")] == ["Éric", "ÉCOLE"]
