@@ -608,8 +608,10 @@ class IndexStore:
             scores, ids = self._vectors.search(query, min(k, self._vectors.ntotal))
         finally:
             faiss.omp_set_num_threads(threads)
-        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-        return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
+        found = ids[0] >= 0
+        ids, scores = ids[0][found], scores[0][found]
+        order = np.lexsort((ids, -scores))  # ties to the smaller id
+        return list(zip(ids[order].tolist(), scores[order].tolist(), strict=True))
 
     def _dense_in_article(
         self, vector: np.ndarray, k: int, article: str
@@ -657,7 +659,7 @@ class IndexStore:
             ),
         )
         # FTS5's bm25() is negated so that smaller sorts first; flip it back.
-        return [(int(rowid), -float(rank)) for rowid, rank in rows]
+        return [(rowid, -rank) for rowid, rank in rows.fetchall()]
 
     def lexical_ceiling(self, terms: Sequence[str]) -> float:
         """The largest BM25 score `lexical_search(terms)` could give a passage here.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -10,6 +11,7 @@ __all__ = [
     "ARTICLE_WEIGHT",
     "DENSE_WEIGHT",
     "RRF_K",
+    "Ranking",
     "boost_articles",
     "fuse_bounded",
     "fuse_rrf",
@@ -24,7 +26,48 @@ DENSE_WEIGHT = 0.55
 ARTICLE_WEIGHT = 1.0
 
 
-def fuse_rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """Ids and their scores, best first, kept as arrays from the legs to the hits.
+
+    Iterating gives (id, score) pairs; `pairs()` lists them.
+    """
+
+    ids: np.ndarray  # int64
+    scores: np.ndarray  # float64
+
+    @classmethod
+    def of(cls, scored: Sequence[tuple[int, float]] | Ranking) -> Ranking:
+        """A ranking from (id, score) pairs in their order (a Ranking is returned as it is)."""
+        if isinstance(scored, Ranking):
+            return scored
+        if not len(scored):
+            return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+        # One conversion in C; ids pass through float64 exactly (they are far below 2**53).
+        pairs = np.asarray(scored, dtype=np.float64).reshape(-1, 2)
+        return cls(pairs[:, 0].astype(np.int64), pairs[:, 1].copy())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[tuple[int, float]]:
+        return iter(self.pairs())
+
+    def pairs(self) -> list[tuple[int, float]]:
+        return list(zip(self.ids.tolist(), self.scores.tolist(), strict=True))
+
+    def first_of_each(self) -> Ranking:
+        """Each id once, where it first appears."""
+        if len(self.ids) < 2:
+            return self
+        first = np.unique(self.ids, return_index=True)[1]
+        if len(first) == len(self.ids):
+            return self
+        keep = np.sort(first)
+        return Ranking(self.ids[keep], self.scores[keep])
+
+
+def fuse_rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> Ranking:
     """Reciprocal rank fusion: each id scores the sum of 1 / (k + rank) over the lists.
 
     Args:
@@ -40,42 +83,39 @@ def fuse_rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[in
         for rank, item in enumerate(dict.fromkeys(ranking), start=1):  # a repeat counts once
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
             best[item] = min(best.get(item, rank), rank)
-    return sorted(scores.items(), key=lambda pair: (-pair[1], best[pair[0]], pair[0]))
+    return Ranking.of(sorted(scores.items(), key=lambda pair: (-pair[1], best[pair[0]], pair[0])))
 
 
-def _zscores(scored: Sequence[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Ids (a repeat counts once, the first time) and their standardised scores."""
-    if not scored:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    ids = np.fromiter((i for i, _ in scored), dtype=np.int64, count=len(scored))
-    values = np.fromiter((s for _, s in scored), dtype=np.float64, count=len(scored))
-    first = np.sort(np.unique(ids, return_index=True)[1])
-    ids, values = ids[first], values[first]
+def _zscores(scored: Ranking) -> Ranking:
+    """Each id once (the first time) with its standardised score."""
+    scored = scored.first_of_each()
+    if not len(scored):
+        return scored
+    values = scored.scores
     spread = values.std() or 1.0
-    return ids, (values - values.mean()) / spread
+    return Ranking(scored.ids, (values - values.mean()) / spread)
 
 
-def _ranked(ids: np.ndarray, scores: np.ndarray) -> list[tuple[int, float]]:
-    """(id, score) pairs, best score first, ties to the smaller id."""
+def _ranked(ids: np.ndarray, scores: np.ndarray) -> Ranking:
+    """Best score first, ties to the smaller id."""
     order = np.lexsort((ids, -scores))
-    return list(zip(ids[order].tolist(), scores[order].tolist(), strict=True))
+    return Ranking(ids[order], scores[order])
 
 
-def _column(ids: np.ndarray, leg: Sequence[tuple[int, float]]) -> np.ndarray:
-    """A leg's score for each of `ids`; an id the leg did not return gets its lowest score."""
-    seen: dict[int, float] = {}
-    for i, score in leg:
-        seen.setdefault(i, score)  # a repeat counts once, the first time
-    floor = min(seen.values(), default=0.0)
-    return np.array([seen.get(i, floor) for i in ids.tolist()], dtype=np.float64)
+def _column(ids: np.ndarray, leg: Ranking) -> np.ndarray:
+    """A leg's score for each of the sorted `ids`; one the leg did not return gets its lowest."""
+    leg = leg.first_of_each()  # a repeat counts once, the first time
+    column = np.full(len(ids), leg.scores.min() if len(leg) else 0.0)
+    column[np.searchsorted(ids, leg.ids)] = leg.scores
+    return column
 
 
 def fuse_bounded(
-    dense: Sequence[tuple[int, float]],
-    lexical: Sequence[tuple[int, float]],
+    dense: Sequence[tuple[int, float]] | Ranking,
+    lexical: Sequence[tuple[int, float]] | Ranking,
     lexical_ceiling: float,
     dense_weight: float = DENSE_WEIGHT,
-) -> list[tuple[int, float]]:
+) -> Ranking:
     """Convex combination of scores divided by the most each leg could give this query.
 
     Cosine similarity is bounded by 1 already; a BM25 score is divided by `lexical_ceiling`, the
@@ -94,12 +134,10 @@ def fuse_bounded(
     Returns:
         (id, fused score), best first; ties go to the smaller id.
     """
-    ids = np.union1d(
-        np.fromiter((i for i, _ in dense), dtype=np.int64, count=len(dense)),
-        np.fromiter((i for i, _ in lexical), dtype=np.int64, count=len(lexical)),
-    )
+    dense, lexical = Ranking.of(dense), Ranking.of(lexical)
+    ids = np.union1d(dense.ids, lexical.ids)
     if not len(ids):
-        return []
+        return Ranking.of([])
     ceiling = lexical_ceiling if lexical_ceiling > 0 else 1.0
     fused = (
         dense_weight * _column(ids, dense) + (1 - dense_weight) * _column(ids, lexical) / ceiling
@@ -108,10 +146,10 @@ def fuse_bounded(
 
 
 def fuse_zscore(
-    dense: Sequence[tuple[int, float]],
-    lexical: Sequence[tuple[int, float]],
+    dense: Sequence[tuple[int, float]] | Ranking,
+    lexical: Sequence[tuple[int, float]] | Ranking,
     dense_weight: float = 0.5,
-) -> list[tuple[int, float]]:
+) -> Ranking:
     """Convex combination of z-score normalised scores.
 
     Each leg's scores are standardised over its own candidate list, so cosine similarities and
@@ -126,22 +164,18 @@ def fuse_zscore(
     Returns:
         (id, fused score), best first; ties go to the smaller id.
     """
-    dense_ids, zd = _zscores(dense)
-    lexical_ids, zl = _zscores(lexical)
-    ids = np.union1d(dense_ids, lexical_ids)
-    both = []
-    for leg_ids, z in ((dense_ids, zd), (lexical_ids, zl)):
-        column = np.full(len(ids), z.min() if len(z) else 0.0)
-        column[np.searchsorted(ids, leg_ids)] = z
-        both.append(column)
-    return _ranked(ids, dense_weight * both[0] + (1 - dense_weight) * both[1])
+    zd, zl = _zscores(Ranking.of(dense)), _zscores(Ranking.of(lexical))
+    ids = np.union1d(zd.ids, zl.ids)
+    if not len(ids):
+        return Ranking.of([])
+    return _ranked(ids, dense_weight * _column(ids, zd) + (1 - dense_weight) * _column(ids, zl))
 
 
 def boost_articles(
-    scored: Sequence[tuple[int, float]],
+    scored: Sequence[tuple[int, float]] | Ranking,
     article_of: Sequence[int] | Mapping[int, Hashable],
     weight: float = ARTICLE_WEIGHT,
-) -> list[tuple[int, float]]:
+) -> Ranking:
     """Add to each passage's score `weight` times the best score in its article.
 
     A passage is more likely the answer when its article as a whole matches the query: this puts
@@ -153,10 +187,10 @@ def boost_articles(
             by id.
         weight: how much the article's best score counts.
     """
-    if not weight or not scored:
-        return list(scored)
-    ids = np.fromiter((i for i, _ in scored), dtype=np.int64, count=len(scored))
-    scores = np.fromiter((s for _, s in scored), dtype=np.float64, count=len(scored))
+    scored = Ranking.of(scored)
+    if not weight or not len(scored):
+        return scored
+    ids, scores = scored.ids, scored.scores
     if isinstance(article_of, np.ndarray):
         codes = article_of[ids]
     else:

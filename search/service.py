@@ -18,7 +18,7 @@ from index.backends import PassageStore
 from index.embedding import Embedder
 from index.store import ArticleRecord
 from search.errors import InvalidQuery
-from search.fusion import boost_articles, fuse_bounded, fuse_rrf, fuse_zscore
+from search.fusion import Ranking, boost_articles, fuse_bounded, fuse_rrf, fuse_zscore
 from search.settings import Mode, Settings, embedder_for, store_backend
 from search.text import highlight_spans, lexical_terms, mark
 
@@ -89,6 +89,15 @@ def validate_query(query: str, k: int, mode: str) -> str:
     if mode not in MODES:
         raise InvalidQuery(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     return query.strip()
+
+
+def _places(leg: list[tuple[int, float]], wanted: Any) -> dict[int, tuple[int, float]]:
+    """(rank, score) in a leg of each of the `wanted` ids the leg returned."""
+    return {
+        chunk_id: (rank, score)
+        for rank, (chunk_id, score) in enumerate(leg, start=1)
+        if chunk_id in wanted
+    }
 
 
 def _cores() -> int:
@@ -216,7 +225,7 @@ class SearchService:
         with self._turn(None):
             ranked, _, _, keys = self._rank(query, mode, depth)
             kept = self._collapse(ranked, keys) if collapse else ranked
-        return [chunk_id for chunk_id, _ in kept]
+        return kept.ids.tolist()
 
     @contextmanager
     def _turn(self, timings: dict[str, float] | None) -> Iterator[None]:
@@ -238,28 +247,23 @@ class SearchService:
                 "functions need Milvus 2.5 or later); use mode=dense or hybrid (dense only here)"
             )
 
-    def _collapse(
-        self, ranked: list[tuple[int, float]], keys: tuple[Any, Any] | None = None
-    ) -> list[tuple[int, float]]:
+    def _collapse(self, ranked: Ranking, keys: tuple[Any, Any] | None = None) -> Ranking:
         """Keep the best-ranked passage of each near-duplicate group.
 
         `keys` are the store's `passage_keys` for these ids when `_rank` looked them up already.
         """
-        if not ranked:
+        if not len(ranked):
             return ranked
-        ids = np.fromiter((chunk_id for chunk_id, _ in ranked), dtype=np.int64, count=len(ranked))
-        groups = (keys or self.store.passage_keys(ids))[0]
+        groups = (keys or self.store.passage_keys(ranked.ids))[0]
         if isinstance(groups, np.ndarray):
-            group_of = groups[ids].tolist()
+            group_of = groups[ranked.ids]
         else:
-            group_of = [groups[chunk_id] for chunk_id in ids.tolist()]
-        seen: set[int] = set()
-        kept = []
-        for (chunk_id, score), group in zip(ranked, group_of, strict=True):
-            if group not in seen:
-                seen.add(group)
-                kept.append((chunk_id, score))
-        return kept
+            group_of = np.array([groups[chunk_id] for chunk_id in ranked.ids.tolist()])
+        first = np.unique(group_of, return_index=True)[1]
+        if len(first) == len(ranked):
+            return ranked
+        keep = np.sort(first)
+        return Ranking(ranked.ids[keep], ranked.scores[keep])
 
     def _rank(
         self,
@@ -268,12 +272,7 @@ class SearchService:
         depth: int,
         timings: dict[str, float] | None = None,
         article: str | None = None,
-    ) -> tuple[
-        list[tuple[int, float]],
-        list[tuple[int, float]],
-        list[tuple[int, float]],
-        tuple[Any, Any] | None,
-    ]:
+    ) -> tuple[Ranking, list[tuple[int, float]], list[tuple[int, float]], tuple[Any, Any] | None]:
         """(fused ranking, dense leg, lexical leg, the store's passage keys if looked up)."""
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
@@ -302,13 +301,12 @@ class SearchService:
                 ranked = fuse_zscore(dense, lexical, self.settings.dense_weight)
             else:
                 ranked = fuse_bounded(dense, lexical, ceiling, self.settings.dense_weight)
-            if self.settings.article_weight and ranked:
-                ids = np.fromiter((i for i, _ in ranked), dtype=np.int64, count=len(ranked))
-                keys = self.store.passage_keys(ids)  # the article boost does not change the ids
+            if self.settings.article_weight and len(ranked):
+                keys = self.store.passage_keys(ranked.ids)  # the boost does not change the ids
                 ranked = boost_articles(ranked, keys[1], self.settings.article_weight)
             clock.lap("fuse", None)
         else:
-            ranked = dense or lexical
+            ranked = Ranking.of(dense or lexical)
         return ranked, dense, lexical, keys
 
     def _lexical(
@@ -331,21 +329,25 @@ class SearchService:
     def _hits(
         self,
         query: str,
-        ranked: list[tuple[int, float]],
+        ranked: Ranking,
         dense: list[tuple[int, float]],
         lexical: list[tuple[int, float]],
         k: int,
         max_per_article: int | None,
         collapse: bool,
     ) -> list[Hit]:
-        dense_at = {cid: (rank, score) for rank, (cid, score) in enumerate(dense, start=1)}
-        lexical_at = {cid: (rank, score) for rank, (cid, score) in enumerate(lexical, start=1)}
-        records = self.store.chunks(
-            cid for cid, _ in ranked[: k if max_per_article is None else None]
+        # Without a cap, only the first k can become hits: only they are looked up.
+        shown = (
+            ranked.pairs()
+            if max_per_article is not None
+            else Ranking(ranked.ids[:k], ranked.scores[:k]).pairs()
         )
+        records = self.store.chunks(chunk_id for chunk_id, _ in shown)
+        dense_at = _places(dense, records)
+        lexical_at = _places(lexical, records)
         hits: list[Hit] = []
         per_article: dict[str, int] = {}
-        for chunk_id, score in ranked:
+        for chunk_id, score in shown:
             record = records.get(chunk_id)
             if record is None:
                 continue

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from search.fusion import boost_articles, fuse_bounded, fuse_rrf, fuse_zscore
+from search.fusion import Ranking, boost_articles, fuse_bounded, fuse_rrf, fuse_zscore
 
 
 def test_items_in_both_lists_win() -> None:
@@ -24,7 +25,7 @@ def test_ties_break_by_best_rank_then_id() -> None:
 
 
 def test_empty_lists() -> None:
-    assert fuse_rrf([[], []]) == []
+    assert fuse_rrf([[], []]).pairs() == []
 
 
 def test_zscore_standardises_each_leg() -> None:
@@ -45,7 +46,7 @@ def test_zscore_weight_and_missing_ids() -> None:
 
 def test_zscore_with_one_leg_empty() -> None:
     assert [i for i, _ in fuse_zscore([(4, 0.3), (5, 0.2)], [])] == [4, 5]
-    assert fuse_zscore([], []) == []
+    assert fuse_zscore([], []).pairs() == []
 
 
 def test_zscore_constant_scores_do_not_divide_by_zero() -> None:
@@ -56,7 +57,7 @@ def test_article_boost_groups_an_articles_paragraphs() -> None:
     scored = [(10, 3.0), (20, 2.0), (11, 1.0)]
     article_of = {10: 1, 11: 1, 20: 2}
     assert [i for i, _ in boost_articles(scored, article_of, weight=1.0)] == [10, 11, 20]
-    assert boost_articles(scored, article_of, weight=0.0) == scored
+    assert boost_articles(scored, article_of, weight=0.0).pairs() == scored
 
 
 def test_repeated_ids_count_once() -> None:
@@ -78,9 +79,21 @@ def test_bounded_fusion_divides_bm25_by_the_ceiling() -> None:
 
 
 def test_bounded_fusion_edge_cases() -> None:
-    assert fuse_bounded([], [], 5.0) == []
+    assert fuse_bounded([], [], 5.0).pairs() == []
     assert [i for i, _ in fuse_bounded([(4, 0.3), (5, 0.2)], [], 0.0)] == [4, 5]
     # no ceiling (no query term in the corpus): scores are taken as they are
     assert dict(fuse_bounded([], [(7, 2.0)], 0.0, 0.5)) == {7: 1.0}
     tied = fuse_bounded([(9, 0.5), (3, 0.5)], [], 1.0)
     assert [i for i, _ in tied] == [3, 9]
+
+
+def test_a_ranking_keeps_its_pairs_in_order() -> None:
+    pairs = [(5, 0.5), (2, 0.25), (9, -1.0)]
+    ranking = Ranking.of(pairs)
+    assert ranking.pairs() == pairs and list(ranking) == pairs and len(ranking) == 3
+    assert ranking.ids.dtype == np.int64
+    assert Ranking.of([(3, 1.0), (4, 0.5), (3, 0.2)]).first_of_each().pairs() == [
+        (3, 1.0),
+        (4, 0.5),
+    ]
+    assert Ranking.of([]).pairs() == [] and Ranking.of(ranking) is ranking
