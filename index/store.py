@@ -170,6 +170,9 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 
 
+MAX_CACHED_STEMS = 250_000  # document frequencies kept per open generation (about 25 MB)
+
+
 def bm25_ceiling(document_frequencies: Sequence[int], passages: int, idf: str = "fts5") -> float:
     """The most BM25 can give one passage for query terms with these document frequencies.
 
@@ -480,6 +483,9 @@ class IndexStore:
         self._article_codes = np.zeros(0, dtype=np.int64)
         self._grouped: set[int] = set()
         self._stored: np.ndarray | None = None  # vectors.npy, mapped when first needed
+        # Document frequency of each stem asked for: a generation never changes, and queries
+        # repeat their words. At most one entry per distinct stem of the corpus (and of queries).
+        self._df: dict[str, int] = {}
 
     @classmethod
     def open(
@@ -672,20 +678,26 @@ class IndexStore:
         stemmed = [stem(term) for term in terms if term.strip()]
         if not stemmed:
             return 0.0
-        db = self._db()
-        db.execute(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab "
-            "USING fts5vocab(main, 'chunks_fts', 'row')"
-        )
-        distinct = sorted(set(stemmed))
-        found = dict(
+        missing = sorted({term for term in stemmed if term not in self._df})
+        if missing:
+            db = self._db()
             db.execute(
-                f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN "
-                f"({','.join('?' * len(distinct))})",
-                distinct,
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab "
+                "USING fts5vocab(main, 'chunks_fts', 'row')"
             )
-        )
-        return bm25_ceiling([found.get(term, 0) for term in stemmed], self.count())
+            found = dict(
+                db.execute(
+                    f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN "
+                    f"({','.join('?' * len(missing))})",
+                    missing,
+                )
+            )
+            if len(self._df) < MAX_CACHED_STEMS:  # a bound against endless made-up words
+                self._df.update((term, found.get(term, 0)) for term in missing)
+        else:
+            found = {}
+        df = [self._df.get(term, found.get(term, 0)) for term in stemmed]
+        return bm25_ceiling(df, self.count())
 
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
         """The stored passages with these ids (unknown ids are left out)."""

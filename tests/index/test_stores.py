@@ -150,6 +150,23 @@ def test_lexical_stems_and_hostile_terms(seeded) -> None:
         store.lexical_search(query.split(), 5)
 
 
+def test_the_bm25_ceiling_is_the_same_asked_again(seeded, backend: StoreBackend) -> None:
+    """FAISS's store keeps document frequencies once looked up: the answer must not change."""
+    store, _, _ = seeded
+    terms = ["energy", "attacks", "energy", "zzzunknown"]
+    first = store.lexical_ceiling(terms)
+    assert first > 0
+    assert store.lexical_ceiling(terms) == first  # now from the kept frequencies
+    assert store.lexical_ceiling(["attacks", "zzzunknown"]) < first
+    fresh = backend.open(model_id=store.manifest["model"]["id"])
+    try:
+        assert fresh.lexical_ceiling(["attacks", "zzzunknown"]) == store.lexical_ceiling(
+            ["attacks", "zzzunknown"]
+        )
+    finally:
+        fresh.close()
+
+
 def test_records_articles_and_counts(seeded) -> None:
     store, _, _ = seeded
     record = store.chunks([11])[11]
