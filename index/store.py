@@ -55,7 +55,8 @@ __all__ = [
     "write_generation",
 ]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3 added articles_fts; 2 is still read (without the article lexical signal)
+READABLE_VERSIONS = (2, 3)
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
@@ -87,6 +88,10 @@ CREATE INDEX chunks_by_article ON chunks(article_id, paragraph, part);
 CREATE INDEX chunks_by_group ON chunks(dup_group);
 CREATE VIRTUAL TABLE chunks_fts USING fts5(
     title, heading, text, content='', tokenize='porter unicode61 remove_diacritics 2'
+);
+-- Each article as a whole (title; headings and passages), rowid = articles.rowid.
+CREATE VIRTUAL TABLE articles_fts USING fts5(
+    title, text, content='', tokenize='porter unicode61 remove_diacritics 2'
 );
 """
 
@@ -296,6 +301,10 @@ def write_generation(
             "INSERT INTO chunks_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
             [(i, titles[c.article_id], c.heading, c.text) for i, c in enumerate(chunks)],
         )
+        connection.executemany(
+            "INSERT INTO articles_fts (rowid, title, text) VALUES (?, ?, ?)",
+            _whole_articles(connection, chunks, titles),
+        )
         connection.commit()
     finally:
         connection.close()
@@ -312,6 +321,23 @@ def write_generation(
             "duplicate_passages": sum(1 for i, g in enumerate(groups) if int(g) != i),
         },
     )
+
+
+def _whole_articles(
+    connection: sqlite3.Connection, chunks: Sequence[Chunk], titles: dict[str, str]
+) -> list[tuple[int, str, str]]:
+    """(articles rowid, title, every heading once and every passage) of each article."""
+    parts: dict[str, list[str]] = {article_id: [] for article_id in titles}
+    headings: dict[str, set[str]] = {article_id: set() for article_id in titles}
+    for chunk in chunks:
+        if chunk.heading and chunk.heading not in headings[chunk.article_id]:
+            headings[chunk.article_id].add(chunk.heading)
+            parts[chunk.article_id].append(chunk.heading)
+        parts[chunk.article_id].append(chunk.text)
+    return [
+        (rowid, titles[article_id], "\n\n".join(parts[article_id]))
+        for rowid, article_id in connection.execute("SELECT rowid, id FROM articles")
+    ]
 
 
 def _finish_generation(
@@ -486,6 +512,8 @@ class IndexStore:
         # Document frequency of each stem asked for: a generation never changes, and queries
         # repeat their words. At most one entry per distinct stem of the corpus (and of queries).
         self._df: dict[str, int] = {}
+        self._article_df: dict[str, int] = {}
+        self._has_articles_fts: bool | None = None  # format 2 generations lack the table
 
     @classmethod
     def open(
@@ -675,29 +703,75 @@ class IndexStore:
         from the number of passages N and those holding the term, df (terms found nowhere add
         nothing). Document frequencies come from FTS5's own index (an fts5vocab table).
         """
+        return self._ceiling(terms, "chunks_fts", self._df, self.count())
+
+    def _ceiling(self, terms: Sequence[str], table: str, known: dict[str, int], rows: int) -> float:
+        """The BM25 ceiling of `terms` over an FTS5 table of `rows` rows; `known` keeps the
+        document frequencies looked up (a generation never changes)."""
         stemmed = [stem(term) for term in terms if term.strip()]
         if not stemmed:
             return 0.0
-        missing = sorted({term for term in stemmed if term not in self._df})
+        missing = sorted({term for term in stemmed if term not in known})
+        found: dict[str, int] = {}
         if missing:
             db = self._db()
+            vocab = f"{table}_vocab"
             db.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab "
-                "USING fts5vocab(main, 'chunks_fts', 'row')"
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{vocab} "
+                f"USING fts5vocab(main, '{table}', 'row')"
             )
             found = dict(
                 db.execute(
-                    f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN "
+                    f"SELECT term, doc FROM temp.{vocab} WHERE term IN "
                     f"({','.join('?' * len(missing))})",
                     missing,
                 )
             )
-            if len(self._df) < MAX_CACHED_STEMS:  # a bound against endless made-up words
-                self._df.update((term, found.get(term, 0)) for term in missing)
-        else:
-            found = {}
-        df = [self._df.get(term, found.get(term, 0)) for term in stemmed]
-        return bm25_ceiling(df, self.count())
+            if len(known) < MAX_CACHED_STEMS:  # a bound against endless made-up words
+                known.update((term, found.get(term, 0)) for term in missing)
+        df = [known.get(term, found.get(term, 0)) for term in stemmed]
+        return bm25_ceiling(df, rows)
+
+    def article_lexical_search(
+        self, terms: Sequence[str], k: int
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """BM25 of whole articles (title, headings and text) for the query's terms.
+
+        Returns the `k` best articles' codes (as `passage_keys` gives them) and scores, and
+        the query's largest possible article BM25 (see `lexical_ceiling`); nothing (and 0.0)
+        from a generation written before articles had their own full-text index.
+        """
+        quoted = ['"' + term.replace('"', '""') + '"' for term in terms if term.strip()]
+        nothing = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), 0.0)
+        if not quoted or not self._articles_indexed():
+            return nothing
+        rows = (
+            self._db()
+            .execute(
+                "SELECT rowid, bm25(articles_fts) AS rank FROM articles_fts "
+                "WHERE articles_fts MATCH ? ORDER BY rank, rowid LIMIT ?",
+                (" OR ".join(quoted), k),
+            )
+            .fetchall()
+        )
+        if not rows:
+            return nothing
+        found = np.array(rows, dtype=np.float64).reshape(-1, 2)
+        ceiling = self._ceiling(terms, "articles_fts", self._article_df, self._article_count())
+        return found[:, 0].astype(np.int64), -found[:, 1], ceiling
+
+    def _articles_indexed(self) -> bool:
+        if self._has_articles_fts is None:
+            row = (
+                self._db()
+                .execute("SELECT 1 FROM sqlite_master WHERE name = 'articles_fts'")
+                .fetchone()
+            )
+            self._has_articles_fts = row is not None
+        return self._has_articles_fts
+
+    def _article_count(self) -> int:
+        return int(self.manifest["counts"]["articles"])
 
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
         """The stored passages with these ids (unknown ids are left out)."""
@@ -796,7 +870,7 @@ def check_compatible(
     manifest: dict[str, Any], index_dir: Path, model_id: str | None, dimension: int | None
 ) -> None:
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise IndexIncompatible(
             f"index at {index_dir} has format version {version}, this semsearch reads "
             f"{FORMAT_VERSION}: rebuild it with `semsearch index`"

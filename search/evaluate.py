@@ -13,6 +13,7 @@ from index.backends import FaissBackend, PassageStore, StoreBackend
 from index.builder import build_from_articles
 from index.embedding import Embedder
 from index.errors import CorpusError, SemsearchError
+from index.store import FORMAT_VERSION
 from search.service import FUSION_DEPTH, MODES, SearchService
 from search.settings import Settings
 
@@ -119,8 +120,9 @@ def ensure_index(
     try:
         store = backend.open(model_id=embedder.model_id)
         fingerprint = store.manifest.get("corpus_sha256")
+        version = store.manifest.get("format_version")
         store.close()
-        if fingerprint == dataset.fingerprint:
+        if fingerprint == dataset.fingerprint and version == FORMAT_VERSION:
             return False
     except SemsearchError:
         pass

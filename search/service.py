@@ -18,7 +18,14 @@ from index.backends import PassageStore
 from index.embedding import Embedder
 from index.store import ArticleRecord
 from search.errors import InvalidQuery
-from search.fusion import Ranking, boost_articles, fuse_bounded, fuse_rrf, fuse_zscore
+from search.fusion import (
+    Ranking,
+    add_article_words,
+    boost_articles,
+    fuse_bounded,
+    fuse_rrf,
+    fuse_zscore,
+)
 from search.settings import Mode, Settings, embedder_for, store_backend
 from search.text import highlight_spans, lexical_terms, mark
 
@@ -38,6 +45,8 @@ MAX_K = 100
 # How deep each leg looks before fusion: fusion needs more than the k it returns, and a deep
 # list costs little (FAISS scans everything anyway; FTS5 ranks every match before LIMIT).
 FUSION_DEPTH = 300
+# Articles matched as wholes whose BM25 joins their passages' scores (the rest add nothing).
+ARTICLE_DEPTH = 1000
 # Threads that run the lexical leg of hybrid queries beside the dense leg.
 LEXICAL_THREADS = 8
 T = TypeVar("T")
@@ -277,23 +286,30 @@ class SearchService:
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         keys = None
-        ceiling = 0.0
+        ceiling, matched = 0.0, None
         clock = _Stopwatch(timings)
         pending = None
+        # The BM25 ceilings (document-frequency lookups) are looked up in the lexical thread.
+        bounded = mode == "hybrid" and self.settings.fusion == "bounded"
+        # Whole-article BM25 (on the scale of bounded scores) joins lexical and bounded hybrid
+        # ranking, unless one article is searched (it would add the same to every passage).
+        words = (
+            (bounded or mode == "lexical")
+            and article is None
+            and self.settings.article_words_weight > 0
+        )
         if mode == "hybrid":
-            # The BM25 ceiling (a document-frequency lookup) is looked up in the same thread.
-            bounded = self.settings.fusion == "bounded"
             pending = self._lexical_pool.submit(
-                self._lexical, query, depth, timings, article, bounded
+                self._lexical, query, depth, timings, article, bounded or words, words
             )
         if mode in ("hybrid", "dense"):
             vector = clock.lap("embed", self._embed_query(query))
             dense = clock.lap("faiss", self.store.dense_search(vector, depth, article))
         if pending is not None:
-            lexical, ceiling = pending.result()
+            lexical, ceiling, matched = pending.result()
             clock.lap("lexical_wait", None)
         elif mode == "lexical":
-            lexical = self._lexical(query, depth, timings, article)[0]
+            lexical, ceiling, matched = self._lexical(query, depth, timings, article, words, words)
         if mode == "hybrid":
             if self.settings.fusion == "rrf":
                 ranked = fuse_rrf([[i for i, _ in dense], [i for i, _ in lexical]])
@@ -304,9 +320,20 @@ class SearchService:
             if self.settings.article_weight and len(ranked):
                 keys = self.store.passage_keys(ranked.ids)  # the boost does not change the ids
                 ranked = boost_articles(ranked, keys[1], self.settings.article_weight)
-            clock.lap("fuse", None)
+        elif mode == "lexical":
+            ranked = Ranking.of(lexical)
+            if matched is not None and len(ranked):
+                # On the scale of the article's share: each passage's BM25 over its ceiling.
+                ranked = Ranking(ranked.ids, ranked.scores / (ceiling if ceiling > 0 else 1.0))
         else:
-            ranked = Ranking.of(dense or lexical)
+            ranked = Ranking.of(dense)
+        if matched is not None and len(ranked):
+            keys = keys or self.store.passage_keys(ranked.ids)
+            ranked = add_article_words(
+                ranked, keys[1], *matched, weight=self.settings.article_words_weight
+            )
+        if mode == "hybrid":
+            clock.lap("fuse", None)
         return ranked, dense, lexical, keys
 
     def _lexical(
@@ -316,15 +343,24 @@ class SearchService:
         timings: dict[str, float] | None,
         article: str | None = None,
         with_ceiling: bool = False,
-    ) -> tuple[list[tuple[int, float]], float]:
-        """The lexical leg, and (when asked) the query's largest possible BM25 score."""
+        with_articles: bool = False,
+    ) -> tuple[list[tuple[int, float]], float, tuple[np.ndarray, np.ndarray, float] | None]:
+        """The lexical leg; when asked, the query's largest possible BM25 score, and the BM25
+        of the articles it matches as wholes (codes, scores, ceiling; None when the store has
+        no index of whole articles or nothing matched)."""
         started = time.perf_counter()
         terms = lexical_terms(query)
         found = self.store.lexical_search(terms, depth, article)
         ceiling = self.store.lexical_ceiling(terms) if with_ceiling and found else 0.0
+        matched = None
+        search_articles = getattr(self.store, "article_lexical_search", None)
+        if with_articles and found and search_articles is not None:
+            codes, scores, article_ceiling = search_articles(terms, ARTICLE_DEPTH)
+            if len(codes) and article_ceiling > 0:
+                matched = (codes, scores, article_ceiling)
         if timings is not None:
             timings["fts5"] = time.perf_counter() - started
-        return found, ceiling
+        return found, ceiling, matched
 
     def _hits(
         self,

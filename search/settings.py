@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from index.backends import FaissBackend, StoreBackend
 from index.embedding import DEFAULT_MODEL, Embedder, make_embedder
 from index.store import VectorIndexSpec
-from search.fusion import ARTICLE_WEIGHT, DENSE_WEIGHT
+from search.fusion import ARTICLE_WEIGHT, ARTICLE_WORDS_WEIGHT, DENSE_WEIGHT
 
 __all__ = ["Fusion", "Mode", "Settings", "embedder_for", "store_backend", "vector_index_spec"]
 
@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     )
     article_weight: float = Field(
         ARTICLE_WEIGHT, ge=0, le=10, description="weight of the article's best score in hybrid"
+    )
+    article_words_weight: float = Field(
+        ARTICLE_WORDS_WEIGHT,
+        ge=0,
+        le=10,
+        description="weight of the article's own BM25 (all its words) in hybrid and lexical",
     )
     admin_token: SecretStr | None = Field(
         None, description="bearer token of the /admin endpoints; unset: they do not exist"

@@ -18,7 +18,7 @@ from tests.conftest import SEEDS, FakeEmbedder
 def test_build_publishes_a_generation_with_manifest(fake_index: Path) -> None:
     assert (fake_index / "CURRENT").read_text().strip() == "gen-1"
     manifest = json.loads((fake_index / "gen-1" / "manifest.json").read_text())
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert manifest["model"] == {
         "id": "fake-hash",
         "dimension": 64,
@@ -179,3 +179,32 @@ def test_reindex_vectors_to_ivf_keeps_the_ranking(fake_index: Path) -> None:
     after = IndexStore.open(fake_index)
     assert [i for i, _ in after.dense_search(query, 3)] == expected  # one list: every vector
     after.close()
+
+
+def test_a_format_2_generation_is_still_searched(fake_index: Path, fake_embedder) -> None:
+    """Generations written before articles had their own full-text index (format 2) open and
+    answer in every mode, without the whole-article signal, until the next build."""
+    import sqlite3
+
+    from index.store import _sha256
+    from search.service import SearchService
+    from search.settings import Settings
+
+    folder = fake_index / "gen-1"
+    with sqlite3.connect(folder / "store.sqlite") as connection:
+        connection.execute("DROP TABLE articles_fts")
+    connection.close()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["format_version"] = 2
+    manifest["files"]["store.sqlite"] = {
+        "sha256": _sha256(folder / "store.sqlite"),
+        "bytes": (folder / "store.sqlite").stat().st_size,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    service = SearchService.open(Settings(index_dir=fake_index), fake_embedder)
+    try:
+        assert service.store.article_lexical_search(["kharkiv"], 10)[2] == 0.0
+        for mode in ("hybrid", "dense", "lexical"):
+            assert service.search("Kharkiv regional head", k=3, mode=mode)
+    finally:
+        service.close()

@@ -97,3 +97,19 @@ def test_a_ranking_keeps_its_pairs_in_order() -> None:
         (4, 0.5),
     ]
     assert Ranking.of([]).pairs() == [] and Ranking.of(ranking) is ranking
+
+
+def test_article_words_add_each_articles_share() -> None:
+    from search.fusion import add_article_words
+
+    scored = Ranking.of([(0, 0.5), (1, 0.45), (2, 0.4)])
+    article_of = np.array([7, 8, 9])
+    # article 8 matched best (BM25 6 of a ceiling of 10); 9 a little; 7 not at all
+    lifted = add_article_words(scored, article_of, np.array([9, 8]), np.array([1.0, 6.0]), 10.0)
+    assert lifted.ids.tolist() == [1, 0, 2]
+    assert lifted.scores.tolist() == pytest.approx([0.45 + 0.8 * 0.6, 0.5, 0.4 + 0.8 * 0.1])
+    assert add_article_words(scored, article_of, np.array([8]), np.array([6.0]), 0.0) is scored
+    assert (
+        add_article_words(scored, article_of, np.zeros(0, dtype=np.int64), np.zeros(0), 5.0)
+        is scored
+    )

@@ -194,3 +194,44 @@ def test_searches_beyond_the_concurrency_limit_wait_their_turn(
         service.close()
     assert most == 2
     assert sum("queue" in t for t in timings) >= 3  # four wait, unless a thread started late
+
+
+def _two_stories(folder: Path) -> Path:
+    """Two articles with one equally good paragraph each for "harbour"; only the second's
+    other paragraphs hold the query's other words."""
+    folder.mkdir()
+    (folder / "a.txt").write_text(
+        "Markets today\n\nThe harbour was quiet this morning.\n\n"
+        "Shares rose in early trading and fell back by noon.\n",
+        encoding="utf-8",
+    )
+    (folder / "b.txt").write_text(
+        "Storm damage\n\nOur harbour looked calm at dawn.\n\n"
+        "Fishermen counted the wrecked trawlers after the gale.\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+@pytest.mark.parametrize("mode", ["lexical", "hybrid"])
+def test_the_words_of_the_whole_article_lift_its_paragraphs(
+    tmp_path: Path, fake_embedder: FakeEmbedder, mode: str
+) -> None:
+    from index.builder import build_index
+
+    build_index(_two_stories(tmp_path / "articles"), tmp_path / "index", fake_embedder)
+    query = "harbour trawlers gale"
+    found = {}
+    for weight in (0.0, 0.8):
+        settings = Settings(index_dir=tmp_path / "index", article_words_weight=weight)
+        service = SearchService.open(settings, fake_embedder)
+        try:
+            found[weight] = [
+                (h.article_id, h.paragraph) for h in service.search(query, k=4, mode=mode)
+            ]
+        finally:
+            service.close()
+    # The quiet-harbour paragraphs tie on their own; the storm story's words decide.
+    assert found[0.8].index(("b.txt", 1)) < found[0.8].index(("a.txt", 1))
+    if mode == "lexical":
+        assert found[0.0].index(("a.txt", 1)) < found[0.0].index(("b.txt", 1))  # by id
