@@ -49,7 +49,8 @@ class Metrics:
         self.stages = Histogram(
             "semsearch_search_stage_duration_seconds",
             "Time spent in each stage of a search: queue (waiting for a turn, when the server "
-            "is busy), embed, faiss, fts5 (beside them in hybrid mode), lexical_wait, fuse",
+            "is busy), embed, faiss, fts5 and fts5_articles (beside them in hybrid mode), "
+            "lexical_wait, fuse",
             ["stage", "mode"],
             buckets=STAGE_BUCKETS,
             registry=self.registry,

@@ -386,7 +386,7 @@ def search_command(
             out.print(Text(f"   {_explain(hit)}", style="dim"))
         out.print()
     if verbose:
-        order = ("queue", "embed", "faiss", "fts5", "lexical_wait", "fuse")
+        order = ("queue", "embed", "faiss", "fts5", "fts5_articles", "lexical_wait", "fuse")
         shown = sorted(timings.items(), key=lambda item: order.index(item[0]))
         stages = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in shown)
         out.print(Text(f"{_plural(len(hits), 'hit')} in {took_ms} ms ({stages})", style="dim"))
