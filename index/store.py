@@ -18,6 +18,7 @@ import re
 import shutil
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,8 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 
 
+# Per-term article scores kept per open generation, least recently used dropped first.
+ARTICLE_TERMS_BYTES = 64 * 1024 * 1024
 MAX_CACHED_STEMS = 250_000  # document frequencies kept per open generation (about 25 MB)
 
 
@@ -514,6 +517,8 @@ class IndexStore:
         self._df: dict[str, int] = {}
         self._article_df: dict[str, int] = {}
         self._has_articles_fts: bool | None = None  # format 2 generations lack the table
+        self._article_terms: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._article_terms_bytes = 0
 
     @classmethod
     def open(
@@ -741,24 +746,48 @@ class IndexStore:
         the query's largest possible article BM25 (see `lexical_ceiling`); nothing (and 0.0)
         from a generation written before articles had their own full-text index.
         """
-        quoted = ['"' + term.replace('"', '""') + '"' for term in terms if term.strip()]
+        wanted = list(dict.fromkeys(term for term in terms if term.strip()))
         nothing = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), 0.0)
-        if not quoted or not self._articles_indexed():
+        if not wanted or not self._articles_indexed():
             return nothing
+        # FTS5's BM25 of an OR query is the sum of each term's own BM25, so each term's
+        # scores are looked up once and kept (a query's words are mostly words seen before).
+        found = [self._article_term(term) for term in wanted]
+        codes = np.concatenate([c for c, _ in found])
+        if not len(codes):
+            return nothing
+        totals = np.bincount(codes, weights=np.concatenate([s for _, s in found]))
+        articles = np.flatnonzero(np.bincount(codes))  # codes are article rowids, from 1
+        scores = totals[articles]
+        best = np.lexsort((articles, -scores))[:k]
+        ceiling = self._ceiling(wanted, "articles_fts", self._article_df, self._article_count())
+        return articles[best], scores[best], ceiling
+
+    def _article_term(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every article holding `term`, and the term's BM25 in each (kept, up to a budget)."""
+        with self._lock:
+            kept = self._article_terms.get(term)
+            if kept is not None:
+                self._article_terms.move_to_end(term)
+                return kept
         rows = (
             self._db()
             .execute(
-                "SELECT rowid, bm25(articles_fts) AS rank FROM articles_fts "
-                "WHERE articles_fts MATCH ? ORDER BY rank, rowid LIMIT ?",
-                (" OR ".join(quoted), k),
+                "SELECT rowid, bm25(articles_fts) FROM articles_fts WHERE articles_fts MATCH ?",
+                ('"' + term.replace('"', '""') + '"',),
             )
             .fetchall()
         )
-        if not rows:
-            return nothing
-        found = np.array(rows, dtype=np.float64).reshape(-1, 2)
-        ceiling = self._ceiling(terms, "articles_fts", self._article_df, self._article_count())
-        return found[:, 0].astype(np.int64), -found[:, 1], ceiling
+        pairs = np.array(rows, dtype=np.float64).reshape(-1, 2)
+        kept = (pairs[:, 0].astype(np.int64), -pairs[:, 1])  # bm25() is negated in FTS5
+        with self._lock:
+            if term not in self._article_terms:
+                self._article_terms[term] = kept
+                self._article_terms_bytes += kept[0].nbytes + kept[1].nbytes
+                while self._article_terms_bytes > ARTICLE_TERMS_BYTES and self._article_terms:
+                    _, (codes, scores) = self._article_terms.popitem(last=False)
+                    self._article_terms_bytes -= codes.nbytes + scores.nbytes
+        return kept
 
     def _articles_indexed(self) -> bool:
         if self._has_articles_fts is None:

@@ -204,8 +204,8 @@ class SearchService:
             article: when given, only this article's passages are searched.
             timings: when given, filled with the seconds spent in each stage that ran
                 ("embed", "faiss", "fts5", "fts5_articles" (whole articles), "fuse"; in
-                hybrid mode the full-text queries run beside the dense leg, and "lexical_wait"
-                is how long they were still needed after;
+                hybrid mode the lexical leg runs beside the dense one, and "lexical_wait" is
+                how long it was still needed after;
                 "queue" when it waited for other searches to finish first), for metrics.
 
         Returns:
@@ -299,23 +299,17 @@ class SearchService:
             and article is None
             and self.settings.article_words_weight > 0
         )
-        # Each full-text query in its own thread, beside the embedding: the legs overlap.
-        pending_articles = (
-            self._lexical_pool.submit(self._article_words, query, timings) if words else None
-        )
         if mode == "hybrid":
             pending = self._lexical_pool.submit(
-                self._lexical, query, depth, timings, article, bounded or words
+                self._lexical, query, depth, timings, article, bounded or words, words
             )
         if mode in ("hybrid", "dense"):
             vector = clock.lap("embed", self._embed_query(query))
             dense = clock.lap("faiss", self.store.dense_search(vector, depth, article))
         if pending is not None:
-            lexical, ceiling = pending.result()
+            lexical, ceiling, matched = pending.result()
         elif mode == "lexical":
-            lexical, ceiling = self._lexical(query, depth, timings, article, words)
-        if pending_articles is not None:
-            matched = pending_articles.result()
+            lexical, ceiling, matched = self._lexical(query, depth, timings, article, words, words)
         if mode == "hybrid":
             clock.lap("lexical_wait", None)
             if self.settings.fusion == "rrf":
@@ -350,29 +344,27 @@ class SearchService:
         timings: dict[str, float] | None,
         article: str | None = None,
         with_ceiling: bool = False,
-    ) -> tuple[list[tuple[int, float]], float]:
-        """The lexical leg, and (when asked) the query's largest possible BM25 score."""
+        with_articles: bool = False,
+    ) -> tuple[list[tuple[int, float]], float, tuple[np.ndarray, np.ndarray, float] | None]:
+        """The lexical leg; when asked, the query's largest possible BM25 score, and the BM25
+        of the articles it matches as wholes: (codes, scores, ceiling), None when the store
+        has no index of whole articles or nothing matched."""
         started = time.perf_counter()
         terms = lexical_terms(query)
         found = self.store.lexical_search(terms, depth, article)
         ceiling = self.store.lexical_ceiling(terms) if with_ceiling and found else 0.0
         if timings is not None:
             timings["fts5"] = time.perf_counter() - started
-        return found, ceiling
-
-    def _article_words(
-        self, query: str, timings: dict[str, float] | None = None
-    ) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """The BM25 of the articles the query matches as wholes: (codes, scores, ceiling), or
-        None when the store has no index of whole articles or nothing matched."""
+        matched = None
         search_articles = getattr(self.store, "article_lexical_search", None)
-        if search_articles is None:
-            return None
-        started = time.perf_counter()
-        codes, scores, ceiling = search_articles(lexical_terms(query), ARTICLE_DEPTH)
-        if timings is not None:
-            timings["fts5_articles"] = time.perf_counter() - started
-        return (codes, scores, ceiling) if len(codes) and ceiling > 0 else None
+        if with_articles and found and search_articles is not None:
+            started = time.perf_counter()
+            codes, scores, article_ceiling = search_articles(terms, ARTICLE_DEPTH)
+            if len(codes) and article_ceiling > 0:
+                matched = (codes, scores, article_ceiling)
+            if timings is not None:
+                timings["fts5_articles"] = time.perf_counter() - started
+        return found, ceiling, matched
 
     def _hits(
         self,
