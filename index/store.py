@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import queue
 import re
 import shutil
 import sqlite3
@@ -176,7 +177,9 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 
 
-# Per-term article scores kept per open generation, least recently used dropped first.
+# Per-term BM25 scores kept per open generation (see _TermScores), least recently used dropped
+# first. The BBC corpus's passages need 7 MB for every word they hold.
+PASSAGE_TERMS_BYTES = 128 * 1024 * 1024
 ARTICLE_TERMS_BYTES = 64 * 1024 * 1024
 MAX_CACHED_STEMS = 250_000  # document frequencies kept per open generation (about 25 MB)
 
@@ -488,6 +491,103 @@ def _read_current(index_dir: Path) -> str | None:
     return name or None
 
 
+class _TermScores:
+    """Each word's BM25 in every row of one FTS5 table, looked up once and kept.
+
+    FTS5's BM25 of an OR query is the sum of its terms' own BM25s (the same idf, the same length
+    normalisation), so a query whose words are all kept is a sum of arrays, with FTS5's scores
+    and order. Kept up to `budget` bytes, least recently used dropped first. `request` looks
+    words up in a background thread, for callers that answer with FTS5 meanwhile.
+    """
+
+    def __init__(self, store: IndexStore, table: str, budget: int):
+        self._store = store
+        self._table = table
+        self._budget = budget
+        self._kept: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._wanted: set[str] = set()
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._filler: threading.Thread | None = None
+
+    def get(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        with self._lock:
+            kept = self._kept.get(term)
+            if kept is not None:
+                self._kept.move_to_end(term)
+            return kept
+
+    def fetch(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """The rows holding `term` and its BM25 in each, looked up now if not kept."""
+        kept = self.get(term)
+        if kept is not None:
+            return kept
+        rows = (
+            self._store._db()
+            .execute(
+                f"SELECT rowid, bm25({self._table}) FROM {self._table} WHERE {self._table} MATCH ?",
+                ('"' + term.replace('"', '""') + '"',),
+            )
+            .fetchall()
+        )
+        pairs = np.array(rows, dtype=np.float64).reshape(-1, 2)
+        kept = (pairs[:, 0].astype(np.int64), -pairs[:, 1])  # bm25() is negated in FTS5
+        with self._lock:
+            if term not in self._kept:
+                self._kept[term] = kept
+                self._bytes += kept[0].nbytes + kept[1].nbytes
+                while self._bytes > self._budget and self._kept:
+                    _, (rowids, scores) = self._kept.popitem(last=False)
+                    self._bytes -= rowids.nbytes + scores.nbytes
+            self._wanted.discard(term)
+        return kept
+
+    def request(self, terms: Iterable[str]) -> None:
+        """Look these words up in the background (once each), to be kept."""
+        with self._lock:
+            new = [t for t in terms if t not in self._kept and t not in self._wanted]
+            if not new:
+                return
+            self._wanted.update(new)
+            if self._filler is None:
+                self._filler = threading.Thread(
+                    target=self._fill, name=f"semsearch-{self._table}", daemon=True
+                )
+                self._filler.start()
+        for term in new:
+            self._queue.put(term)
+
+    def _fill(self) -> None:
+        while (term := self._queue.get()) is not None:
+            try:
+                self.fetch(term)
+            except sqlite3.Error:  # the store is closing; the caller answers with FTS5
+                with self._lock:
+                    self._wanted.discard(term)
+
+    def close(self) -> None:
+        with self._lock:
+            filler, self._filler = self._filler, None
+        if filler is not None:
+            self._queue.put(None)
+            filler.join(timeout=30)
+
+
+def _summed(
+    found: Sequence[tuple[np.ndarray, np.ndarray]], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` rows with the largest summed score (ties to the smaller rowid) and their sums."""
+    rowids = np.concatenate([r for r, _ in found])
+    if not len(rowids):
+        return rowids, np.zeros(0, dtype=np.float64)
+    totals = np.bincount(rowids, weights=np.concatenate([s for _, s in found]))
+    present = np.flatnonzero(np.bincount(rowids))
+    scores = totals[present]
+    best = np.lexsort((present, -scores))[:k]
+    return present[best], scores[best]
+
+
 class IndexStore:
     """One published generation, opened read-only; safe to share between threads.
 
@@ -517,8 +617,8 @@ class IndexStore:
         self._df: dict[str, int] = {}
         self._article_df: dict[str, int] = {}
         self._has_articles_fts: bool | None = None  # format 2 generations lack the table
-        self._article_terms: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._article_terms_bytes = 0
+        self._passage_terms = _TermScores(self, "chunks_fts", PASSAGE_TERMS_BYTES)
+        self._article_terms = _TermScores(self, "articles_fts", ARTICLE_TERMS_BYTES)
 
     @classmethod
     def open(
@@ -681,9 +781,17 @@ class IndexStore:
         is ever read as FTS5 query syntax. `article` keeps only that article's passages;
         `weights` scale the title, heading and text columns.
         """
-        quoted = ['"' + term.replace('"', '""') + '"' for term in terms if term.strip()]
-        if not quoted:
+        wanted = list(dict.fromkeys(term for term in terms if term.strip()))
+        if not wanted:
             return []
+        if article is None and tuple(weights) == (1.0, 1.0, 1.0):
+            # Every word kept: FTS5's own scores and order, summed from the kept arrays.
+            found = [self._passage_terms.get(term) for term in wanted]
+            if all(scores is not None for scores in found):
+                rowids, scores = _summed(found, k)  # type: ignore[arg-type]
+                return list(zip(rowids.tolist(), scores.tolist(), strict=True))
+            self._passage_terms.request(wanted)  # kept for next time; FTS5 answers now
+        quoted = ['"' + term.replace('"', '""') + '"' for term in wanted]
         within = ""
         if article is not None:
             within = "AND rowid IN (SELECT id FROM chunks WHERE article_id = ?) "
@@ -752,42 +860,11 @@ class IndexStore:
             return nothing
         # FTS5's BM25 of an OR query is the sum of each term's own BM25, so each term's
         # scores are looked up once and kept (a query's words are mostly words seen before).
-        found = [self._article_term(term) for term in wanted]
-        codes = np.concatenate([c for c, _ in found])
+        codes, scores = _summed([self._article_terms.fetch(term) for term in wanted], k)
         if not len(codes):
             return nothing
-        totals = np.bincount(codes, weights=np.concatenate([s for _, s in found]))
-        articles = np.flatnonzero(np.bincount(codes))  # codes are article rowids, from 1
-        scores = totals[articles]
-        best = np.lexsort((articles, -scores))[:k]
         ceiling = self._ceiling(wanted, "articles_fts", self._article_df, self._article_count())
-        return articles[best], scores[best], ceiling
-
-    def _article_term(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """Every article holding `term`, and the term's BM25 in each (kept, up to a budget)."""
-        with self._lock:
-            kept = self._article_terms.get(term)
-            if kept is not None:
-                self._article_terms.move_to_end(term)
-                return kept
-        rows = (
-            self._db()
-            .execute(
-                "SELECT rowid, bm25(articles_fts) FROM articles_fts WHERE articles_fts MATCH ?",
-                ('"' + term.replace('"', '""') + '"',),
-            )
-            .fetchall()
-        )
-        pairs = np.array(rows, dtype=np.float64).reshape(-1, 2)
-        kept = (pairs[:, 0].astype(np.int64), -pairs[:, 1])  # bm25() is negated in FTS5
-        with self._lock:
-            if term not in self._article_terms:
-                self._article_terms[term] = kept
-                self._article_terms_bytes += kept[0].nbytes + kept[1].nbytes
-                while self._article_terms_bytes > ARTICLE_TERMS_BYTES and self._article_terms:
-                    _, (codes, scores) = self._article_terms.popitem(last=False)
-                    self._article_terms_bytes -= codes.nbytes + scores.nbytes
-        return kept
+        return codes, scores, ceiling
 
     def _articles_indexed(self) -> bool:
         if self._has_articles_fts is None:
@@ -884,6 +961,8 @@ class IndexStore:
         return ArticleRecord(article_id, row[0], tuple(ChunkRecord(*r) for r in rows))
 
     def close(self) -> None:
+        self._passage_terms.close()
+        self._article_terms.close()
         with self._lock:
             for connection in self._connections:
                 connection.close()

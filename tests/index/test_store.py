@@ -208,3 +208,27 @@ def test_a_format_2_generation_is_still_searched(fake_index: Path, fake_embedder
             assert service.search("Kharkiv regional head", k=3, mode=mode)
     finally:
         service.close()
+
+
+def test_lexical_scores_from_kept_words_equal_fts5s(fake_index: Path) -> None:
+    """Once a query's words are kept (looked up in the background after the first search), the
+    lexical leg sums their scores: the same passages, scores and order as FTS5's OR query."""
+    import time
+
+    from index.store import IndexStore
+
+    store = IndexStore.open(fake_index)
+    try:
+        queries = [["energy", "attacks"], ["kharkiv"], ["talks", "abu", "dhabi", "zzznothing"]]
+        first = [store.lexical_search(terms, 10) for terms in queries]
+        deadline = time.monotonic() + 20
+        words = {term for terms in queries for term in terms}
+        while any(store._passage_terms.get(w) is None for w in words):
+            assert time.monotonic() < deadline, "the words were never kept"
+            time.sleep(0.05)
+        again = [store.lexical_search(terms, 10) for terms in queries]
+        assert again == first
+        assert first[0] and first[1]
+        assert store.lexical_search(["energy"], 3, weights=(2.0, 1.0, 1.0))  # FTS5 still
+    finally:
+        store.close()
