@@ -510,6 +510,7 @@ class _TermScores:
         self._wanted: set[str] = set()
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._filler: threading.Thread | None = None
+        self._closed = False
 
     def get(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
         with self._lock:
@@ -547,7 +548,7 @@ class _TermScores:
         """Look these words up in the background (once each), to be kept."""
         with self._lock:
             new = [t for t in terms if t not in self._kept and t not in self._wanted]
-            if not new:
+            if not new or self._closed:
                 return
             self._wanted.update(new)
             if self._filler is None:
@@ -559,7 +560,7 @@ class _TermScores:
             self._queue.put(term)
 
     def _fill(self) -> None:
-        while (term := self._queue.get()) is not None:
+        while (term := self._queue.get()) is not None and not self._closed:
             try:
                 self.fetch(term)
             except sqlite3.Error:  # the store is closing; the caller answers with FTS5
@@ -567,7 +568,9 @@ class _TermScores:
                     self._wanted.discard(term)
 
     def close(self) -> None:
+        """Stop looking words up (the one being looked up finishes) before the store closes."""
         with self._lock:
+            self._closed = True
             filler, self._filler = self._filler, None
         if filler is not None:
             self._queue.put(None)
@@ -981,7 +984,7 @@ def check_compatible(
     if version not in READABLE_VERSIONS:
         raise IndexIncompatible(
             f"index at {index_dir} has format version {version}, this semsearch reads "
-            f"{FORMAT_VERSION}: rebuild it with `semsearch index`"
+            f"{' or '.join(map(str, READABLE_VERSIONS))}: rebuild it with `semsearch index`"
         )
     built = manifest.get("model", {})
     if model_id is not None and built.get("id") != model_id:

@@ -232,3 +232,17 @@ def test_lexical_scores_from_kept_words_equal_fts5s(fake_index: Path) -> None:
         assert store.lexical_search(["energy"], 3, weights=(2.0, 1.0, 1.0))  # FTS5 still
     finally:
         store.close()
+
+
+def test_closing_a_store_stops_looking_words_up(fake_index: Path) -> None:
+    import time
+
+    from index.store import IndexStore
+
+    store = IndexStore.open(fake_index)
+    store.lexical_search([f"word{i}" for i in range(200)] + ["energy"], 5)  # 201 to look up
+    started = time.monotonic()
+    store.close()
+    assert time.monotonic() - started < 5
+    store._passage_terms.request(["later"])  # after close: nothing starts
+    assert store._passage_terms._filler is None
