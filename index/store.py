@@ -28,7 +28,6 @@ from typing import Any
 import faiss
 import numpy as np
 
-from index.analysis import stem
 from index.articles import Article
 from index.chunking import Chunk
 from index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
@@ -618,7 +617,6 @@ class IndexStore:
         # Document frequency of each stem asked for: a generation never changes, and queries
         # repeat their words. At most one entry per distinct stem of the corpus (and of queries).
         self._df: dict[str, int] = {}
-        self._article_df: dict[str, int] = {}
         self._has_articles_fts: bool | None = None  # format 2 generations lack the table
         self._passage_terms = _TermScores(self, "chunks_fts", PASSAGE_TERMS_BYTES)
         self._article_terms = _TermScores(self, "articles_fts", ARTICLE_TERMS_BYTES)
@@ -817,36 +815,30 @@ class IndexStore:
         FTS5's BM25 sums, over the query's terms, idf(t) times a term-frequency factor that
         approaches k1 + 1 (k1 = 1.2); idf(t) = ln((N - df + 0.5) / (df + 0.5)), at least 1e-6,
         from the number of passages N and those holding the term, df (terms found nowhere add
-        nothing). Document frequencies come from FTS5's own index (an fts5vocab table).
+        nothing). A word's document frequency is the number of passages FTS5 itself matches for
+        it (its tokenizer's stem, which is not always ours: "us" stays "us"), counted once.
         """
-        return self._ceiling(terms, "chunks_fts", self._df, self.count())
+        wanted = list(dict.fromkeys(term for term in terms if term.strip()))
+        return bm25_ceiling([self._document_frequency(term) for term in wanted], self.count())
 
-    def _ceiling(self, terms: Sequence[str], table: str, known: dict[str, int], rows: int) -> float:
-        """The BM25 ceiling of `terms` over an FTS5 table of `rows` rows; `known` keeps the
-        document frequencies looked up (a generation never changes)."""
-        stemmed = [stem(term) for term in terms if term.strip()]
-        if not stemmed:
-            return 0.0
-        missing = sorted({term for term in stemmed if term not in known})
-        found: dict[str, int] = {}
-        if missing:
-            db = self._db()
-            vocab = f"{table}_vocab"
-            db.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{vocab} "
-                f"USING fts5vocab(main, '{table}', 'row')"
-            )
-            found = dict(
-                db.execute(
-                    f"SELECT term, doc FROM temp.{vocab} WHERE term IN "
-                    f"({','.join('?' * len(missing))})",
-                    missing,
+    def _document_frequency(self, term: str) -> int:
+        """How many passages FTS5 matches for `term` (its own tokenizer decides, not ours)."""
+        kept = self._passage_terms.get(term)
+        if kept is not None:
+            return len(kept[0])
+        df = self._df.get(term)
+        if df is None:
+            df = (
+                self._db()
+                .execute(
+                    "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+                    ('"' + term.replace('"', '""') + '"',),
                 )
+                .fetchone()[0]
             )
-            if len(known) < MAX_CACHED_STEMS:  # a bound against endless made-up words
-                known.update((term, found.get(term, 0)) for term in missing)
-        df = [known.get(term, found.get(term, 0)) for term in stemmed]
-        return bm25_ceiling(df, rows)
+            if len(self._df) < MAX_CACHED_STEMS:  # a bound against endless made-up words
+                self._df[term] = df
+        return df
 
     def article_lexical_search(
         self, terms: Sequence[str], k: int
@@ -863,11 +855,13 @@ class IndexStore:
             return nothing
         # FTS5's BM25 of an OR query is the sum of each term's own BM25, so each term's
         # scores are looked up once and kept (a query's words are mostly words seen before).
-        codes, scores = _summed([self._article_terms.fetch(term) for term in wanted], k)
+        found = [self._article_terms.fetch(term) for term in wanted]
+        codes, scores = _summed(found, k)
         if not len(codes):
             return nothing
-        ceiling = self._ceiling(wanted, "articles_fts", self._article_df, self._article_count())
-        return codes, scores, ceiling
+        # A word's document frequency is the number of articles holding it: its kept rows.
+        articles = int(self.manifest["counts"]["articles"])
+        return codes, scores, bm25_ceiling([len(rows) for rows, _ in found], articles)
 
     def _articles_indexed(self) -> bool:
         if self._has_articles_fts is None:
@@ -878,9 +872,6 @@ class IndexStore:
             )
             self._has_articles_fts = row is not None
         return self._has_articles_fts
-
-    def _article_count(self) -> int:
-        return int(self.manifest["counts"]["articles"])
 
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
         """The stored passages with these ids (unknown ids are left out)."""
