@@ -646,6 +646,17 @@ class MilvusStore:
         # Milvus computes idf as Lucene does: ln(1 + (N - df + 0.5) / (df + 0.5)).
         return bm25_ceiling([found.get(term, 0) for term in wanted], passages, idf="lucene")
 
+    def similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """The inner product of a query vector with the stored vectors of these passages."""
+        wanted = [int(i) for i in ids]
+        if not wanted:
+            return np.zeros(0, dtype=np.float32)
+        found = {int(row["id"]): row["vector"] for row in self._rows(wanted, ["id", "vector"])}
+        # A passage deleted since the search (a concurrent rebuild) scores as unrelated.
+        zero = np.zeros(len(vector), dtype=np.float32)
+        stored = np.array([found.get(i, zero) for i in wanted], dtype=np.float32)
+        return stored @ np.asarray(vector, dtype=np.float32).reshape(-1)
+
     def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for offset in range(0, len(ids), QUERY_BATCH):

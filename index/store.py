@@ -762,12 +762,20 @@ class IndexStore:
         ]
         if not ids:
             return []
+        scores = self.similarities(np.array(ids), vector)
+        hits = sorted(zip(ids, scores.tolist(), strict=True), key=lambda hit: (-hit[1], hit[0]))
+        return hits[:k]
+
+    def similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """The inner product of a query vector with the stored vectors of these passages.
+
+        Exact, whatever the FAISS index type: for passages the dense search did not return.
+        """
         if self._stored is None:
             # Checked against the manifest's checksum when the generation was opened.
             self._stored = np.load(self.folder / VECTORS_NPY, mmap_mode="r", allow_pickle=False)
-        scores = self._stored[np.array(ids)] @ np.asarray(vector, dtype=np.float32).reshape(-1)
-        hits = sorted(zip(ids, scores.tolist(), strict=True), key=lambda hit: (-hit[1], hit[0]))
-        return hits[:k]
+        wanted = np.asarray(ids, dtype=np.int64)
+        return self._stored[wanted] @ np.asarray(vector, dtype=np.float32).reshape(-1)
 
     def lexical_search(
         self,

@@ -317,7 +317,8 @@ class SearchService:
             elif self.settings.fusion == "zscore":
                 ranked = fuse_zscore(dense, lexical, self.settings.dense_weight)
             else:
-                ranked = fuse_bounded(dense, lexical, ceiling, self.settings.dense_weight)
+                every = self._complete_dense(dense, lexical, vector)
+                ranked = fuse_bounded(every, lexical, ceiling, self.settings.dense_weight)
             if self.settings.article_weight and len(ranked):
                 keys = self.store.passage_keys(ranked.ids)  # the boost does not change the ids
                 ranked = boost_articles(ranked, keys[1], self.settings.article_weight)
@@ -336,6 +337,27 @@ class SearchService:
         if mode == "hybrid":
             clock.lap("fuse", None)
         return ranked, dense, lexical, keys
+
+    def _complete_dense(
+        self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]], vector: np.ndarray
+    ) -> Ranking:
+        """The dense leg, with the exact cosine of each lexical candidate it did not return.
+
+        Bounded fusion compares scores on a fixed scale, so a passage only the lexical leg found
+        is better judged by its own cosine (a product with its stored vector) than by the
+        dense leg's lowest: Recall@100 on scifact-dev 0.956 -> 0.960 (see the README).
+        """
+        leg = Ranking.of(dense)
+        if not lexical:
+            return leg
+        found = np.fromiter((i for i, _ in lexical), dtype=np.int64, count=len(lexical))
+        missing = np.setdiff1d(found, leg.ids)
+        if not len(missing):
+            return leg
+        scores = np.asarray(self.store.similarities(missing, vector), dtype=np.float64)
+        return Ranking.best_first(
+            np.concatenate([leg.ids, missing]), np.concatenate([leg.scores, scores])
+        )
 
     def _lexical(
         self,

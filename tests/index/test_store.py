@@ -62,6 +62,18 @@ def test_flat_dense_search_equals_brute_force(
     store.close()
 
 
+def test_similarities_are_the_exact_inner_products(
+    fake_index: Path, fake_embedder: FakeEmbedder
+) -> None:
+    store = IndexStore.open(fake_index)
+    query = fake_embedder.embed_query("Russia energy infrastructure")
+    found = dict(store.dense_search(query, 18))
+    ids = np.array([17, 3, 9])
+    assert store.similarities(ids, query) == pytest.approx([found[i] for i in ids.tolist()])
+    assert len(store.similarities(np.zeros(0, dtype=np.int64), query)) == 0
+    store.close()
+
+
 @pytest.mark.parametrize(
     "terms",
     [['"'], ["NEAR(a b)"], ["*"], ["'; DROP TABLE chunks; --"], ["title:x"], ["^"], []],

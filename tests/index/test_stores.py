@@ -95,6 +95,8 @@ def test_exact_dense_search_equals_numpy(seeded) -> None:
         hits = store.dense_search(query, 5)
         assert [i for i, _ in hits] == expected
         assert np.allclose([s for _, s in hits], (vectors @ query)[expected], atol=1e-5)
+        ids = np.array([17, 2, 9])  # in no particular order
+        assert np.allclose(store.similarities(ids, query), (vectors @ query)[ids], atol=1e-5)
 
 
 def test_milvus_exact_search_equals_faiss_on_a_synthetic_set(

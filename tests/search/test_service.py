@@ -10,6 +10,7 @@ import pytest
 from search.errors import InvalidQuery
 from search.service import SearchService
 from search.settings import Settings
+from search.text import lexical_terms
 from tests.conftest import FakeEmbedder
 
 
@@ -235,3 +236,28 @@ def test_the_words_of_the_whole_article_lift_its_paragraphs(
     assert found[0.8].index(("b.txt", 1)) < found[0.8].index(("a.txt", 1))
     if mode == "lexical":
         assert found[0.0].index(("a.txt", 1)) < found[0.0].index(("b.txt", 1))  # by id
+
+
+def test_hybrid_fuses_a_lexical_only_passage_with_its_own_cosine(
+    fake_index: Path, fake_embedder: FakeEmbedder
+) -> None:
+    settings = Settings(index_dir=fake_index, article_weight=0, article_words_weight=0)
+    service = SearchService.open(settings, fake_embedder)
+    query = "drone attacks on Kharkiv wounded people"
+    try:
+        # Two passages deep, the dense leg misses most of what the lexical leg finds.
+        ranked = service.rank(query, "hybrid", depth=2, collapse=False)
+        store = service.store
+        cosine = dict(store.dense_search(fake_embedder.embed_query(query), 100))
+        terms = lexical_terms(query)
+        lexical = dict(store.lexical_search(terms, 2))
+        ceiling = store.lexical_ceiling(terms)
+    finally:
+        service.close()
+    dense_top = sorted(cosine, key=lambda i: (-cosine[i], i))[:2]
+    assert set(lexical) - set(dense_top)  # the case under test
+    fused = {
+        i: 0.6 * cosine[i] + 0.4 * lexical.get(i, min(lexical.values())) / ceiling
+        for i in set(dense_top) | set(lexical)
+    }
+    assert ranked == sorted(fused, key=lambda i: (-fused[i], i))
