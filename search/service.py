@@ -317,8 +317,9 @@ class SearchService:
             elif self.settings.fusion == "zscore":
                 ranked = fuse_zscore(dense, lexical, self.settings.dense_weight)
             else:
-                every = self._complete_dense(dense, lexical, vector)
-                ranked = fuse_bounded(every, lexical, ceiling, self.settings.dense_weight)
+                found = Ranking.of(lexical)
+                every = self._complete_dense(Ranking.of(dense), found, vector)
+                ranked = fuse_bounded(every, found, ceiling, self.settings.dense_weight)
             if self.settings.article_weight and len(ranked):
                 keys = self.store.passage_keys(ranked.ids)  # the boost does not change the ids
                 ranked = boost_articles(ranked, keys[1], self.settings.article_weight)
@@ -338,9 +339,7 @@ class SearchService:
             clock.lap("fuse", None)
         return ranked, dense, lexical, keys
 
-    def _complete_dense(
-        self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]], vector: np.ndarray
-    ) -> Ranking:
+    def _complete_dense(self, dense: Ranking, lexical: Ranking, vector: np.ndarray) -> Ranking:
         """The dense leg, with the exact cosine of each lexical candidate it did not return.
 
         Bounded fusion compares scores on a fixed scale. The dense leg's lowest score flatters a
@@ -348,16 +347,17 @@ class SearchService:
         and far lower when the words match but the meaning does not); its own cosine, a product
         with its stored vector, judges it: Recall@100 on scifact-dev 0.956 -> 0.960 (README).
         """
-        leg = Ranking.of(dense)
-        if not lexical:
-            return leg
-        found = np.fromiter((i for i, _ in lexical), dtype=np.int64, count=len(lexical))
-        missing = np.setdiff1d(found, leg.ids)
+        if not len(lexical):
+            return dense
+        known = np.sort(dense.ids)
+        at = np.minimum(np.searchsorted(known, lexical.ids), max(len(known) - 1, 0))
+        missing = lexical.ids if not len(known) else lexical.ids[known[at] != lexical.ids]
+        missing = np.unique(missing)  # sorted, and a repeat (never expected) looked up once
         if not len(missing):
-            return leg
+            return dense
         scores = np.asarray(self.store.similarities(missing, vector), dtype=np.float64)
         return Ranking.best_first(
-            np.concatenate([leg.ids, missing]), np.concatenate([leg.scores, scores])
+            np.concatenate([dense.ids, missing]), np.concatenate([dense.scores, scores])
         )
 
     def _lexical(
