@@ -550,6 +550,10 @@ def _summed(
     totals = np.bincount(rowids, weights=np.concatenate([s for _, s in found]))
     present = np.flatnonzero(np.bincount(rowids))
     scores = totals[present]
+    if len(scores) > k:  # sort only the best k and those tied with the k-th
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        keep = scores >= kth
+        present, scores = present[keep], scores[keep]
     best = np.lexsort((present, -scores))[:k]
     return present[best], scores[best]
 
