@@ -399,7 +399,12 @@ def _explain(hit: Any) -> str:
         ("dense", hit.dense_rank, hit.dense_score),
         ("lexical", hit.lexical_rank, hit.lexical_score),
     ):
-        legs.append(f"{leg} #{rank} ({score:.4f})" if rank is not None else f"{leg}: not found")
+        if rank is not None:
+            legs.append(f"{leg} #{rank} ({score:.4f})")
+        elif score is not None:  # beyond the dense leg's list, fused with its own cosine
+            legs.append(f"{leg}: not in its list ({score:.4f})")
+        else:
+            legs.append(f"{leg}: not found")
     return " · ".join(legs)
 
 

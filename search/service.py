@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar, get_args
+from typing import Any, NamedTuple, TypeVar, get_args
 
 import numpy as np
 
@@ -74,6 +74,16 @@ class Hit:
     lexical_rank: int | None
     lexical_score: float | None
     also_in: tuple[str, ...] = ()
+
+
+class _Ranked(NamedTuple):
+    """A fused ranking and what it came from."""
+
+    ranked: Ranking
+    dense: list[tuple[int, float]]  # the dense leg, best first
+    lexical: list[tuple[int, float]]  # the lexical leg, best first
+    keys: tuple[Any, Any] | None  # the store's passage keys, when already looked up
+    cosines: Ranking | None  # bounded fusion: the cosine of every candidate, both legs'
 
 
 def check_query_text(query: str) -> None:
@@ -218,10 +228,9 @@ class SearchService:
         self._check_lexical(mode)
         depth = max(FUSION_DEPTH, k * 10 if max_per_article is not None else k)
         with self._turn(timings):
-            ranked, dense, lexical, keys = self._rank(query, mode, depth, timings, article)
-            if collapse:
-                ranked = self._collapse(ranked, keys)
-            return self._hits(query, ranked, dense, lexical, k, max_per_article, collapse)
+            legs = self._rank(query, mode, depth, timings, article)
+            ranked = self._collapse(legs.ranked, legs.keys) if collapse else legs.ranked
+            return self._hits(query, ranked, legs, k, max_per_article, collapse)
 
     def rank(
         self, query: str, mode: str = "hybrid", depth: int = FUSION_DEPTH, collapse: bool = True
@@ -233,8 +242,8 @@ class SearchService:
         query = validate_query(query, 1, mode)
         self._check_lexical(mode)
         with self._turn(None):
-            ranked, _, _, keys = self._rank(query, mode, depth)
-            kept = self._collapse(ranked, keys) if collapse else ranked
+            legs = self._rank(query, mode, depth)
+            kept = self._collapse(legs.ranked, legs.keys) if collapse else legs.ranked
         return kept.ids.tolist()
 
     @contextmanager
@@ -282,9 +291,10 @@ class SearchService:
         depth: int,
         timings: dict[str, float] | None = None,
         article: str | None = None,
-    ) -> tuple[Ranking, list[tuple[int, float]], list[tuple[int, float]], tuple[Any, Any] | None]:
-        """(fused ranking, dense leg, lexical leg, the store's passage keys if looked up)."""
+    ) -> _Ranked:
+        """The fused ranking, the legs it came from, and the store's passage keys if looked up."""
         dense: list[tuple[int, float]] = []
+        cosines = None
         lexical: list[tuple[int, float]] = []
         keys = None
         ceiling, matched = 0.0, None
@@ -318,8 +328,8 @@ class SearchService:
                 ranked = fuse_zscore(dense, lexical, self.settings.dense_weight)
             else:
                 found = Ranking.of(lexical)
-                every = self._complete_dense(Ranking.of(dense), found, vector)
-                ranked = fuse_bounded(every, found, ceiling, self.settings.dense_weight)
+                cosines = self._complete_dense(Ranking.of(dense), found, vector)
+                ranked = fuse_bounded(cosines, found, ceiling, self.settings.dense_weight)
             if self.settings.article_weight and len(ranked):
                 keys = self.store.passage_keys(ranked.ids)  # the boost does not change the ids
                 ranked = boost_articles(ranked, keys[1], self.settings.article_weight)
@@ -337,7 +347,7 @@ class SearchService:
             )
         if mode == "hybrid":
             clock.lap("fuse", None)
-        return ranked, dense, lexical, keys
+        return _Ranked(ranked, dense, lexical, keys, cosines)
 
     def _complete_dense(self, dense: Ranking, lexical: Ranking, vector: np.ndarray) -> Ranking:
         """The dense leg, with the exact cosine of each lexical candidate it did not return.
@@ -393,8 +403,7 @@ class SearchService:
         self,
         query: str,
         ranked: Ranking,
-        dense: list[tuple[int, float]],
-        lexical: list[tuple[int, float]],
+        legs: _Ranked,
         k: int,
         max_per_article: int | None,
         collapse: bool,
@@ -406,8 +415,15 @@ class SearchService:
             else Ranking(ranked.ids[:k], ranked.scores[:k]).pairs()
         )
         records = self.store.chunks(chunk_id for chunk_id, _ in shown)
-        dense_at = _places(dense, records)
-        lexical_at = _places(lexical, records)
+        dense_at = _places(legs.dense, records)
+        lexical_at = _places(legs.lexical, records)
+        if legs.cosines is not None:
+            # A passage only the lexical leg found was fused with its own cosine: shown unranked.
+            unranked = [chunk_id for chunk_id in records if chunk_id not in dense_at]
+            where = np.isin(legs.cosines.ids, unranked)
+            cosines = legs.cosines.scores[where].tolist()
+            for chunk_id, cosine in zip(legs.cosines.ids[where].tolist(), cosines, strict=True):
+                dense_at[chunk_id] = (None, cosine)
         hits: list[Hit] = []
         per_article: dict[str, int] = {}
         for chunk_id, score in shown:

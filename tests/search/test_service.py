@@ -261,3 +261,20 @@ def test_hybrid_fuses_a_lexical_only_passage_with_its_own_cosine(
         for i in set(dense_top) | set(lexical)
     }
     assert ranked == sorted(fused, key=lambda i: (-fused[i], i))
+
+
+def test_a_lexical_only_hit_shows_the_cosine_it_was_fused_with(
+    fake_index: Path, fake_embedder: FakeEmbedder
+) -> None:
+    service = SearchService.open(Settings(index_dir=fake_index), fake_embedder)
+    query = "drone attacks on Kharkiv wounded people"
+    try:
+        legs = service._rank(query, "hybrid", depth=2)  # the dense leg lists two passages
+        hits = service._hits(query, legs.ranked, legs, 10, None, False)
+        cosine = dict(service.store.dense_search(fake_embedder.embed_query(query), 100))
+    finally:
+        service.close()
+    unranked = [hit for hit in hits if hit.dense_rank is None]
+    assert unranked and len(hits) > len(unranked)
+    for hit in hits:
+        assert hit.dense_score == pytest.approx(cosine[hit.chunk_id], abs=1e-6)
