@@ -546,6 +546,8 @@ def _check_lengths(rows: list[dict[str, Any]]) -> None:
 class MilvusStore:
     """One generation collection, opened for searching; safe to share between threads."""
 
+    has_stored_vectors = True  # every passage's vector is in its collection
+
     searches_in_process = False  # Milvus searches in its own server: more may run at once
 
     def __init__(self, backend: MilvusBackend, collection: str, name: str, manifest: dict):

@@ -582,6 +582,8 @@ class IndexStore:
         self._article_codes = np.zeros(0, dtype=np.int64)
         self._grouped: set[int] = set()
         self._stored: np.ndarray | None = None  # vectors.npy, mapped when first needed
+        # Generations of the first days of format 2 were written before vectors.npy.
+        self.has_stored_vectors = (folder / VECTORS_NPY).is_file()
         # Document frequency of each stem asked for: a generation never changes, and queries
         # repeat their words. At most one entry per distinct stem of the corpus (and of queries).
         self._df: dict[str, int] = {}

@@ -193,9 +193,13 @@ def test_reindex_vectors_to_ivf_keeps_the_ranking(fake_index: Path) -> None:
     after.close()
 
 
-def test_a_format_2_generation_is_still_searched(fake_index: Path, fake_embedder) -> None:
+@pytest.mark.parametrize("stored_vectors", [True, False])
+def test_a_format_2_generation_is_still_searched(
+    fake_index: Path, fake_embedder, stored_vectors: bool
+) -> None:
     """Generations written before articles had their own full-text index (format 2) open and
-    answer in every mode, without the whole-article signal, until the next build."""
+    answer in every mode, without the whole-article signal, until the next build; the first
+    of them had no stored vectors either (hybrid then fuses as it did)."""
     import sqlite3
 
     from index.store import _sha256
@@ -212,12 +216,18 @@ def test_a_format_2_generation_is_still_searched(fake_index: Path, fake_embedder
         "sha256": _sha256(folder / "store.sqlite"),
         "bytes": (folder / "store.sqlite").stat().st_size,
     }
+    if not stored_vectors:
+        (folder / "vectors.npy").unlink()
+        del manifest["files"]["vectors.npy"]
     (folder / "manifest.json").write_text(json.dumps(manifest))
     service = SearchService.open(Settings(index_dir=fake_index), fake_embedder)
     try:
+        assert service.store.has_stored_vectors is stored_vectors
         assert service.store.article_lexical_search(["kharkiv"], 10)[2] == 0.0
         for mode in ("hybrid", "dense", "lexical"):
             assert service.search("Kharkiv regional head", k=3, mode=mode)
+        # Two passages deep, the lexical leg finds passages the dense leg did not list.
+        assert len(service.rank("drone attacks on Kharkiv wounded people", depth=2)) > 2
     finally:
         service.close()
 
