@@ -359,10 +359,8 @@ class SearchService:
         """
         if not len(lexical) or not getattr(self.store, "has_stored_vectors", True):
             return dense  # (without stored vectors, such a passage gets the leg's lowest)
-        known = np.sort(dense.ids)
-        at = np.minimum(np.searchsorted(known, lexical.ids), max(len(known) - 1, 0))
-        missing = lexical.ids if not len(known) else lexical.ids[known[at] != lexical.ids]
-        missing = np.unique(missing)  # sorted, and a repeat (never expected) looked up once
+        # Each leg holds a passage once (FAISS and FTS5 ids are unique).
+        missing = lexical.ids[~np.isin(lexical.ids, dense.ids, assume_unique=True)]
         if not len(missing):
             return dense
         scores = np.asarray(self.store.similarities(missing, vector), dtype=np.float64)
