@@ -179,7 +179,6 @@ BM25_B = 0.75
 # first. The BBC corpus's passages need 7 MB for every word they hold.
 PASSAGE_TERMS_BYTES = 128 * 1024 * 1024
 ARTICLE_TERMS_BYTES = 64 * 1024 * 1024
-MAX_CACHED_STEMS = 250_000  # document frequencies kept per open generation (about 25 MB)
 
 
 def bm25_ceiling(document_frequencies: Sequence[int], passages: int, idf: str = "fts5") -> float:
@@ -584,9 +583,6 @@ class IndexStore:
         self._stored: np.ndarray | None = None  # vectors.npy, mapped when first needed
         # Generations of the first days of format 2 were written before vectors.npy.
         self.has_stored_vectors = (folder / VECTORS_NPY).is_file()
-        # Document frequency of each stem asked for: a generation never changes, and queries
-        # repeat their words. At most one entry per distinct stem of the corpus (and of queries).
-        self._df: dict[str, int] = {}
         self._has_articles_fts: bool | None = None  # format 2 generations lack the table
         self._passage_terms = _TermScores(self, "chunks_fts", PASSAGE_TERMS_BYTES)
         self._article_terms = _TermScores(self, "articles_fts", ARTICLE_TERMS_BYTES)
@@ -791,29 +787,15 @@ class IndexStore:
         approaches k1 + 1 (k1 = 1.2); idf(t) = ln((N - df + 0.5) / (df + 0.5)), at least 1e-6,
         from the number of passages N and those holding the term, df (terms found nowhere add
         nothing). A word's document frequency is the number of passages FTS5 itself matches for
-        it (its tokenizer's stem, which is not always ours: "us" stays "us"), counted once.
+        it (its tokenizer's stem, which is not always ours: "us" stays "us").
         """
         wanted = list(dict.fromkeys(term for term in terms if term.strip()))
         return bm25_ceiling([self._document_frequency(term) for term in wanted], self.count())
 
     def _document_frequency(self, term: str) -> int:
-        """How many passages FTS5 matches for `term` (its own tokenizer decides, not ours)."""
-        kept = self._passage_terms.get(term)
-        if kept is not None:
-            return len(kept[0])
-        df = self._df.get(term)
-        if df is None:
-            df = (
-                self._db()
-                .execute(
-                    "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
-                    ('"' + term.replace('"', '""') + '"',),
-                )
-                .fetchone()[0]
-            )
-            if len(self._df) < MAX_CACHED_STEMS:  # a bound against endless made-up words
-                self._df[term] = df
-        return df
+        """How many passages FTS5 matches for `term` (its own tokenizer decides, not ours): the
+        rows of its kept scores, which a search for it has usually looked up already."""
+        return len(self._passage_terms.fetch(term)[0])
 
     def article_lexical_search(
         self, terms: Sequence[str], k: int

@@ -65,11 +65,11 @@ class Ranking:
     def pairs(self) -> list[tuple[int, float]]:
         return list(zip(self.ids.tolist(), self.scores.tolist(), strict=True))
 
-    def first_of_each(self) -> Ranking:
-        """Each id once, where it first appears."""
+    def first_of_each(self, keys: np.ndarray | None = None) -> Ranking:
+        """Each id once, where it first appears; with `keys` (one per id), each key once."""
         if len(self.ids) < 2:
             return self
-        first = np.unique(self.ids, return_index=True)[1]
+        first = np.unique(self.ids if keys is None else keys, return_index=True)[1]
         if len(first) == len(self.ids):
             return self
         keep = np.sort(first)
@@ -103,11 +103,6 @@ def _zscores(scored: Ranking) -> Ranking:
     values = scored.scores
     spread = values.std() or 1.0
     return Ranking(scored.ids, (values - values.mean()) / spread)
-
-
-def _ranked(ids: np.ndarray, scores: np.ndarray) -> Ranking:
-    """Best score first, ties to the smaller id."""
-    return Ranking.best_first(ids, scores)
 
 
 def _column(ids: np.ndarray, leg: Ranking) -> np.ndarray:
@@ -150,7 +145,7 @@ def fuse_bounded(
     fused = (
         dense_weight * _column(ids, dense) + (1 - dense_weight) * _column(ids, lexical) / ceiling
     )
-    return _ranked(ids, fused)
+    return Ranking.best_first(ids, fused)
 
 
 def fuse_zscore(
@@ -176,7 +171,8 @@ def fuse_zscore(
     ids = np.union1d(zd.ids, zl.ids)
     if not len(ids):
         return Ranking.of([])
-    return _ranked(ids, dense_weight * _column(ids, zd) + (1 - dense_weight) * _column(ids, zl))
+    fused = dense_weight * _column(ids, zd) + (1 - dense_weight) * _column(ids, zl)
+    return Ranking.best_first(ids, fused)
 
 
 def boost_articles(
@@ -206,7 +202,7 @@ def boost_articles(
     articles, which = np.unique(codes, return_inverse=True)
     best = np.full(len(articles), -np.inf)
     np.maximum.at(best, which, scores)
-    return _ranked(ids, scores + weight * best[which])
+    return Ranking.best_first(ids, scores + weight * best[which])
 
 
 def add_article_words(
@@ -238,4 +234,4 @@ def add_article_words(
     codes = article_of[scored.ids]
     at = np.minimum(np.searchsorted(known, codes), len(known) - 1)
     extra = np.where(known[at] == codes, values[at], 0.0)
-    return _ranked(scored.ids, scored.scores + weight * extra)
+    return Ranking.best_first(scored.ids, scored.scores + weight * extra)

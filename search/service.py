@@ -278,11 +278,7 @@ class SearchService:
             group_of = groups[ranked.ids]
         else:
             group_of = np.array([groups[chunk_id] for chunk_id in ranked.ids.tolist()])
-        first = np.unique(group_of, return_index=True)[1]
-        if len(first) == len(ranked):
-            return ranked
-        keep = np.sort(first)
-        return Ranking(ranked.ids[keep], ranked.scores[keep])
+        return ranked.first_of_each(group_of)
 
     def _rank(
         self,
