@@ -10,10 +10,14 @@ carry other titles, and paragraphs about one event told twice stay under 0.6.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+import faiss
 import numpy as np
+
+from index.store import ivf_list_count
 
 __all__ = ["COSINE", "JACCARD", "near_duplicate_groups"]
 
@@ -21,7 +25,12 @@ COSINE = 0.90
 JACCARD = 0.6
 # Neighbours examined per passage: a story is rarely stored more than a few times.
 NEIGHBOURS = 8
-_BLOCK = 2048
+# Passages compared at once: bounds the memory of one range search's results.
+_BLOCK = 4096
+# Every pair compared up to this many passages; an inverted file beyond (see `_searcher`).
+EXACT_MAX = 20_000
+IVF_PROBES = 8
+_TRAIN_PER_LIST = 39
 _WORD = re.compile(r"\w+")
 
 
@@ -66,35 +75,73 @@ def near_duplicate_groups(
         a, b = find(i), find(j)
         parent[max(a, b)] = min(a, b)
 
-    first_with_words: dict[tuple[str, ...], int] = {}
+    # Keyed by a digest of the words, not the words: a million passages' words would take GBs.
+    first_with_words: dict[bytes, int] = {}
     for i, text in enumerate(texts):
-        words = tuple(_WORD.findall(text.casefold()))
-        union(i, first_with_words.setdefault(words, i))
+        words = " ".join(_WORD.findall(text.casefold())).encode("utf-8", "surrogatepass")
+        union(i, first_with_words.setdefault(hashlib.blake2b(words, digest_size=16).digest(), i))
 
     shingles: dict[int, frozenset] = {}
-    neighbours = NEIGHBOURS
-    for start in range(0, count, _BLOCK):
-        sims = vectors[start : start + _BLOCK] @ vectors.T
-        # Only pairs over the cosine bar can be duplicates: few, so pick them out directly
-        # (each pair once: the later passage of the two is the column).
-        rows, columns = np.nonzero(sims >= cosine)
-        later = columns > rows + start
-        rows, columns = rows[later], columns[later]
-        bounds = np.flatnonzero(np.diff(rows)) + 1
-        for row_ids, candidates in zip(
-            np.split(rows, bounds), np.split(columns, bounds), strict=True
-        ):
-            if not len(row_ids):
-                continue
-            row = int(row_ids[0])
-            if len(candidates) > neighbours:  # the closest few, as a story is rarely stored more
-                closest = np.argpartition(-sims[row, candidates], neighbours - 1)[:neighbours]
-                candidates = candidates[closest]
-            i = start + row
-            for j in candidates:
-                j = int(j)
-                a = shingles.setdefault(i, _shingles(texts[i]))
-                b = shingles.setdefault(j, _shingles(texts[j]))
-                if _jaccard(a, b) >= jaccard:
-                    union(i, j)
+
+    def shingles_of(i: int) -> frozenset:
+        if i not in shingles:
+            shingles[i] = _shingles(texts[i])
+        return shingles[i]
+
+    for i, candidates in _close_pairs(vectors, cosine):
+        for j in candidates:
+            if find(i) != find(j) and _jaccard(shingles_of(i), shingles_of(j)) >= jaccard:
+                union(i, j)
     return np.array([find(i) for i in range(count)], dtype=np.int64)
+
+
+def _close_pairs(vectors: np.ndarray, cosine: float) -> Iterator[tuple[int, list[int]]]:
+    """For each passage with neighbours at or above `cosine`: (its row, the closest few of them).
+
+    Exact up to `EXACT_MAX` passages; beyond, an inverted-file index finds them (see `_searcher`).
+    """
+    count = len(vectors)
+    if count < 2:
+        return
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = _searcher(vectors)
+    # FAISS keeps the neighbours strictly above the radius: the bar itself counts.
+    radius = float(np.nextafter(np.float32(cosine), np.float32(-1)))
+    for start in range(0, count, _BLOCK):
+        lims, sims, ids = index.range_search(vectors[start : start + _BLOCK], radius)
+        for row in range(len(lims) - 1):
+            i = start + row
+            found, close = ids[lims[row] : lims[row + 1]], sims[lims[row] : lims[row + 1]]
+            others = found != i
+            found, close = found[others], close[others]
+            if not len(found):
+                continue
+            if len(found) > NEIGHBOURS:  # the closest few, as a story is rarely stored more
+                found = found[np.argsort(-close, kind="stable")[:NEIGHBOURS]]
+            yield i, found.tolist()
+
+
+def _searcher(vectors: np.ndarray) -> faiss.Index:
+    """A FAISS index of `vectors` (ids = rows) to find each one's close neighbours.
+
+    Comparing every pair costs n² products: 14 s for 50,000 passages on 2 cores, so about an
+    hour and a half (and 8 GB per block of 2,048 rows) for a million. Beyond `EXACT_MAX` an
+    inverted file (k-means cells, full vectors) compares each passage with those of the
+    `IVF_PROBES` nearest cells only: near-duplicates (cosine >= 0.9) lie in the same cell or
+    the next. On the BBC passages it
+    finds the same groups as exact search (with 1 probe it misses one of 841); a million
+    passages take under 3 minutes.
+    """
+    count, dimension = vectors.shape
+    if count <= EXACT_MAX:
+        index = faiss.IndexFlatIP(dimension)
+    else:
+        lists = ivf_list_count(count)
+        index = faiss.IndexIVFFlat(
+            faiss.IndexFlatIP(dimension), dimension, lists, faiss.METRIC_INNER_PRODUCT
+        )
+        rows = np.random.default_rng(0).permutation(count)[: lists * _TRAIN_PER_LIST]
+        index.train(vectors[np.sort(rows)])  # seeded: the same vectors, the same groups
+        index.nprobe = IVF_PROBES
+    index.add(vectors)
+    return index

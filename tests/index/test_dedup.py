@@ -72,3 +72,33 @@ def test_build_counts_duplicates_and_lists_them(tmp_path: Path) -> None:
     assert [a for _, a, _ in store.duplicates_of(0)] == ["b.txt", "c.txt"]
     assert store.duplicates_of(6) == []
     store.close()
+
+
+def test_the_cosine_bar_itself_counts() -> None:
+    texts = ["the same words in both passages here", "the same words in both passages here too"]
+    pair = np.array([[1.0, 0.0], [0.9, 0.19**0.5]], dtype=np.float32)
+    bar = float(pair[0] @ pair[1])
+    assert near_duplicate_groups(pair, texts, cosine=bar, jaccard=0.5).tolist() == [0, 0]
+    above = float(np.nextafter(np.float32(bar), np.float32(2)))
+    assert near_duplicate_groups(pair, texts, cosine=above, jaccard=0.5).tolist() == [0, 1]
+
+
+def test_large_corpora_find_the_same_groups_with_an_inverted_file(monkeypatch) -> None:
+    # Beyond EXACT_MAX passages, candidates come from an IVF index instead of every pair.
+    rng = np.random.default_rng(7)
+    originals = rng.normal(size=(3000, 32)).astype(np.float32)
+    copies = originals[:300] + rng.normal(scale=0.02, size=(300, 32)).astype(np.float32)
+    vectors_ = np.concatenate([originals, copies])
+    vectors_ /= np.linalg.norm(vectors_, axis=1, keepdims=True)
+    words = [f"passage {i} says " + " ".join(f"w{i}x{j}" for j in range(12)) for i in range(3000)]
+    # Half the copies keep their words with one changed (duplicates), half are new words.
+    texts = words + [
+        words[i].replace("x0 ", "x0 edited ") if i % 2 == 0 else f"other {i} " * 8
+        for i in range(300)
+    ]
+    exact = near_duplicate_groups(vectors_, texts)
+    monkeypatch.setattr("index.dedup.EXACT_MAX", 0)
+    assert near_duplicate_groups(vectors_, texts).tolist() == exact.tolist()
+    grouped = np.flatnonzero(exact != np.arange(len(exact)))
+    assert grouped.tolist() == [3000 + i for i in range(0, 300, 2)]
+    assert exact[grouped].tolist() == list(range(0, 300, 2))
