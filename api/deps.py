@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -114,6 +114,24 @@ class ServiceHolder:
             yield slot.service
         finally:
             self._release(slot)
+
+    @asynccontextmanager
+    async def lease_async(self) -> AsyncIterator[SearchService]:
+        """`lease()` for the event loop.
+
+        Taking and giving back the lease (microseconds under a lock) happen on the loop, not in
+        two more trips through the thread pool per request; only opening the index (the first
+        request, or after a failure) and closing a retired generation block, and those run in
+        the pool.
+        """
+        slot = self._try_acquire()
+        if slot is None:
+            slot = await run_in_threadpool(self._acquire)
+        try:
+            yield slot.service
+        finally:
+            if self._let_go(slot):
+                await run_in_threadpool(self._dispose, slot)
 
     def _acquire(self) -> _Slot:
         for _ in range(3):  # a swap between the open and the count is retried, never lost
@@ -270,20 +288,10 @@ class ServiceHolder:
 
 
 async def _service(request: Request, response: Response) -> AsyncIterator[SearchService]:
-    # Async, so that taking and giving back the lease (microseconds under a lock) happen on the
-    # event loop, not in two more trips through the thread pool per request; only opening the
-    # index (the first request, or after a failure) and closing a retired generation block,
-    # and those run in the pool.
     holder: ServiceHolder = request.app.state.holder
-    slot = holder._try_acquire()
-    if slot is None:
-        slot = await run_in_threadpool(holder._acquire)
-    try:
-        response.headers[GENERATION_HEADER] = slot.generation
-        yield slot.service
-    finally:
-        if holder._let_go(slot):
-            await run_in_threadpool(holder._dispose, slot)
+    async with holder.lease_async() as service:
+        response.headers[GENERATION_HEADER] = service.store.generation
+        yield service
 
 
 Service = Annotated[SearchService, Depends(_service)]

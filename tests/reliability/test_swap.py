@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -46,6 +47,33 @@ def test_a_leased_generation_outlives_the_swap_and_is_removed_after(seeded) -> N
             time.sleep(0.05)
         assert not (index_dir / "gen-1").exists()
         assert sorted(p.name for p in index_dir.glob("gen-*")) == ["gen-3", "gen-4"]
+    finally:
+        holder.close()
+
+
+def test_an_async_lease_outlives_the_swap_and_closes_the_old_generation_after(seeded) -> None:
+    # The HTTP dependency's lease: taken on the event loop, the old service closed when it ends.
+    seeds, index_dir = seeded
+    embedder = FakeEmbedder()
+    holder = ServiceHolder(Settings(index_dir=index_dir), embedder)
+
+    closed: list[str] = []
+
+    async def search_across_a_swap() -> tuple[str, str]:
+        async with holder.lease_async() as old:
+            close = old.close
+            old.close = lambda: (closed.append(old.store.generation), close())  # type: ignore
+            add_article(seeds, "n.txt", "Note", "An extra note here.")
+            build_index(seeds, index_dir, embedder)
+            holder.reload()
+            assert old.search("Abu Dhabi talks", k=3)  # still open under the lease
+            assert not closed
+            served = holder.current.store.generation if holder.current else ""
+        return old.store.generation, served
+
+    try:
+        assert asyncio.run(search_across_a_swap()) == ("gen-1", "gen-2")
+        assert closed == ["gen-1"]  # by the lease's end, not by the swap
     finally:
         holder.close()
 
