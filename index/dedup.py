@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-import faiss
 import numpy as np
 
-from index.store import ivf_list_count
+from index.store import close_neighbours
 
 __all__ = ["COSINE", "JACCARD", "near_duplicate_groups"]
 
@@ -25,12 +24,6 @@ COSINE = 0.90
 JACCARD = 0.6
 # Neighbours examined per passage: a story is rarely stored more than a few times.
 NEIGHBOURS = 8
-# Passages compared at once: bounds the memory of one range search's results.
-_BLOCK = 4096
-# Every pair compared up to this many passages; an inverted file beyond (see `_searcher`).
-EXACT_MAX = 20_000
-IVF_PROBES = 8
-_TRAIN_PER_LIST = 39
 _WORD = re.compile(r"\w+")
 
 
@@ -88,60 +81,8 @@ def near_duplicate_groups(
             shingles[i] = _shingles(texts[i])
         return shingles[i]
 
-    for i, candidates in _close_pairs(vectors, cosine):
+    for i, candidates in close_neighbours(vectors, cosine, NEIGHBOURS):
         for j in candidates:
             if find(i) != find(j) and _jaccard(shingles_of(i), shingles_of(j)) >= jaccard:
                 union(i, j)
     return np.array([find(i) for i in range(count)], dtype=np.int64)
-
-
-def _close_pairs(vectors: np.ndarray, cosine: float) -> Iterator[tuple[int, list[int]]]:
-    """For each passage with neighbours at or above `cosine`: (its row, the closest few of them).
-
-    Exact up to `EXACT_MAX` passages; beyond, an inverted-file index finds them (see `_searcher`).
-    """
-    count = len(vectors)
-    if count < 2:
-        return
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    index = _searcher(vectors)
-    # FAISS keeps the neighbours strictly above the radius: the bar itself counts.
-    radius = float(np.nextafter(np.float32(cosine), np.float32(-1)))
-    for start in range(0, count, _BLOCK):
-        lims, sims, ids = index.range_search(vectors[start : start + _BLOCK], radius)
-        for row in range(len(lims) - 1):
-            i = start + row
-            found, close = ids[lims[row] : lims[row + 1]], sims[lims[row] : lims[row + 1]]
-            others = found != i
-            found, close = found[others], close[others]
-            if not len(found):
-                continue
-            if len(found) > NEIGHBOURS:  # the closest few, as a story is rarely stored more
-                found = found[np.argsort(-close, kind="stable")[:NEIGHBOURS]]
-            yield i, found.tolist()
-
-
-def _searcher(vectors: np.ndarray) -> faiss.Index:
-    """A FAISS index of `vectors` (ids = rows) to find each one's close neighbours.
-
-    Comparing every pair costs n² products: 14 s for 50,000 passages on 2 cores, so about an
-    hour and a half (and 8 GB per block of 2,048 rows) for a million. Beyond `EXACT_MAX` an
-    inverted file (k-means cells, full vectors) compares each passage with those of the
-    `IVF_PROBES` nearest cells only: near-duplicates (cosine >= 0.9) lie in the same cell or
-    the next. On the BBC passages it
-    finds the same groups as exact search (with 1 probe it misses one of 841); a million
-    passages take under 3 minutes.
-    """
-    count, dimension = vectors.shape
-    if count <= EXACT_MAX:
-        index = faiss.IndexFlatIP(dimension)
-    else:
-        lists = ivf_list_count(count)
-        index = faiss.IndexIVFFlat(
-            faiss.IndexFlatIP(dimension), dimension, lists, faiss.METRIC_INNER_PRODUCT
-        )
-        rows = np.random.default_rng(0).permutation(count)[: lists * _TRAIN_PER_LIST]
-        index.train(vectors[np.sort(rows)])  # seeded: the same vectors, the same groups
-        index.nprobe = IVF_PROBES
-    index.add(vectors)
-    return index

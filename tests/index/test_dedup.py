@@ -97,7 +97,7 @@ def test_large_corpora_find_the_same_groups_with_an_inverted_file(monkeypatch) -
         for i in range(300)
     ]
     exact = near_duplicate_groups(vectors_, texts)
-    monkeypatch.setattr("index.dedup.EXACT_MAX", 0)
+    monkeypatch.setattr("index.store.NEIGHBOURS_EXACT_MAX", 0)
     assert near_duplicate_groups(vectors_, texts).tolist() == exact.tolist()
     grouped = np.flatnonzero(exact != np.arange(len(exact)))
     assert grouped.tolist() == [3000 + i for i in range(0, 300, 2)]
