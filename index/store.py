@@ -788,12 +788,27 @@ class IndexStore:
         """The inner product of a query vector with the stored vectors of these passages.
 
         Exact, whatever the FAISS index type: for passages the dense search did not return.
+
+        Raises:
+            IndexIncompatible: the generation predates stored vectors and its FAISS index cannot
+                give them back (an IVF index); rebuild it.
         """
+        wanted = np.asarray(ids, dtype=np.int64)
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if not self.has_stored_vectors:
+            # The first format 2 generations: an exact or HNSW index keeps the full vectors.
+            try:
+                return self._vectors.reconstruct_batch(wanted) @ query
+            except RuntimeError:
+                raise IndexIncompatible(
+                    f"index generation {self.generation} has no {VECTORS_NPY} and its vectors "
+                    "cannot be read back from its FAISS index: rebuild it with "
+                    "`semsearch index --force`"
+                ) from None
         if self._stored is None:
             # Checked against the manifest's checksum when the generation was opened.
             self._stored = np.load(self.folder / VECTORS_NPY, mmap_mode="r", allow_pickle=False)
-        wanted = np.asarray(ids, dtype=np.int64)
-        return self._stored[wanted] @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        return self._stored[wanted] @ query
 
     def lexical_search(
         self,

@@ -226,6 +226,11 @@ def test_a_format_2_generation_is_still_searched(
         assert service.store.article_lexical_search(["kharkiv"], 10)[2] == 0.0
         for mode in ("hybrid", "dense", "lexical"):
             assert service.search("Kharkiv regional head", k=3, mode=mode)
+        # Within one article too: without vectors.npy the exact index gives the vectors back.
+        article = service.search("Kharkiv regional head", k=1)[0].article_id
+        for mode in ("hybrid", "dense", "lexical"):
+            hits = service.search("Kharkiv regional head", k=3, mode=mode, article=article)
+            assert hits and {hit.article_id for hit in hits} == {article}
         # Two passages deep, the lexical leg finds passages the dense leg did not list.
         assert len(service.rank("drone attacks on Kharkiv wounded people", depth=2)) > 2
     finally:
