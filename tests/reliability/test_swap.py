@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -72,7 +73,9 @@ def test_an_async_lease_outlives_the_swap_and_closes_the_old_generation_after(se
         return old.store.generation, served
 
     try:
-        assert asyncio.run(search_across_a_swap()) == ("gen-1", "gen-2")
+        # On a thread of its own: another test's event loop may be running on this one.
+        with ThreadPoolExecutor(1) as thread:
+            assert thread.submit(asyncio.run, search_across_a_swap()).result() == ("gen-1", "gen-2")
         assert closed == ["gen-1"]  # by the lease's end, not by the swap
     finally:
         holder.close()
