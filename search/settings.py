@@ -55,10 +55,10 @@ class Settings(BaseSettings):
     faiss_index: Literal["auto", "flat", "hnsw", "ivf"] = Field(
         "auto", description="FAISS index: exact up to faiss_flat_max passages, IVF-SQ8 beyond"
     )
-    faiss_flat_max: int = Field(200_000, ge=0, description="largest index searched exactly")
+    faiss_flat_max: int = Field(50_000, ge=0, description="largest index searched exactly")
     hnsw_m: int = Field(32, ge=4, le=256, description="HNSW links per node")
     hnsw_ef_search: int = Field(128, ge=1, le=4096, description="HNSW search breadth")
-    ivf_nprobe: int = Field(32, ge=1, le=65536, description="IVF lists searched per query")
+    ivf_nprobe: int = Field(64, ge=1, le=65536, description="IVF lists searched per query")
     query_cache_size: int = Field(1024, ge=0, description="query embeddings kept in memory")
     search_concurrency: int = Field(
         0,

@@ -161,7 +161,7 @@ def test_approximate_indexes_recall_the_exact_neighbours(tmp_path: Path) -> None
 def test_spec_chooses_by_size() -> None:
     spec = VectorIndexSpec(flat_max=100)
     assert spec.resolve(100) == {"type": "flat"}
-    assert spec.resolve(101) == {"type": "ivf", "nlist": 2, "nprobe": 32, "encoding": "sq8"}
+    assert spec.resolve(101) == {"type": "ivf", "nlist": 2, "nprobe": 64, "encoding": "sq8"}
     assert spec.resolve(10**6)["nlist"] == 4000
     assert VectorIndexSpec(kind="hnsw", flat_max=100).resolve(101)["type"] == "hnsw"
     assert VectorIndexSpec(kind="flat", flat_max=1).resolve(10**6) == {"type": "flat"}

@@ -34,4 +34,8 @@ def test_bench_reports_every_figure() -> None:
     assert kinds[("clustered", "flat")]["recall@10"] == 1.0
     assert kinds[("clustered", "hnsw")]["recall@10"] >= 0.9
     assert kinds[("clustered", "ivf")]["recall@10"] >= 0.9
+    # Real queries (the query texts embedded) are measured on the clustered data only.
+    assert kinds[("clustered", "flat")]["recall@10_real_queries"] == 1.0
+    assert 0 < kinds[("clustered", "ivf")]["recall@10_real_queries"] <= 1.0
+    assert kinds[("uniform", "ivf")]["recall@10_real_queries"] is None
     assert any(line.startswith("hybrid") for line in format_bench(figures))
