@@ -389,9 +389,7 @@ def build_vector_index(vectors: np.ndarray, layout: dict[str, Any]) -> Any:
             faiss.METRIC_INNER_PRODUCT,
         )
         inner.nprobe = int(layout["nprobe"])
-        # A seeded sample trains k-means: the same vectors give the same index.
-        rows = np.random.default_rng(0).permutation(len(vectors))
-        inner.train(vectors[np.sort(rows[: int(layout["nlist"]) * _IVF_TRAIN_PER_LIST])])
+        _train_ivf(inner, vectors, int(layout["nlist"]) * _IVF_TRAIN_PER_LIST)
     else:
         inner = faiss.IndexFlatIP(dimension)
     index = faiss.IndexIDMap2(inner)
@@ -399,6 +397,12 @@ def build_vector_index(vectors: np.ndarray, layout: dict[str, Any]) -> Any:
         ids = np.arange(len(vectors), dtype=np.int64)
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
     return index
+
+
+def _train_ivf(index: Any, vectors: np.ndarray, samples: int) -> None:
+    """Train an IVF index's k-means on a seeded sample: the same vectors give the same index."""
+    rows = np.random.default_rng(0).permutation(len(vectors))[:samples]
+    index.train(vectors[np.sort(rows)])
 
 
 # Neighbour search for near-duplicates: every pair compared up to NEIGHBOURS_EXACT_MAX vectors,
@@ -434,8 +438,7 @@ def close_neighbours(
         index = faiss.IndexIVFFlat(
             faiss.IndexFlatIP(dimension), dimension, lists, faiss.METRIC_INNER_PRODUCT
         )
-        rows = np.random.default_rng(0).permutation(count)[: lists * _NEIGHBOURS_TRAIN_PER_LIST]
-        index.train(vectors[np.sort(rows)])  # seeded: the same vectors, the same neighbours
+        _train_ivf(index, vectors, lists * _NEIGHBOURS_TRAIN_PER_LIST)
         index.nprobe = NEIGHBOURS_IVF_PROBES
     index.add(vectors)
     # FAISS keeps the neighbours strictly above the radius: the bar itself counts.
