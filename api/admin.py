@@ -134,6 +134,7 @@ class ReindexJobs:
                 progress=progress,
                 vector_index=vector_index_spec(self.settings),
                 backend=holder.backend,
+                sentence_vectors=self.settings.sentence_vectors,
             )
             job.generation, job.articles, job.passages = (
                 report.generation,

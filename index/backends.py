@@ -26,6 +26,7 @@ from index.store import (
     ArticleRecord,
     ChunkRecord,
     IndexStore,
+    SentenceVectors,
     VectorIndexSpec,
     generation_names,
     live_generation,
@@ -76,6 +77,8 @@ class PassageStore(Protocol):
 
     def similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray: ...
 
+    def sentence_similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray: ...
+
     def lexical_search(
         self, terms: Sequence[str], k: int, article: str | None = None
     ) -> list[tuple[int, float]]: ...
@@ -104,11 +107,13 @@ class GenerationWriter(Protocol):
         chunks: Sequence[Chunk],
         vectors: np.ndarray,
         groups: np.ndarray,
+        sentences: SentenceVectors | None = None,
     ) -> None:
         """Add articles and their passages; chunk ids continue from the passages added before.
 
         `groups[i]` is the near-duplicate group of `chunks[i]`, named by the position (in this
-        call) of its first member, as `index.dedup.near_duplicate_groups` gives it.
+        call) of its first member, as `index.dedup.near_duplicate_groups` gives it. `sentences`
+        are the vectors of each chunk's sentences (a store may not keep them).
         """
         ...
 
@@ -181,6 +186,8 @@ class FaissWriter:
         self._chunks: list[Chunk] = []
         self._vectors: list[np.ndarray] = []
         self._groups: list[np.ndarray] = []
+        # Each add's sentence vectors; one add without them leaves the generation without.
+        self._sentences: list[SentenceVectors | None] = []
 
     def add(
         self,
@@ -188,22 +195,33 @@ class FaissWriter:
         chunks: Sequence[Chunk],
         vectors: np.ndarray,
         groups: np.ndarray,
+        sentences: SentenceVectors | None = None,
     ) -> None:
         check_rows(chunks, vectors, groups)
+        if sentences is not None and len(sentences.offsets) != len(chunks) + 1:
+            raise ValueError(f"{len(chunks)} chunks, {len(sentences.offsets) - 1} sentence lists")
         first_id = len(self._chunks)
         self._articles.update((article.id, article) for article in articles)
         self._chunks.extend(chunks)
         self._vectors.append(np.asarray(vectors, dtype=np.float32))
         self._groups.append(np.asarray(groups, dtype=np.int64) + first_id)
+        self._sentences.append(sentences)
 
     def delete_article(self, article_id: str) -> int:
         if self._articles.pop(article_id, None) is None:
             return 0
         chunks, vectors, groups = self._collected()
+        sentences = self._collected_sentences()
         keep = np.array([chunk.article_id != article_id for chunk in chunks], dtype=bool)
         chunks, vectors, groups = compact(chunks, vectors, groups, keep)
         self._chunks, self._vectors, self._groups = chunks, [vectors], [groups]
+        self._sentences = [None if sentences is None else sentences.select(keep)]
         return int(np.count_nonzero(~keep))
+
+    def _collected_sentences(self) -> SentenceVectors | None:
+        if not self._sentences or any(part is None for part in self._sentences):
+            return None
+        return SentenceVectors.joined([part for part in self._sentences if part is not None])
 
     def _collected(self) -> tuple[list[Chunk], np.ndarray, np.ndarray]:
         dimension = self._vectors[0].shape[1] if self._vectors else 0
@@ -225,6 +243,7 @@ class FaissWriter:
                 {**manifest, "generation": name, "store": "faiss"},
                 groups,
                 self.vector_index,
+                self._collected_sentences(),
             )
             publish_generation(self.index_dir, name, folder)
         except BaseException:
@@ -234,13 +253,14 @@ class FaissWriter:
 
     def abort(self) -> None:
         self._articles.clear()
-        self._chunks, self._vectors, self._groups = [], [], []
+        self._chunks, self._vectors, self._groups, self._sentences = [], [], [], []
 
 
 class FaissBackend:
     """Generations as folders of the index folder (the embedded default)."""
 
     name = "faiss"
+    keeps_sentences = True  # each passage's sentence vectors beside its vector
 
     def __init__(self, index_dir: Path):
         self.index_dir = index_dir

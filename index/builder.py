@@ -17,11 +17,17 @@ import numpy as np
 
 from index.articles import Article, read_corpus
 from index.backends import FaissBackend, StoreBackend
-from index.chunking import Chunk, chunk_article
+from index.chunking import Chunk, chunk_article, sentences
 from index.dedup import near_duplicate_groups
 from index.embedding import Embedder
 from index.errors import CorpusError, SemsearchError
-from index.store import FORMAT_VERSION, EmbeddingCache, VectorIndexSpec, text_hash
+from index.store import (
+    FORMAT_VERSION,
+    EmbeddingCache,
+    SentenceVectors,
+    VectorIndexSpec,
+    text_hash,
+)
 
 __all__ = ["BuildReport", "build_from_articles", "build_index", "inputs_fingerprint", "now_iso"]
 
@@ -30,6 +36,8 @@ __all__ = ["BuildReport", "build_from_articles", "build_index", "inputs_fingerpr
 EMBED_CALL_SIZE = 2048
 
 Progress = Callable[[int, int], None]
+# A cached chunking row: the Chunk's fields, then the chunk's sentences.
+_CACHED_FIELDS = len(dataclasses.fields(Chunk)) + 1
 
 
 @dataclass
@@ -44,6 +52,8 @@ class BuildReport:
     reused: int
     seconds: float
     duplicates: int = 0
+    sentences: int = 0  # sentence vectors written beside the passages
+    texts_embedded: int = 0  # passages and sentences the model embedded (cache misses)
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     removed_generations: list[str] = field(default_factory=list)
@@ -72,6 +82,7 @@ def build_index(
     vector_index: VectorIndexSpec | None = None,
     skip_unchanged: bool = False,
     backend: StoreBackend | None = None,
+    sentence_vectors: bool = True,
 ) -> BuildReport:
     """Index every article under `seeds_dir` into a new generation of `index_dir`.
 
@@ -90,6 +101,7 @@ def build_index(
             (`BuildReport.up_to_date` then says so).
         backend: where the generation is written (default: FAISS + SQLite in `index_dir`);
             `index_dir` keeps the embedding cache and build lock either way.
+        sentence_vectors: also embed each passage's sentences, for stores that keep them.
 
     Raises:
         CorpusError: the folder is missing or holds no readable article.
@@ -117,6 +129,7 @@ def build_index(
         vector_index=vector_index,
         skip_unchanged=skip_unchanged,
         backend=backend,
+        sentence_vectors=sentence_vectors,
     )
     report.warnings = warnings
     report.skipped = [w for w in warnings if ": skipped," in w]
@@ -135,6 +148,7 @@ def build_from_articles(
     vector_index: VectorIndexSpec | None = None,
     skip_unchanged: bool = False,
     backend: StoreBackend | None = None,
+    sentence_vectors: bool = True,
 ) -> BuildReport:
     """Chunk, embed and publish already-read articles as a new generation of `index_dir`.
 
@@ -148,18 +162,25 @@ def build_from_articles(
         vector_index: which FAISS index to build.
         skip_unchanged: return the live generation when it was built from the same inputs.
         backend: where the generation is written (default: FAISS + SQLite in `index_dir`).
+        sentence_vectors: also embed each passage's sentences, when the backend keeps them
+            (search raises a passage's cosine toward its best sentence's).
     """
     started = time.perf_counter()
     backend = backend or FaissBackend(index_dir)
+    with_sentences = sentence_vectors and getattr(backend, "keeps_sentences", False)
     digests = [article_digest(article) for article in articles]
-    fingerprint = inputs_fingerprint(digests, embedder, vector_index or VectorIndexSpec())
+    fingerprint = inputs_fingerprint(
+        digests, embedder, vector_index or VectorIndexSpec(), with_sentences
+    )
     if skip_unchanged:
         report = _up_to_date(backend, index_dir, fingerprint, len(articles))
         if report is not None:
             report.seconds = time.perf_counter() - started
             return report
-    chunks = _chunk_with_cache(articles, digests, embedder, index_dir)
-    vectors, embedded = _embed_with_cache(chunks, embedder, index_dir, progress)
+    chunks, chunk_sentences = _chunk_with_cache(articles, digests, embedder, index_dir)
+    vectors, sentence_rows, embedded, texts_embedded = _embed_with_cache(
+        chunks, embedder, index_dir, progress, chunk_sentences if with_sentences else None
+    )
     groups = near_duplicate_groups(vectors, [chunk.text for chunk in chunks])
 
     manifest = {
@@ -174,7 +195,7 @@ def build_from_articles(
     }  # fmt: skip
     writer = backend.writer(vector_index)
     try:
-        writer.add(articles, chunks, vectors, groups)
+        writer.add(articles, chunks, vectors, groups, sentence_rows)
         name = writer.commit(manifest)
     except BaseException:
         writer.abort()
@@ -188,6 +209,8 @@ def build_from_articles(
         embedded=embedded,
         reused=len(chunks) - embedded,
         duplicates=int(np.count_nonzero(groups != np.arange(len(groups)))),
+        sentences=0 if sentence_rows is None else len(sentence_rows.vectors),
+        texts_embedded=texts_embedded,
         seconds=time.perf_counter() - started,
         removed_generations=removed,
     )
@@ -201,12 +224,16 @@ def article_digest(article: Article) -> str:
 
 
 def inputs_fingerprint(
-    article_digests: Sequence[str], embedder: Embedder, vector_index: VectorIndexSpec
+    article_digests: Sequence[str],
+    embedder: Embedder,
+    vector_index: VectorIndexSpec,
+    sentence_vectors: bool = True,
 ) -> str:
     """A digest of everything a generation is made from: articles, model, settings, code version."""
     digest = hashlib.sha256()
     digest.update(json.dumps(_chunking_settings(embedder), sort_keys=True).encode())
     digest.update(json.dumps(dataclasses.asdict(vector_index), sort_keys=True).encode())
+    digest.update(b"sentences" if sentence_vectors else b"passages")
     for article in article_digests:
         digest.update(article.encode())
     return digest.hexdigest()
@@ -218,16 +245,18 @@ def _chunking_settings(embedder: Embedder) -> dict[str, Any]:
         "semsearch_version": _semsearch_version(),
         "model": embedder.model_id,
         "max_tokens": embedder.max_tokens,
+        "sentences": "sentencex, at least 3 words",  # how the cached sentence lists were made
     }
 
 
 def _chunk_with_cache(
     articles: Sequence[Article], digests: Sequence[str], embedder: Embedder, index_dir: Path
-) -> list[Chunk]:
-    """Every article's chunks, re-chunking only articles whose content or settings changed.
+) -> tuple[list[Chunk], list[list[str]]]:
+    """Every article's chunks and each chunk's sentences, re-chunking only articles whose content
+    or settings changed.
 
-    Splitting long paragraphs at sentences (pysbd) and counting tokens cost about a millisecond
-    a passage; a rebuild after a small edit should not pay that for the whole corpus.
+    Splitting at sentences (pysbd) and counting tokens cost about two milliseconds a passage; a
+    rebuild after a small edit should not pay that for the whole corpus.
     """
     settings = json.dumps(_chunking_settings(embedder), sort_keys=True)
     keys = [hashlib.sha256(f"{settings}\0{digest}".encode()).hexdigest() for digest in digests]
@@ -235,23 +264,24 @@ def _chunk_with_cache(
     try:
         known = cache.get_chunkings(keys)
         chunks: list[Chunk] = []
+        chunk_sentences: list[list[str]] = []
         fresh: list[tuple[str, str]] = []
         for article, key in zip(articles, keys, strict=True):
             stored = known.get(key)
-            if stored is not None:
-                chunks.extend(Chunk(*fields) for fields in json.loads(stored))
-                continue
-            made = chunk_article(
-                article, count_tokens=embedder.count_tokens, token_limit=embedder.max_tokens
-            )
-            rows = [dataclasses.astuple(chunk) for chunk in made]
-            fresh.append((key, json.dumps(rows)))
-            chunks.extend(made)
+            rows = json.loads(stored) if stored is not None else None
+            if rows is None or any(len(fields) != _CACHED_FIELDS for fields in rows):
+                made = chunk_article(
+                    article, count_tokens=embedder.count_tokens, token_limit=embedder.max_tokens
+                )
+                rows = [[*dataclasses.astuple(chunk), sentences(chunk.text)] for chunk in made]
+                fresh.append((key, json.dumps(rows)))
+            chunks.extend(Chunk(*fields[:-1]) for fields in rows)
+            chunk_sentences.extend(fields[-1] for fields in rows)
         if fresh:
             cache.put_chunkings(fresh)
     finally:
         cache.close()
-    return chunks
+    return chunks, chunk_sentences
 
 
 def _up_to_date(
@@ -275,6 +305,7 @@ def _up_to_date(
             reused=passages,
             seconds=0.0,
             duplicates=int(store.manifest["counts"].get("duplicate_passages", 0)),
+            sentences=int(store.manifest["counts"].get("sentences", 0)),
             up_to_date=True,
         )
     finally:
@@ -282,16 +313,35 @@ def _up_to_date(
 
 
 def _embed_with_cache(
-    chunks: list[Chunk], embedder: Embedder, index_dir: Path, progress: Progress | None
-) -> tuple[np.ndarray, int]:
-    """Vectors for every chunk, embedding only texts the cache lacks: (vectors, count embedded)."""
-    hashes = [text_hash(chunk.embed_text) for chunk in chunks]
+    chunks: list[Chunk],
+    embedder: Embedder,
+    index_dir: Path,
+    progress: Progress | None,
+    chunk_sentences: Sequence[Sequence[str]] | None = None,
+) -> tuple[np.ndarray, SentenceVectors | None, int, int]:
+    """Vectors for every chunk and, when given each chunk's sentences, for those, embedding only
+    texts the cache lacks: (passage vectors, sentence vectors, passages embedded, texts
+    embedded).
+
+    Passages and sentences go to the embedder in the same large calls: it sorts them by length.
+    """
+    passage_hashes = [text_hash(chunk.embed_text) for chunk in chunks]
+    texts = {h: chunk.embed_text for h, chunk in zip(passage_hashes, chunks, strict=True)}
+    counts: list[int] = []
+    sentence_hashes: list[str] = []
+    if chunk_sentences is not None:
+        for found in chunk_sentences:
+            counts.append(len(found))
+            for sentence in found:
+                digest = text_hash(sentence)
+                sentence_hashes.append(digest)
+                texts.setdefault(digest, sentence)
     dimension = embedder.dimension
     cache = EmbeddingCache.beside(index_dir)
     try:
-        known = cache.get_many(embedder.model_id, hashes, dimension)
-        missing = {h: c.embed_text for h, c in zip(hashes, chunks, strict=True) if h not in known}
-        todo = list(missing.items())
+        known = cache.get_many(embedder.model_id, list(texts), dimension)
+        todo = [(h, text) for h, text in texts.items() if h not in known]
+        embedded = sum(1 for h in dict.fromkeys(passage_hashes) if h not in known)
         if progress is not None:
             progress(0, len(todo))
         # An embedder may ask for larger calls (Ray: each call starts a distributed job).
@@ -307,6 +357,11 @@ def _embed_with_cache(
     finally:
         cache.close()
     vectors = np.zeros((len(chunks), dimension), dtype=np.float32)
-    for row, digest in enumerate(hashes):
+    for row, digest in enumerate(passage_hashes):
         vectors[row] = known[digest]
-    return vectors, len(todo)
+    if chunk_sentences is None:
+        return vectors, None, embedded, len(todo)
+    rows = np.zeros((len(sentence_hashes), dimension), dtype=np.float16)
+    for row, digest in enumerate(sentence_hashes):
+        rows[row] = known[digest]
+    return vectors, SentenceVectors.of(counts, rows), embedded, len(todo)

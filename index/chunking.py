@@ -17,6 +17,7 @@ __all__ = [
     "chunk_article",
     "classify_blocks",
     "count_words",
+    "sentences",
     "split_long_text",
 ]
 
@@ -30,6 +31,8 @@ MIN_WORDS = 5
 MAX_HEADING_WORDS = 12
 # The title and heading prepended for context never take more than this share of the token limit.
 MAX_CONTEXT_SHARE = 0.25
+# A sentence shorter than this is not embedded on its own ("Yes.", a citation, a stray number).
+SENTENCE_MIN_WORDS = 3
 
 _JOINER = "\n\n"
 _SENTENCE_END = tuple(".!?…:;")
@@ -198,6 +201,20 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
             start = position + rest.index(stripped[0])
             spans.append((start, start + len(stripped)))
     return spans
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a passage with at least SENTENCE_MIN_WORDS words, each stripped.
+
+    For the sentence vectors beside each passage (see `index.builder`). Split by sentencex
+    (Wikimedia's rule-based segmenter, in Rust): the 10,700 BBC passages take 0.06 s, where
+    pysbd, which splits the few paragraphs too long for the model, takes 11 s; the two gave the
+    same search quality on both dev sets (scifact-dev hybrid nDCG@10 0.7530 and 0.7535).
+    """
+    import sentencex
+
+    found = (part["text"].strip() for part in sentencex.get_sentence_boundaries("en", text))
+    return [sentence for sentence in found if len(sentence.split()) >= SENTENCE_MIN_WORDS]
 
 
 def _word_spans(text: str, start: int, end: int) -> Iterable[tuple[int, int]]:

@@ -37,6 +37,7 @@ from index.store import (
     BM25_K1,
     ArticleRecord,
     ChunkRecord,
+    SentenceVectors,
     VectorIndexSpec,
     bm25_ceiling,
     check_compatible,
@@ -81,6 +82,7 @@ class MilvusBackend:
     """Generations as collections of one Milvus instance, the live one behind `alias`."""
 
     name = "milvus"
+    keeps_sentences = False  # one vector a passage: no sentence vectors are embedded for it
 
     def __init__(
         self,
@@ -390,7 +392,10 @@ class MilvusWriter:
         chunks: Sequence[Chunk],
         vectors: np.ndarray,
         groups: np.ndarray,
+        sentences: SentenceVectors | None = None,
     ) -> None:
+        # Sentence vectors are not kept here: a passage's cosine is not raised toward its best
+        # sentence's in Milvus (README "Scaling out").
         check_rows(chunks, vectors, groups)
         collection = self._collection or self._create(int(np.asarray(vectors).shape[1]))
         first_id = self._next_id
@@ -547,6 +552,7 @@ class MilvusStore:
     """One generation collection, opened for searching; safe to share between threads."""
 
     has_stored_vectors = True  # every passage's vector is in its collection
+    has_sentence_vectors = False  # the writer does not keep them
 
     searches_in_process = False  # Milvus searches in its own server: more may run at once
 
@@ -658,6 +664,10 @@ class MilvusStore:
         zero = np.zeros(len(vector), dtype=np.float32)
         stored = np.array([found.get(i, zero) for i in wanted], dtype=np.float32)
         return stored @ np.asarray(vector, dtype=np.float32).reshape(-1)
+
+    def sentence_similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """No sentence vectors here: -inf for every passage (see `IndexStore`)."""
+        return np.full(len(ids), -np.inf)
 
     def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

@@ -3,7 +3,8 @@
 This is the only module that imports faiss and sqlite3. Layout:
 
     <index dir>/CURRENT            name of the live generation (replaced atomically)
-    <index dir>/gen-<n>/           manifest.json, store.sqlite, vectors.faiss, vectors.npy
+    <index dir>/gen-<n>/           manifest.json, store.sqlite, vectors.faiss, vectors.npy,
+                                   sentences.npy + sentence_offsets.npy (format 4)
     <index dir>/embeddings.sqlite  cache: (model id, sha256 of embed text) -> float32 vector
 """
 
@@ -40,6 +41,7 @@ __all__ = [
     "ChunkRecord",
     "EmbeddingCache",
     "IndexStore",
+    "SentenceVectors",
     "VectorIndexSpec",
     "bm25_ceiling",
     "build_vector_index",
@@ -56,16 +58,57 @@ __all__ = [
     "write_generation",
 ]
 
-FORMAT_VERSION = 3  # 3 added articles_fts; 2 is still read (without the article lexical signal)
-READABLE_VERSIONS = (2, 3)
+# 3 added articles_fts, 4 the sentence vectors; 2 and 3 are still read (without those signals)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
 VECTORS_NPY = "vectors.npy"  # the raw float32 vectors: a new FAISS index never needs re-embedding
+SENTENCES_NPY = "sentences.npy"  # float16 vectors of each passage's sentences, passage by passage
+SENTENCE_OFFSETS_NPY = "sentence_offsets.npy"  # passage i's rows: offsets[i] to offsets[i + 1]
 CACHE = "embeddings.sqlite"
 _GENERATION = re.compile(r"gen-(\d+)")
 _TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class SentenceVectors:
+    """The vectors of each passage's sentences: passage i owns rows offsets[i] to offsets[i + 1].
+
+    Kept in float16 on disk and in memory: they only re-score candidates (a cosine to about
+    1e-3), at half the size.
+    """
+
+    offsets: np.ndarray  # int64, one more than there are passages
+    vectors: np.ndarray  # (rows, dimension)
+
+    @classmethod
+    def of(cls, counts: Sequence[int], vectors: np.ndarray) -> SentenceVectors:
+        """From the number of sentences of each passage, in order, and their vectors."""
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(np.asarray(counts, dtype=np.int64), out=offsets[1:])
+        if offsets[-1] != len(vectors):
+            raise ValueError(f"{offsets[-1]} sentences counted but {len(vectors)} vectors")
+        return cls(offsets, np.asarray(vectors, dtype=np.float16))
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @classmethod
+    def joined(cls, parts: Sequence[SentenceVectors]) -> SentenceVectors:
+        """The passages of `parts`, one after another."""
+        counts = np.concatenate([part.counts for part in parts])
+        return cls.of(counts, np.concatenate([part.vectors for part in parts]))
+
+    def select(self, keep: np.ndarray) -> SentenceVectors:
+        """Only the passages where `keep` is true, renumbered in order."""
+        counts = self.counts
+        rows = np.repeat(np.asarray(keep, dtype=bool), counts)
+        return SentenceVectors.of(counts[keep], self.vectors[rows])
+
 
 _SCHEMA = """
 CREATE TABLE articles (
@@ -275,18 +318,22 @@ def write_generation(
     manifest: dict[str, Any],
     groups: Sequence[int] | None = None,
     spec: VectorIndexSpec | None = None,
+    sentences: SentenceVectors | None = None,
 ) -> dict[str, Any]:
     """Write one generation's files into `folder` and fsync them.
 
     Chunk ids are positions in `chunks`; row i of `vectors` belongs to chunk i, and `groups[i]`
     is the near-duplicate group of chunk i (see `index.dedup`; every chunk alone when omitted).
-    `spec` picks the FAISS index type (exact up to a size, HNSW beyond).
+    `spec` picks the FAISS index type (exact up to a size, HNSW beyond). `sentences`, when
+    given, are the vectors of each chunk's sentences.
 
     Returns:
         The manifest as written, with counts and file checksums added.
     """
     if len(chunks) != len(vectors):
         raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+    if sentences is not None and len(sentences.offsets) != len(chunks) + 1:
+        raise ValueError(f"{len(chunks)} chunks but {len(sentences.offsets) - 1} sentence lists")
     titles = {article.id: article.title for article in articles}
     if groups is None:
         groups = range(len(chunks))
@@ -316,6 +363,9 @@ def write_generation(
     finally:
         connection.close()
     np.save(folder / VECTORS_NPY, np.ascontiguousarray(vectors, dtype=np.float32))
+    if sentences is not None:
+        np.save(folder / SENTENCES_NPY, np.ascontiguousarray(sentences.vectors, dtype=np.float16))
+        np.save(folder / SENTENCE_OFFSETS_NPY, sentences.offsets.astype(np.int64))
     layout = (spec or VectorIndexSpec()).resolve(len(chunks))
     return _finish_generation(
         folder,
@@ -326,6 +376,7 @@ def write_generation(
             "articles": len(articles),
             "passages": len(chunks),
             "duplicate_passages": sum(1 for i, g in enumerate(groups) if int(g) != i),
+            "sentences": 0 if sentences is None else len(sentences.vectors),
         },
     )
 
@@ -357,7 +408,9 @@ def _finish_generation(
     """Write the FAISS index, fsync every file, and write the manifest with their checksums."""
     faiss.write_index(build_vector_index(vectors, layout), str(folder / VECTORS))
     files = {}
-    for name in (STORE, VECTORS, VECTORS_NPY):
+    for name in (STORE, VECTORS, VECTORS_NPY, SENTENCES_NPY, SENTENCE_OFFSETS_NPY):
+        if name in (SENTENCES_NPY, SENTENCE_OFFSETS_NPY) and not (folder / name).is_file():
+            continue  # written without sentence vectors
         _fsync_file(folder / name)
         files[name] = {"sha256": _sha256(folder / name), "bytes": (folder / name).stat().st_size}
     written = {
@@ -483,6 +536,9 @@ def reindex_vectors(index_dir: Path, spec: VectorIndexSpec, created_at: str) -> 
         name, folder = new_generation_dir(index_dir)
         try:
             shutil.copy2(live.folder / STORE, folder / STORE)
+            if live.has_sentence_vectors:
+                for file_name in (SENTENCES_NPY, SENTENCE_OFFSETS_NPY):
+                    shutil.copy2(live.folder / file_name, folder / file_name)
             np.save(folder / VECTORS_NPY, vectors)
             manifest = {
                 **live.manifest,
@@ -641,6 +697,10 @@ class IndexStore:
         self._stored: np.ndarray | None = None  # vectors.npy, mapped when first needed
         # Generations of the first days of format 2 were written before vectors.npy.
         self.has_stored_vectors = (folder / VECTORS_NPY).is_file()
+        # Format 4 keeps the vectors of each passage's sentences (built without: absent).
+        files = manifest.get("files", {})
+        self.has_sentence_vectors = SENTENCES_NPY in files and SENTENCE_OFFSETS_NPY in files
+        self._sentences: SentenceVectors | None = None  # mapped when first needed
         self._has_articles_fts: bool | None = None  # format 2 generations lack the table
         self._passage_terms = _TermScores(self, "chunks_fts", PASSAGE_TERMS_BYTES)
         self._article_terms = _TermScores(self, "articles_fts", ARTICLE_TERMS_BYTES)
@@ -815,6 +875,35 @@ class IndexStore:
             # Checked against the manifest's checksum when the generation was opened.
             self._stored = np.load(self.folder / VECTORS_NPY, mmap_mode="r", allow_pickle=False)
         return self._stored[wanted] @ query
+
+    def sentence_similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """For each passage, the largest inner product of the query vector with its sentences.
+
+        -inf for a passage with no sentence vector (none long enough, or a generation built
+        without them: see `has_sentence_vectors`).
+        """
+        wanted = np.asarray(ids, dtype=np.int64)
+        best = np.full(len(wanted), -np.inf)
+        if not self.has_sentence_vectors or not len(wanted):
+            return best
+        if self._sentences is None:
+            # Checked against the manifest's checksums when the generation was opened.
+            self._sentences = SentenceVectors(
+                np.load(self.folder / SENTENCE_OFFSETS_NPY, allow_pickle=False),
+                np.load(self.folder / SENTENCES_NPY, mmap_mode="r", allow_pickle=False),
+            )
+        offsets = self._sentences.offsets
+        starts, counts = offsets[wanted], offsets[wanted + 1] - offsets[wanted]
+        has = counts > 0
+        if not has.any():
+            return best
+        # Row numbers of every wanted passage's sentences, passage after passage.
+        firsts = np.cumsum(counts) - counts
+        rows = np.arange(counts.sum()) + np.repeat(starts - firsts, counts)
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        scores = self._sentences.vectors[rows].astype(np.float32) @ query
+        best[has] = np.maximum.reduceat(scores, firsts[has])
+        return best
 
     def lexical_search(
         self,
@@ -991,6 +1080,7 @@ class IndexStore:
             self._connections.clear()
         self._local = threading.local()
         self._stored = None
+        self._sentences = None
         if self._lease is not None:
             self._lease.release()
             self._lease = None

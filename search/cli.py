@@ -230,6 +230,7 @@ def index_command(
                 vector_index=vector_index_spec(settings),
                 skip_unchanged=not force,
                 backend=backend,
+                sentence_vectors=settings.sentence_vectors,
             )
         where = _generation_place(settings, report.generation)
         if report.up_to_date:
@@ -293,6 +294,7 @@ def _summary_table(report: Any, model: str, where: str) -> Table:
     rows = [
         ("articles", report.articles),
         ("passages", report.passages),
+        ("sentence vectors", report.sentences),
         ("embedded now", report.embedded),
         ("reused from cache", report.reused),
         ("files skipped", len(report.skipped)),
@@ -499,6 +501,7 @@ def eval_command(
                     embedder,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                     backend=backend,
+                    sentence_vectors=settings.sentence_vectors,
                 )
                 service = open_service(target, embedder, settings)
                 task = bar.add_task(f"querying {dataset.name}", total=None)

@@ -106,12 +106,14 @@ def ensure_index(
     embedder: Embedder,
     progress: Progress | None = None,
     backend: StoreBackend | None = None,
+    sentence_vectors: bool = True,
 ) -> bool:
     """Build the dataset's index unless it already exists for this model.
 
     Args:
         backend: where the index lives (default: FAISS + SQLite in `index_dir`, which keeps the
             embedding cache either way).
+        sentence_vectors: also embed each passage's sentences (see `build_from_articles`).
 
     Returns:
         True when an index was built, False when the existing one was reused.
@@ -121,8 +123,14 @@ def ensure_index(
         store = backend.open(model_id=embedder.model_id)
         fingerprint = store.manifest.get("corpus_sha256")
         version = store.manifest.get("format_version")
+        has_sentences = bool(getattr(store, "has_sentence_vectors", False))
         store.close()
-        if fingerprint == dataset.fingerprint and version == FORMAT_VERSION:
+        wants_sentences = sentence_vectors and getattr(backend, "keeps_sentences", False)
+        if (
+            fingerprint == dataset.fingerprint
+            and version == FORMAT_VERSION
+            and has_sentences == wants_sentences
+        ):
             return False
     except SemsearchError:
         pass
@@ -134,6 +142,7 @@ def ensure_index(
         progress=progress,
         extra_manifest={"corpus_sha256": dataset.fingerprint},
         backend=backend,
+        sentence_vectors=sentence_vectors,
     )
     return True
 

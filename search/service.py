@@ -25,6 +25,7 @@ from search.fusion import (
     fuse_bounded,
     fuse_rrf,
     fuse_zscore,
+    lift_to_sentences,
 )
 from search.settings import Mode, Settings, embedder_for, store_backend
 from search.text import highlight_spans, lexical_terms, mark
@@ -311,7 +312,8 @@ class SearchService:
             )
         if mode in ("hybrid", "dense"):
             vector = clock.lap("embed", self._embed_query(query))
-            dense = clock.lap("faiss", self.store.dense_search(vector, depth, article))
+            found = self.store.dense_search(vector, depth, article)
+            dense = clock.lap("faiss", self._with_sentences(Ranking.of(found), vector).pairs())
         if pending is not None:
             lexical, ceiling, matched = pending.result()
         elif mode == "lexical":
@@ -360,9 +362,19 @@ class SearchService:
         if not len(missing):
             return dense
         scores = np.asarray(self.store.similarities(missing, vector), dtype=np.float64)
+        found = self._with_sentences(Ranking(missing, scores), vector)  # (re-sorted)
         return Ranking.best_first(
-            np.concatenate([dense.ids, missing]), np.concatenate([dense.scores, scores])
+            np.concatenate([dense.ids, found.ids]), np.concatenate([dense.scores, found.scores])
         )
+
+    def _with_sentences(self, dense: Ranking, vector: np.ndarray) -> Ranking:
+        """Dense scores raised toward each passage's best sentence (`lift_to_sentences`), in
+        their new order; as they were when the index keeps no sentence vectors."""
+        weight = self.settings.sentence_weight
+        if not weight or not len(dense) or not getattr(self.store, "has_sentence_vectors", False):
+            return dense
+        best = self.store.sentence_similarities(dense.ids, vector)
+        return Ranking.best_first(dense.ids, lift_to_sentences(dense.scores, best, weight))
 
     def _lexical(
         self,

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from index.backends import FaissBackend, StoreBackend
 from index.embedding import DEFAULT_MODEL, Embedder, make_embedder
 from index.store import VectorIndexSpec
-from search.fusion import ARTICLE_WEIGHT, ARTICLE_WORDS_WEIGHT, DENSE_WEIGHT
+from search.fusion import ARTICLE_WEIGHT, ARTICLE_WORDS_WEIGHT, DENSE_WEIGHT, SENTENCE_WEIGHT
 
 __all__ = ["Fusion", "Mode", "Settings", "embedder_for", "store_backend", "vector_index_spec"]
 
@@ -80,6 +80,15 @@ class Settings(BaseSettings):
         ge=0,
         le=10,
         description="weight of the article's own BM25 (all its words) in hybrid and lexical",
+    )
+    sentence_weight: float = Field(
+        SENTENCE_WEIGHT,
+        ge=0,
+        le=1,
+        description="how far a passage's cosine moves toward its best sentence's; 0: off",
+    )
+    sentence_vectors: bool = Field(
+        True, description="embed each passage's sentences too when building (FAISS store)"
     )
     admin_token: SecretStr | None = Field(
         None, description="bearer token of the /admin endpoints; unset: they do not exist"

@@ -15,9 +15,10 @@ from tests.conftest import SEEDS, FakeEmbedder
 def test_second_build_embeds_nothing(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
     first = build_index(SEEDS, tmp_path, fake_embedder)
     second = build_index(SEEDS, tmp_path, fake_embedder)
-    assert (first.embedded, first.reused) == (18, 0)
-    assert (second.embedded, second.reused) == (0, 18)
-    assert sum(fake_embedder.calls) == 18
+    assert (first.embedded, first.reused, first.sentences) == (18, 0, 20)
+    assert (second.embedded, second.reused, second.texts_embedded) == (0, 18, 0)
+    # passages and their sentences, each embedded once
+    assert sum(fake_embedder.calls) == first.texts_embedded == 18 + 20
 
 
 def test_edited_paragraph_is_the_only_one_embedded(copy_seeds: Path, tmp_path: Path) -> None:
@@ -27,6 +28,7 @@ def test_edited_paragraph_is_the_only_one_embedded(copy_seeds: Path, tmp_path: P
     seed.write_text(seed.read_text().replace("wounded 27 people", "wounded 28 people"))
     report = build_index(copy_seeds, tmp_path / "index", embedder)
     assert (report.embedded, report.reused) == (1, 17)
+    assert report.texts_embedded == 2  # the paragraph and its one changed sentence
 
 
 def test_unchanged_corpus_is_up_to_date(copy_seeds: Path, tmp_path: Path) -> None:

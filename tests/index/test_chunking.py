@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from index.articles import parse_article, read_article
-from index.chunking import chunk_article, classify_blocks, count_words, split_long_text
+from index.chunking import (
+    chunk_article,
+    classify_blocks,
+    count_words,
+    sentences,
+    split_long_text,
+)
 from tests.conftest import SEED_FILE, SEEDS
 
 SEED_FIRST_WORDS = [
@@ -133,3 +139,16 @@ def test_token_counter_is_used_for_the_limit() -> None:
         "Delta epsilon zeta.",
         "Eta theta iota.",
     ]
+
+
+def test_sentences_of_a_passage() -> None:
+    text = (
+        "Mr. Smith flew to Washington on Monday. Yes. "
+        "He said prices rose 3.5% in May! Then the café closed early"
+    )
+    assert sentences(text) == [
+        "Mr. Smith flew to Washington on Monday.",
+        "He said prices rose 3.5% in May!",
+        "Then the café closed early",
+    ]  # "Yes." is too short to stand alone
+    assert sentences("") == [] and sentences("   ") == [] and sentences("Two words.") == []

@@ -18,7 +18,7 @@ from tests.conftest import SEEDS, FakeEmbedder
 def test_build_publishes_a_generation_with_manifest(fake_index: Path) -> None:
     assert (fake_index / "CURRENT").read_text().strip() == "gen-1"
     manifest = json.loads((fake_index / "gen-1" / "manifest.json").read_text())
-    assert manifest["format_version"] == 3
+    assert manifest["format_version"] == 4
     assert manifest["model"] == {
         "id": "fake-hash",
         "dimension": 64,
@@ -26,9 +26,55 @@ def test_build_publishes_a_generation_with_manifest(fake_index: Path) -> None:
         "max_tokens": 254,
         "backend": "fake",
     }
-    assert manifest["counts"] == {"articles": 1, "passages": 18, "duplicate_passages": 0}
-    assert set(manifest["files"]) == {"store.sqlite", "vectors.faiss", "vectors.npy"}
+    assert manifest["counts"] == {
+        "articles": 1,
+        "passages": 18,
+        "duplicate_passages": 0,
+        "sentences": 20,
+    }
+    assert set(manifest["files"]) == {
+        "store.sqlite",
+        "vectors.faiss",
+        "vectors.npy",
+        "sentences.npy",
+        "sentence_offsets.npy",
+    }
     assert manifest["faiss"] == {"type": "flat", "metric": "inner_product"}
+
+
+def test_sentence_similarities_are_each_passages_best_sentence(
+    fake_index: Path, fake_embedder: FakeEmbedder
+) -> None:
+    from index.chunking import sentences
+
+    store = IndexStore.open(fake_index)
+    query = fake_embedder.embed_query("Russia energy infrastructure attacks")
+    records = store.chunks(range(18))
+    ids = np.array([17, 3, 9, 0, 3])  # any order, repeats allowed
+    expected = [
+        max(
+            (fake_embedder.embed_query(s) @ query for s in sentences(records[i].text)),
+            default=-np.inf,
+        )
+        for i in ids.tolist()
+    ]
+    assert store.sentence_similarities(ids, query) == pytest.approx(expected, abs=2e-3)  # float16
+    assert len(store.sentence_similarities(np.zeros(0, dtype=np.int64), query)) == 0
+    store.close()
+
+
+def test_an_index_can_be_built_without_sentence_vectors(
+    tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    build_index(SEEDS, tmp_path / "index", fake_embedder, sentence_vectors=False)
+    store = IndexStore.open(tmp_path / "index")
+    try:
+        assert not store.has_sentence_vectors
+        assert not (store.folder / "sentences.npy").exists()
+        query = fake_embedder.embed_query("Russia energy")
+        assert np.isneginf(store.sentence_similarities(np.array([0, 1]), query)).all()
+    finally:
+        store.close()
 
 
 def test_reopening_gives_identical_results(fake_index: Path, fake_embedder: FakeEmbedder) -> None:
@@ -115,7 +161,7 @@ def test_other_dimension_is_refused(fake_index: Path) -> None:
         IndexStore.open(fake_index, model_id="fake-hash", dimension=384)
 
 
-@pytest.mark.parametrize("name", ["vectors.faiss", "store.sqlite"])
+@pytest.mark.parametrize("name", ["vectors.faiss", "store.sqlite", "sentences.npy"])
 def test_damaged_file_is_refused(fake_index: Path, name: str) -> None:
     path = fake_index / "gen-1" / name
     data = bytearray(path.read_bytes())
@@ -178,6 +224,11 @@ def test_reindex_vectors_switches_type_without_embedding(fake_index: Path) -> No
     after = IndexStore.open(fake_index)
     assert [i for i, _ in after.dense_search(query, 5)] == expected  # 18 vectors: HNSW is exact
     assert after.manifest["counts"] == before.manifest["counts"]
+    ids = np.arange(18)
+    assert after.has_sentence_vectors  # the sentence vectors come along
+    assert after.sentence_similarities(ids, query).tolist() == (
+        IndexStore.open(fake_index, generation="gen-1").sentence_similarities(ids, query).tolist()
+    )
     after.close()
 
 
@@ -216,6 +267,9 @@ def test_a_format_2_generation_is_still_searched(
         "sha256": _sha256(folder / "store.sqlite"),
         "bytes": (folder / "store.sqlite").stat().st_size,
     }
+    for name in ("sentences.npy", "sentence_offsets.npy"):  # format 4 added them
+        (folder / name).unlink()
+        del manifest["files"][name]
     if not stored_vectors:
         (folder / "vectors.npy").unlink()
         del manifest["files"]["vectors.npy"]

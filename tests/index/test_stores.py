@@ -15,6 +15,7 @@ from index.backends import FaissBackend, StoreBackend
 from index.builder import build_index
 from index.errors import IndexNotFound, StoreUnavailable
 from index.milvus_store import MilvusBackend
+from index.store import SentenceVectors
 from search.errors import InvalidQuery
 from search.service import SearchService
 from search.settings import Settings
@@ -76,7 +77,11 @@ def test_build_publishes_one_generation(seeded, backend: StoreBackend) -> None:
     store, _, report = seeded
     assert (report.generation, report.passages, store.count()) == ("gen-1", 18, 18)
     assert backend.live_generation() == "gen-1" == store.generation
-    assert store.manifest["counts"] == {"articles": 1, "passages": 18, "duplicate_passages": 0}
+    counts = {"articles": 1, "passages": 18, "duplicate_passages": 0}
+    if backend.name == "faiss":  # Milvus keeps no sentence vectors
+        assert report.sentences == 20
+        counts["sentences"] = 20
+    assert store.manifest["counts"] == counts
     assert store.describe()["store"] == backend.name
 
 
@@ -230,8 +235,11 @@ def test_writer_deletes_an_articles_passages(backend: StoreBackend, tmp_path: Pa
     ]
     vectors = embedder.embed_batch([c.embed_text for c in chunks])
     groups = near_duplicate_groups(vectors, [c.text for c in chunks])
+    # Each passage's "sentences" here: its own vector, once or twice (what matters is the rows)
+    counts = [1 + i % 2 for i in range(len(chunks))]
+    rows = np.repeat(vectors, counts, axis=0)
     writer = backend.writer()
-    writer.add(articles, chunks, vectors, groups)
+    writer.add(articles, chunks, vectors, groups, SentenceVectors.of(counts, rows))
     gone = sum(1 for c in chunks if c.article_id == "a002.txt")
     assert writer.delete_article("a002.txt") == gone > 0
     assert writer.delete_article("a002.txt") == 0
@@ -242,6 +250,13 @@ def test_writer_deletes_an_articles_passages(backend: StoreBackend, tmp_path: Pa
         assert store.article("a002.txt") is None
         assert store.article("a003.txt") is not None
         assert store.manifest["counts"]["articles"] == 4
+        if getattr(store, "has_sentence_vectors", False):
+            # The kept passages' sentence rows stayed with them: each one's best is itself.
+            kept = np.arange(store.count())
+            query = vectors[[i for i, c in enumerate(chunks) if c.article_id != "a002.txt"][3]]
+            assert store.sentence_similarities(kept, query) == pytest.approx(
+                store.similarities(kept, query), abs=2e-3
+            )
     finally:
         store.close()
 
@@ -324,7 +339,8 @@ def test_service_and_api_on_milvus_answer_like_faiss(
         milvus_index="flat",
         reload_interval=0,
     )
-    reference = Settings(index_dir=tmp_path / "faiss", reload_interval=0)
+    # Milvus keeps no sentence vectors: compare with FAISS ranking by passage vectors alone.
+    reference = Settings(index_dir=tmp_path / "faiss", reload_interval=0, sentence_weight=0)
     from search.settings import store_backend
 
     build_index(SEEDS, settings.index_dir, embedder, backend=store_backend(settings))

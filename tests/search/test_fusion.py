@@ -113,3 +113,16 @@ def test_article_words_add_each_articles_share() -> None:
         add_article_words(scored, article_of, np.zeros(0, dtype=np.int64), np.zeros(0), 5.0)
         is scored
     )
+
+
+def test_sentences_lift_a_passage_part_of_the_way_and_never_lower_it() -> None:
+    from search.fusion import lift_to_sentences
+
+    cosines = np.array([0.5, 0.6, 0.3, 0.2])
+    best = np.array([0.9, 0.4, -np.inf, 0.2])  # higher, lower, no sentence, equal
+    assert lift_to_sentences(cosines, best, 0.25).tolist() == pytest.approx(
+        [0.5 + 0.25 * 0.4, 0.6, 0.3, 0.2]
+    )
+    assert lift_to_sentences(cosines, best, 0.0).tolist() == cosines.tolist()
+    assert lift_to_sentences(cosines, best, 1.0).tolist() == pytest.approx([0.9, 0.6, 0.3, 0.2])
+    assert len(lift_to_sentences(np.zeros(0), np.zeros(0), 0.4)) == 0

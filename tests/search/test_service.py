@@ -241,7 +241,9 @@ def test_the_words_of_the_whole_article_lift_its_paragraphs(
 def test_hybrid_fuses_a_lexical_only_passage_with_its_own_cosine(
     fake_index: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    settings = Settings(index_dir=fake_index, article_weight=0, article_words_weight=0)
+    settings = Settings(
+        index_dir=fake_index, article_weight=0, article_words_weight=0, sentence_weight=0
+    )
     service = SearchService.open(settings, fake_embedder)
     query = "drone attacks on Kharkiv wounded people"
     try:
@@ -266,7 +268,8 @@ def test_hybrid_fuses_a_lexical_only_passage_with_its_own_cosine(
 def test_a_lexical_only_hit_shows_the_cosine_it_was_fused_with(
     fake_index: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    service = SearchService.open(Settings(index_dir=fake_index), fake_embedder)
+    settings = Settings(index_dir=fake_index, sentence_weight=0)  # cosines as they are
+    service = SearchService.open(settings, fake_embedder)
     query = "drone attacks on Kharkiv wounded people"
     try:
         legs = service._rank(query, "hybrid", depth=2)  # the dense leg lists two passages
@@ -278,3 +281,97 @@ def test_a_lexical_only_hit_shows_the_cosine_it_was_fused_with(
     assert unranked and len(hits) > len(unranked)
     for hit in hits:
         assert hit.dense_score == pytest.approx(cosine[hit.chunk_id], abs=1e-6)
+
+
+def _sentence_story(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "a.txt").write_text(
+        "Town council news\n\n"
+        "The council met on Tuesday evening in the old hall. Members argued about the budget "
+        "for road repairs and the library. Violet kites crossed the marsh at dawn. The vote on "
+        "parking fees was postponed until spring after a long debate.\n",
+        encoding="utf-8",
+    )
+    (folder / "b.txt").write_text(
+        "Weekend outdoors\n\nKites over the marsh: families flew kites at dawn near the "
+        "coast while the council watched the weather.\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_a_passage_rises_toward_its_best_sentence(
+    tmp_path: Path, fake_embedder: FakeEmbedder, mode: str
+) -> None:
+    """A long passage holding one sentence that is just the query gains `sentence_weight` of
+    the gap between its own cosine and that sentence's; without sentence vectors it does not."""
+    from index.builder import build_index
+
+    build_index(_sentence_story(tmp_path / "articles"), tmp_path / "index", fake_embedder)
+    query = "violet kites crossed the marsh at dawn"
+    vector = fake_embedder.embed_query(query)
+    scores = {}
+    for weight in (0.0, 0.4):
+        settings = Settings(index_dir=tmp_path / "index", sentence_weight=weight)
+        service = SearchService.open(settings, fake_embedder)
+        try:
+            assert service.store.has_sentence_vectors
+            hits = service.search(query, k=2, mode=mode, collapse=False)
+            scores[weight] = {hit.article_id: hit.dense_score for hit in hits}
+            own = dict(service.store.dense_search(vector, 2))
+        finally:
+            service.close()
+    council = own[0]  # a.txt has one passage: chunk 0
+    assert scores[0.0]["a.txt"] == pytest.approx(council, abs=1e-6)
+    # "Violet kites crossed the marsh at dawn." alone is the query: cosine 1
+    assert scores[0.4]["a.txt"] == pytest.approx(council + 0.4 * (1 - council), abs=1e-3)
+    assert scores[0.4]["b.txt"] == pytest.approx(scores[0.0]["b.txt"], abs=1e-3) or (
+        scores[0.4]["b.txt"] > scores[0.0]["b.txt"]  # its own sentences can only lift it
+    )
+
+
+def test_an_index_built_without_sentence_vectors_ranks_by_passages(
+    tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    from index.builder import build_index
+
+    articles = _sentence_story(tmp_path / "articles")
+    build_index(articles, tmp_path / "with", fake_embedder)
+    build_index(articles, tmp_path / "without", fake_embedder, sentence_vectors=False)
+    query = "violet kites crossed the marsh at dawn"
+    found = {}
+    for name, weight in (("with", 0.0), ("without", 0.4)):
+        settings = Settings(index_dir=tmp_path / name, sentence_weight=weight)
+        service = SearchService.open(settings, fake_embedder)
+        try:
+            assert service.store.has_sentence_vectors is (name == "with")
+            found[name] = [
+                (hit.chunk_id, hit.score) for hit in service.search(query, k=5, mode="hybrid")
+            ]
+        finally:
+            service.close()
+    assert found["with"] == found["without"]
+
+
+def test_every_hybrid_candidate_is_fused_with_its_lifted_cosine(
+    fake_index: Path, fake_embedder: FakeEmbedder
+) -> None:
+    """Both the dense leg's passages and those only the lexical leg found carry their own
+    cosine raised toward their best sentence's, each with its own id."""
+
+    from search.fusion import lift_to_sentences
+
+    service = SearchService.open(Settings(index_dir=fake_index), fake_embedder)
+    query = "drone attacks on Kharkiv wounded people"
+    try:
+        legs = service._rank(query, "hybrid", depth=2)  # most candidates are lexical-only
+        vector = fake_embedder.embed_query(query)
+        ids = legs.cosines.ids
+        own = service.store.similarities(ids, vector)
+        best = service.store.sentence_similarities(ids, vector)
+    finally:
+        service.close()
+    assert len(ids) > 2 and (best > own + 0.01).any()  # some passage is lifted
+    expected = lift_to_sentences(own, best, service.settings.sentence_weight)
+    assert legs.cosines.scores == pytest.approx(expected, abs=1e-6)
