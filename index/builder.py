@@ -361,7 +361,7 @@ def _embed_with_cache(
         vectors[row] = known[digest]
     if chunk_sentences is None:
         return vectors, None, embedded, len(todo)
-    rows = np.zeros((len(sentence_hashes), dimension), dtype=np.float16)
+    rows = np.zeros((len(sentence_hashes), dimension), dtype=np.float32)
     for row, digest in enumerate(sentence_hashes):
         rows[row] = known[digest]
     return vectors, SentenceVectors.of(counts, rows), embedded, len(todo)

@@ -290,7 +290,6 @@ class SearchService:
         article: str | None = None,
     ) -> _Ranked:
         """The fused ranking, the legs it came from, and the store's passage keys if looked up."""
-        dense: list[tuple[int, float]] = []
         cosines = None
         lexical: list[tuple[int, float]] = []
         keys = None
@@ -310,10 +309,13 @@ class SearchService:
             pending = self._lexical_pool.submit(
                 self._lexical, query, depth, timings, article, bounded or words, words
             )
+        dense_leg = Ranking.of([])
         if mode in ("hybrid", "dense"):
             vector = clock.lap("embed", self._embed_query(query))
-            found = self.store.dense_search(vector, depth, article)
-            dense = clock.lap("faiss", self._with_sentences(Ranking.of(found), vector).pairs())
+            dense_leg = Ranking.of(self.store.dense_search(vector, depth, article))
+            if not bounded:  # (bounded fusion lifts the leg with the lexical candidates, below)
+                dense_leg = self._with_sentences(dense_leg, vector)
+            clock.lap("faiss", None)
         if pending is not None:
             lexical, ceiling, matched = pending.result()
         elif mode == "lexical":
@@ -321,12 +323,16 @@ class SearchService:
         if mode == "hybrid":
             clock.lap("lexical_wait", None)
             if self.settings.fusion == "rrf":
-                ranked = fuse_rrf([[i for i, _ in dense], [i for i, _ in lexical]])
+                ranked = fuse_rrf([dense_leg.ids.tolist(), [i for i, _ in lexical]])
             elif self.settings.fusion == "zscore":
-                ranked = fuse_zscore(dense, lexical, self.settings.dense_weight)
+                ranked = fuse_zscore(dense_leg, lexical, self.settings.dense_weight)
             else:
                 found = Ranking.of(lexical)
-                cosines = self._complete_dense(Ranking.of(dense), found, vector)
+                # Every candidate's cosine, lifted toward its best sentence's in one look-up.
+                complete = self._complete_dense(dense_leg, found, vector)
+                cosines = self._with_sentences(complete, vector)
+                in_leg = np.isin(cosines.ids, dense_leg.ids, assume_unique=True)
+                dense_leg = Ranking(cosines.ids[in_leg], cosines.scores[in_leg])
                 ranked = fuse_bounded(cosines, found, ceiling, self.settings.dense_weight)
             if self.settings.article_weight and len(ranked):
                 keys = self.store.passage_keys(ranked.ids)  # the boost does not change the ids
@@ -337,7 +343,7 @@ class SearchService:
                 # On the scale of the article's share: each passage's BM25 over its ceiling.
                 ranked = Ranking(ranked.ids, ranked.scores / (ceiling if ceiling > 0 else 1.0))
         else:
-            ranked = Ranking.of(dense)
+            ranked = dense_leg
         if matched is not None and len(ranked):
             keys = keys or self.store.passage_keys(ranked.ids)
             ranked = add_article_words(
@@ -345,7 +351,7 @@ class SearchService:
             )
         if mode == "hybrid":
             clock.lap("fuse", None)
-        return _Ranked(ranked, dense, lexical, keys, cosines)
+        return _Ranked(ranked, dense_leg.pairs(), lexical, keys, cosines)
 
     def _complete_dense(self, dense: Ranking, lexical: Ranking, vector: np.ndarray) -> Ranking:
         """The dense leg, with the exact cosine of each lexical candidate it did not return.
@@ -362,9 +368,8 @@ class SearchService:
         if not len(missing):
             return dense
         scores = np.asarray(self.store.similarities(missing, vector), dtype=np.float64)
-        found = self._with_sentences(Ranking(missing, scores), vector)  # (re-sorted)
         return Ranking.best_first(
-            np.concatenate([dense.ids, found.ids]), np.concatenate([dense.scores, found.scores])
+            np.concatenate([dense.ids, missing]), np.concatenate([dense.scores, scores])
         )
 
     def _with_sentences(self, dense: Ranking, vector: np.ndarray) -> Ranking:

@@ -58,7 +58,7 @@ def test_sentence_similarities_are_each_passages_best_sentence(
         )
         for i in ids.tolist()
     ]
-    assert store.sentence_similarities(ids, query) == pytest.approx(expected, abs=2e-3)  # float16
+    assert store.sentence_similarities(ids, query) == pytest.approx(expected, abs=1e-6)
     assert len(store.sentence_similarities(np.zeros(0, dtype=np.int64), query)) == 0
     store.close()
 
