@@ -84,7 +84,9 @@ class HitModel(BaseModel):
     end: int
     chunk_id: int
     dense_rank: int | None
-    dense_score: float | None
+    dense_score: float | None = Field(
+        description="the passage's cosine, raised toward its best sentence's (the value fused)"
+    )
     lexical_rank: int | None
     lexical_score: float | None
     also_in: list[str] = Field(

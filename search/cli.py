@@ -612,6 +612,7 @@ def info_command(
         "articles": manifest["counts"]["articles"],
         "passages": manifest["counts"]["passages"],
         "duplicates": manifest["counts"]["duplicate_passages"],
+        "sentences": manifest["counts"].get("sentences", 0),
         "model": manifest["model"]["id"],
         "dimension": manifest["model"]["dimension"],
         "built_with": manifest["model"].get("backend", "torch"),

@@ -45,6 +45,7 @@ def test_info(fake_index: Path) -> None:
     result = run("info", "--index", str(fake_index), "--json")
     facts = json.loads(result.stdout)
     assert (facts["articles"], facts["passages"], facts["model"]) == (1, 18, "fake-hash")
+    assert facts["sentences"] == 20
 
 
 @pytest.mark.model
