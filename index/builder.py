@@ -94,7 +94,7 @@ def build_index(
         index_dir: the index folder.
         embedder: turns embed texts into normalised vectors.
         warn: called with one line per skipped or oddly encoded file.
-        progress: called with (passages embedded so far, passages to embed).
+        progress: called with (texts embedded so far, texts to embed): passages and sentences.
         vector_index: which FAISS index to build (exact up to a size, IVF beyond by default).
         skip_unchanged: publish nothing when the live generation was built from the same
             articles with the same model, settings and semsearch version, and is intact
@@ -157,7 +157,7 @@ def build_from_articles(
         index_dir: the index folder.
         embedder: turns embed texts into normalised vectors.
         source: where the articles came from, recorded in the manifest.
-        progress: called with (passages embedded so far, passages to embed).
+        progress: called with (texts embedded so far, texts to embed): passages and sentences.
         extra_manifest: more facts to record in the manifest (such as a corpus fingerprint).
         vector_index: which FAISS index to build.
         skip_unchanged: return the live generation when it was built from the same inputs.
@@ -255,8 +255,8 @@ def _chunk_with_cache(
     """Every article's chunks and each chunk's sentences, re-chunking only articles whose content
     or settings changed.
 
-    Splitting at sentences (pysbd) and counting tokens cost about two milliseconds a passage; a
-    rebuild after a small edit should not pay that for the whole corpus.
+    Splitting long paragraphs at sentences (pysbd) and counting tokens cost about a millisecond
+    a passage; a rebuild after a small edit should not pay that for the whole corpus.
     """
     settings = json.dumps(_chunking_settings(embedder), sort_keys=True)
     keys = [hashlib.sha256(f"{settings}\0{digest}".encode()).hexdigest() for digest in digests]
