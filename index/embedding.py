@@ -41,6 +41,9 @@ class Embedder(Protocol):
 
     `model_id` names the model in manifests and the embedding cache; `max_tokens` is how many
     tokens of one text the model reads (special tokens excluded).
+
+    An embedder whose `spreads_queries` is true also takes `embed_query(text, all_cores=True)`:
+    the search service asks for it when no other search is running.
     """
 
     model_id: str
@@ -237,8 +240,16 @@ class AutoEmbedder:
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         return self._pick().embed_batch(texts)
 
-    def embed_query(self, text: str) -> np.ndarray:
-        return self._pick().embed_query(text)
+    def embed_query(self, text: str, all_cores: bool = False) -> np.ndarray:
+        chosen = self._pick()
+        if all_cores and getattr(chosen, "spreads_queries", False):
+            return chosen.embed_query(text, all_cores=True)  # type: ignore[call-arg]
+        return chosen.embed_query(text)
+
+    @property
+    def spreads_queries(self) -> bool:
+        """Whether the chosen backend runs a query asked for with `all_cores` on every core."""
+        return bool(getattr(self._pick(), "spreads_queries", False))
 
 
 def make_embedder(

@@ -41,8 +41,9 @@ def test_openvino_export_matches_torch(model_cache: Path) -> None:
 
 @pytest.mark.model
 def test_openvino_queries_on_every_path_and_thread_agree(model_cache: Path) -> None:
-    """Short texts run on the fixed-shape model, long ones and batches on the free-shape one,
-    concurrent queries on separate inference requests: the vectors are the same either way."""
+    """Short texts run on the fixed-shape model (one core each, or every core when asked), long
+    ones and batches on the free-shape one, concurrent queries on separate inference requests:
+    the vectors are the same either way."""
     from concurrent.futures import ThreadPoolExecutor
 
     exported = make_embedder(backend="openvino", cache_dir=model_cache, batch_size=8).load()
@@ -59,11 +60,12 @@ def test_openvino_queries_on_every_path_and_thread_agree(model_cache: Path) -> N
     assert all(16 < exported.count_tokens(t) + 2 <= 32 for t in medium)
     assert exported.count_tokens(long) > 32
     one_by_one = np.stack([exported.embed_query(text) for text in texts])
+    spread = np.stack([exported.embed_query(text, all_cores=True) for text in texts])
     together = exported.embed_batch(texts)  # four batches through the asynchronous queue
     with ThreadPoolExecutor(8) as pool:
         concurrent = np.stack(list(pool.map(exported.embed_query, texts * 4)))
     expected = reference.embed_batch(texts)
-    for got in (one_by_one, together, concurrent[: len(texts)], concurrent[-len(texts) :]):
+    for got in (one_by_one, spread, together, concurrent[: len(texts)], concurrent[-len(texts) :]):
         assert np.min(np.sum(got * expected, axis=1)) > 0.9999
 
 

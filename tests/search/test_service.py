@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from search.errors import InvalidQuery
@@ -195,6 +196,34 @@ def test_searches_beyond_the_concurrency_limit_wait_their_turn(
         service.close()
     assert most == 2
     assert sum("queue" in t for t in timings) >= 3  # four wait, unless a thread started late
+
+
+def test_a_query_gets_every_core_only_while_no_other_search_runs(fake_index: Path) -> None:
+    class Spreading(FakeEmbedder):
+        spreads_queries = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked: list[bool] = []
+
+        def embed_query(self, text: str, all_cores: bool = False) -> np.ndarray:
+            self.asked.append(all_cores)
+            return super().embed_query(text)
+
+    embedder = Spreading()
+    settings = Settings(index_dir=fake_index, search_concurrency=2, query_cache_size=0)
+    service = SearchService.open(settings, embedder)
+    try:
+        service.search("alone")
+        with service._turn(None):  # as another search would, running beside this one
+            service.search("beside another")
+        service.search("alone again", mode="dense")
+        assert embedder.asked == [True, False, True]
+        plain = SearchService.open(settings, FakeEmbedder())  # no spreads_queries: plain calls
+        assert plain.search("alone")
+        plain.close()
+    finally:
+        service.close()
 
 
 def _articles(folder: Path, texts: dict[str, str]) -> Path:
