@@ -110,7 +110,7 @@ class SentenceTransformerEmbedder:
         self,
         model: str = DEFAULT_MODEL,
         device: str = "cpu",
-        batch_size: int = 64,
+        batch_size: int = 32,
         threads: int = 0,
     ):
         self.model_id, self._source = resolve_model(model)
@@ -257,7 +257,7 @@ def make_embedder(
     *,
     backend: str = "auto",
     device: str = "cpu",
-    batch_size: int = 64,
+    batch_size: int = 32,
     threads: int = 0,
     cache_dir: Path | None = None,
 ) -> Embedder:

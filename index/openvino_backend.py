@@ -99,7 +99,7 @@ class OpenVINOEmbedder:
         model_id: str,
         source: str,
         cache_dir: Path,
-        batch_size: int = 64,
+        batch_size: int = 32,
         threads: int = 0,
     ):
         self.model_id = model_id

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     model_cache: Path | None = Field(
         None, description="where OpenVINO exports are kept; the index folder's models/ if unset"
     )
-    batch_size: int = Field(64, ge=1, le=4096, description="texts per forward pass")
+    batch_size: int = Field(32, ge=1, le=4096, description="texts per forward pass")
     host: str = Field("127.0.0.1", description="address `semsearch serve` binds")
     port: int = Field(8000, ge=1, le=65535, description="port `semsearch serve` binds")
     backend: Literal["faiss", "milvus"] = Field(
