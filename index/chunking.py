@@ -292,9 +292,15 @@ def chunk_article(
         Chunks in reading order, each with paragraph number, part, heading and span.
     """
     chunks: list[Chunk] = []
+    # Each heading's context and the tokens it leaves, counted once: tokenising the same title
+    # for every paragraph was half of the chunking's token counts.
+    contexts: dict[str, tuple[str, int]] = {}
     for paragraph in _merge_tiny(_paragraphs(article), min_words):
-        context = _context(article.title, paragraph.heading, count_tokens, token_limit)
-        budget = token_limit - (count_tokens(context) if context else 0)
+        if paragraph.heading not in contexts:
+            context = _context(article.title, paragraph.heading, count_tokens, token_limit)
+            used = count_tokens(context) if context else 0
+            contexts[paragraph.heading] = (context, token_limit - used)
+        context, budget = contexts[paragraph.heading]
         spans = split_long_text(paragraph.text, budget, count_tokens)
         for part, (start, end) in enumerate(spans):
             text = paragraph.text[start:end]

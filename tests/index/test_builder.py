@@ -95,6 +95,36 @@ def test_cache_is_per_model(tmp_path: Path) -> None:
     assert report.embedded == 18
 
 
+def test_a_cache_in_the_earlier_layout_is_moved_and_still_saves_embedding(
+    tmp_path: Path,
+) -> None:
+    """Vectors cached in the WITHOUT ROWID `embeddings` table of earlier versions are kept."""
+    import sqlite3
+
+    from index.store import CACHE, EmbeddingCache
+
+    embedder = FakeEmbedder()
+    build_index(SEEDS, tmp_path, embedder)
+    cache = sqlite3.connect(tmp_path / CACHE)
+    with cache:
+        cache.execute(
+            "CREATE TABLE embeddings (model TEXT NOT NULL, hash TEXT NOT NULL, "
+            "vector BLOB NOT NULL, PRIMARY KEY (model, hash)) WITHOUT ROWID"
+        )
+        cache.execute("INSERT INTO embeddings SELECT model, hash, vector FROM vectors")
+        kept = cache.execute("SELECT count(*) FROM vectors").fetchone()[0]
+        cache.execute("DROP TABLE vectors")
+    cache.close()
+    EmbeddingCache.beside(tmp_path).close()
+    cache = sqlite3.connect(tmp_path / CACHE)
+    tables = {row[0] for row in cache.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    moved = cache.execute("SELECT count(*) FROM vectors").fetchone()[0]
+    cache.close()
+    assert "embeddings" not in tables and moved == kept > 0
+    report = build_index(SEEDS, tmp_path, embedder)
+    assert report.passages == 18 and report.embedded == 0
+
+
 def test_bad_files_are_reported_and_good_ones_indexed(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
