@@ -1170,10 +1170,13 @@ class EmbeddingCache:
                     "SELECT model, hash, vector FROM embeddings"
                 )
                 self._connection.execute("DROP TABLE embeddings")
-        except sqlite3.OperationalError:
-            # Another process moved them first (the table is gone), or the cache is busy: the
-            # vectors not moved are embedded again when needed.
-            log.warning("could not move the embedding cache's old vectors", exc_info=True)
+        except sqlite3.OperationalError as error:
+            # Another process moved them first (the table is gone), or the cache is busy.
+            log.warning(
+                "could not move the embedding cache's earlier vectors (%s): any not moved are "
+                "embedded again when needed",
+                error,
+            )
 
     def get_chunkings(self, keys: Sequence[str]) -> dict[str, str]:
         """The stored chunkings (JSON text) among `keys`."""
