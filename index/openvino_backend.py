@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from index.embedding import DEFAULT_BATCH_SIZE
 from index.errors import ModelError
 
 __all__ = ["OpenVINOEmbedder", "export_folder", "openvino_available"]
@@ -99,7 +100,7 @@ class OpenVINOEmbedder:
         model_id: str,
         source: str,
         cache_dir: Path,
-        batch_size: int = 32,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         threads: int = 0,
     ):
         self.model_id = model_id

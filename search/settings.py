@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.backends import FaissBackend, StoreBackend
-from index.embedding import DEFAULT_MODEL, Embedder, make_embedder
+from index.embedding import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, Embedder, make_embedder
 from index.store import VectorIndexSpec
 from search.fusion import ARTICLE_WEIGHT, ARTICLE_WORDS_WEIGHT, DENSE_WEIGHT, SENTENCE_WEIGHT
 
@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     model_cache: Path | None = Field(
         None, description="where OpenVINO exports are kept; the index folder's models/ if unset"
     )
-    batch_size: int = Field(32, ge=1, le=4096, description="texts per forward pass")
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=4096, description="texts per forward pass")
     host: str = Field("127.0.0.1", description="address `semsearch serve` binds")
     port: int = Field(8000, ge=1, le=65535, description="port `semsearch serve` binds")
     backend: Literal["faiss", "milvus"] = Field(
