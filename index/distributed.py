@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from index.embedding import Embedder, make_embedder
+from index.embedding import Embedder, count_tokens_many, make_embedder
 from index.errors import SemsearchError
 
 __all__ = ["RayEmbedder", "RayUnavailable"]
@@ -157,6 +157,9 @@ class RayEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return self.local.count_tokens(text)
+
+    def count_tokens_many(self, texts: list[str]) -> list[int]:
+        return count_tokens_many(self.local, texts)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.local.embed_query(text)

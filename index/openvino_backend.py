@@ -147,6 +147,10 @@ class OpenVINOEmbedder:
     def count_tokens(self, text: str) -> int:
         return self._loaded().count_tokens(text)
 
+    def count_tokens_many(self, texts: list[str]) -> list[int]:
+        """`count_tokens` of each text, in one batch call (on every core)."""
+        return self._loaded().count_tokens_many(texts)
+
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         state = self._loaded()
         if not texts:
@@ -246,6 +250,11 @@ class _Loaded:
     def count_tokens(self, text: str) -> int:
         with self.tokenizer_lock:
             return len(self.plain.encode(text, add_special_tokens=False).ids)
+
+    def count_tokens_many(self, texts: list[str]) -> list[int]:
+        with self.tokenizer_lock:
+            encodings = self.plain.encode_batch(texts, add_special_tokens=False)
+        return [len(encoding.ids) for encoding in encodings]
 
     def _tokenise(self, texts: list[str]) -> list[Any]:
         cleaned = [text.strip() for text in texts]

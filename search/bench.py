@@ -20,8 +20,8 @@ import numpy as np
 
 from index.articles import read_corpus
 from index.builder import build_index
-from index.chunking import chunk_article, sentences
-from index.embedding import resolve_model
+from index.chunking import chunk_articles, sentences
+from index.embedding import count_tokens_many, resolve_model
 from index.store import IndexStore, VectorIndexSpec, build_vector_index, vector_index_bytes
 from search.settings import Settings, embedder_for, vector_index_spec
 
@@ -84,10 +84,13 @@ def _bench_build(corpus: Path, work: Path, settings: Settings, say: Say) -> dict
 
     chunks = [
         chunk
-        for article in read_corpus(seeds, lambda _: None)
-        for chunk in chunk_article(
-            article, count_tokens=embedder.count_tokens, token_limit=embedder.max_tokens
+        for article_chunks in chunk_articles(
+            read_corpus(seeds, lambda _: None),
+            count_tokens=embedder.count_tokens,
+            count_many=lambda texts: count_tokens_many(embedder, texts),
+            token_limit=embedder.max_tokens,
         )
+        for chunk in article_chunks
     ][::NAIVE_STRIDE]
     texts = [chunk.embed_text for chunk in chunks]
     with_sentences = texts + [s for chunk in chunks for s in sentences(chunk.text)]

@@ -30,6 +30,9 @@ def test_openvino_export_matches_torch(model_cache: Path) -> None:
     assert (exported.dimension, exported.max_tokens) == (reference.dimension, reference.max_tokens)
     for text in TEXTS:
         assert exported.count_tokens(text) == reference.count_tokens(text)
+    counts = [reference.count_tokens(text) for text in TEXTS]
+    assert exported.count_tokens_many(TEXTS) == reference.count_tokens_many(TEXTS) == counts
+    assert exported.count_tokens_many([]) == reference.count_tokens_many([]) == []
     ours, theirs = exported.embed_batch(TEXTS), reference.embed_batch(TEXTS)
     assert ours.dtype == np.float32 and ours.shape == theirs.shape
     assert np.min(np.sum(ours * theirs, axis=1)) > 0.9999

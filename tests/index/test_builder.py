@@ -71,13 +71,14 @@ def test_unchanged_articles_are_not_chunked_again(
     embedder = FakeEmbedder()
     first = build_index(copy_seeds, tmp_path, embedder)
     chunked: list[str] = []
-    real = index.builder.chunk_article
+    real = index.builder.chunk_articles
 
-    def counting(article, **kwargs):
-        chunked.append(article.id)
-        return real(article, **kwargs)
+    def counting(articles, **kwargs):
+        articles = list(articles)
+        chunked.extend(article.id for article in articles)
+        return real(articles, **kwargs)
 
-    monkeypatch.setattr(index.builder, "chunk_article", counting)
+    monkeypatch.setattr(index.builder, "chunk_articles", counting)
     assert build_index(copy_seeds, tmp_path, embedder).passages == first.passages
     assert chunked == []
     (copy_seeds / "second.txt").write_text("Second article\n\nIt has other words now.\n")

@@ -7,6 +7,7 @@ import pytest
 from index.articles import parse_article, read_article
 from index.chunking import (
     chunk_article,
+    chunk_articles,
     classify_blocks,
     count_words,
     sentences,
@@ -139,6 +140,48 @@ def test_token_counter_is_used_for_the_limit() -> None:
         "Delta epsilon zeta.",
         "Eta theta iota.",
     ]
+
+
+def test_chunking_many_articles_counts_tokens_together_and_gives_the_same_chunks() -> None:
+    long = " ".join(f"Sentence number {i} adds a little more than before." for i in range(40))
+    seed = read_article(SEED_FILE, SEEDS, lambda _: None)
+    assert seed is not None
+    articles = [
+        parse_article("a.txt", f"Title A\n\nFirst paragraph of A here.\n\n{long}"),
+        parse_article("b.txt", "Title B\n\nA heading\n\nIts paragraph has words.\n\nTiny.\n\nOk."),
+        seed,
+    ]
+
+    def count(text: str) -> int:
+        return 2 * len(text.split())
+
+    alone: list[str] = []
+    batched: list[list[str]] = []
+
+    def count_one(text: str) -> int:
+        alone.append(text)
+        return count(text)
+
+    def count_many(texts: list[str]) -> list[int]:
+        batched.append(list(texts))
+        return [count(text) for text in texts]
+
+    expected = [chunk_article(a, count_tokens=count, token_limit=60) for a in articles]
+    got = chunk_articles(articles, count_tokens=count_one, count_many=count_many, token_limit=60)
+    assert got == expected
+    assert any(len(chunks) > 2 for chunks in got)  # the long paragraph was split
+    # Every paragraph and context was counted in the first batch call, the sentences of a
+    # paragraph split at sentences in one more (none when all were counted already); only
+    # words of an over-long sentence, and a title shortened to fit, are counted one by one.
+    split = sum(1 for chunks in got for c in chunks if c.part == 1)
+    assert 2 <= len(batched) <= 1 + split
+    assert "Title A" in batched[0] and "Title B\nA heading" in batched[0]
+    assert "Its paragraph has words.\n\nTiny.\n\nOk." in batched[0]  # (tiny ones merged)
+    assert long in batched[0] and any(s.startswith("Sentence number 7 ") for s in batched[1])
+    assert len(batched[0]) == len(set(batched[0]))  # each text counted once
+    assert all(len(text.split()) == 1 or seed.title.startswith(text) for text in alone)
+    # Without a batch counter, the same chunks, counted one by one.
+    assert chunk_articles(articles, count_tokens=count, token_limit=60) == expected
 
 
 def test_sentences_of_a_passage() -> None:
