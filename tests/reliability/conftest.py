@@ -46,7 +46,9 @@ def live_server(app: FastAPI) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    # h11, as `semsearch serve` runs it (httptools, when installed, buffers headers of any size).
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", http="h11")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
