@@ -174,3 +174,22 @@ def test_interrupted_write_is_cleaned_by_next_build(fake_index: Path) -> None:
     report = build_index(SEEDS, fake_index, FakeEmbedder())
     assert report.generation == "gen-2"
     assert not leftover.exists()
+
+
+def test_texts_are_embedded_longest_first_across_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import index.builder
+
+    monkeypatch.setattr(index.builder, "EMBED_CALL_SIZE", 7)
+    lengths: list[int] = []
+
+    class Recording(FakeEmbedder):
+        def embed_batch(self, texts):
+            lengths.extend(len(text) for text in texts)
+            return super().embed_batch(texts)
+
+    embedder = Recording()
+    report = build_index(SEEDS, tmp_path, embedder)
+    assert len(embedder.calls) > 2 and sum(embedder.calls) == report.texts_embedded
+    assert lengths == sorted(lengths, reverse=True)
