@@ -20,13 +20,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from api.deps import ServiceHolder
-from index.articles import find_article_files
-from index.builder import build_index, now_iso
+from index.builder import now_iso
 from index.embedding import Embedder
 from index.errors import BuildRunning, SemsearchError
-from index.lock import BuildLock
-from search.settings import Settings, embedder_for, vector_index_spec
+from search.rebuild import Rebuild
+from search.serving import ServiceHolder
+from search.settings import Settings, embedder_for
 
 __all__ = ["ReindexJob", "ReindexJobs", "install_admin"]
 
@@ -99,15 +98,19 @@ class ReindexJobs:
 
     def start(self, holder: ServiceHolder) -> ReindexJob:
         """Take the build lock and start a rebuild; raises BuildRunning or CorpusError now."""
-        find_article_files(self.settings.seeds_dir)  # a missing folder fails here, not later
-        lock = BuildLock(self.settings.index_dir).acquire()
+        rebuild = Rebuild(self.settings, holder.store)  # the build lock, or BuildRunning now
+        try:
+            rebuild.check_corpus()  # a missing folder fails here, not later
+        except BaseException:
+            rebuild.release()
+            raise
         job = ReindexJob(id=uuid.uuid4().hex[:16], started_at=now_iso())
         with self._lock:
             self._jobs[job.id] = job
             while len(self._jobs) > MAX_JOBS:
                 self._jobs.popitem(last=False)
         thread = threading.Thread(
-            target=self._run, args=(job, lock, holder), name=f"reindex-{job.id}", daemon=True
+            target=self._run, args=(job, rebuild, holder), name=f"reindex-{job.id}", daemon=True
         )
         self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
@@ -117,7 +120,7 @@ class ReindexJobs:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def _run(self, job: ReindexJob, lock: BuildLock, holder: ServiceHolder) -> None:
+    def _run(self, job: ReindexJob, rebuild: Rebuild, holder: ServiceHolder) -> None:
         def warn(message: str) -> None:
             if len(job.warnings) < MAX_WARNINGS:
                 job.warnings.append(message)
@@ -126,16 +129,7 @@ class ReindexJobs:
             job.embedded_so_far, job.to_embed = done, total
 
         try:
-            report = build_index(
-                self.settings.seeds_dir,
-                self.settings.index_dir,
-                self._make_embedder(),
-                warn=warn,
-                progress=progress,
-                vector_index=vector_index_spec(self.settings),
-                backend=holder.backend,
-                sentence_vectors=self.settings.sentence_vectors,
-            )
+            report = rebuild.run(self._make_embedder(), force=True, warn=warn, progress=progress)
             job.generation, job.articles, job.passages = (
                 report.generation,
                 report.articles,
@@ -148,7 +142,7 @@ class ReindexJobs:
             log.exception("reindex job %s failed", job.id)
             job.error = f"unexpected error: {error!r}"
         finally:
-            lock.release()
+            rebuild.release()
         if job.error is None:
             try:
                 job.in_flight = holder.reload().in_flight

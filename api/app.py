@@ -11,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from api.admin import install_admin
-from api.deps import ServiceHolder
 from api.metrics import install_metrics
 from api.page import error_page, install_page, wants_html
 from api.routes import router
@@ -19,6 +18,7 @@ from api.security import install_security
 from index.embedding import Embedder
 from index.errors import IndexError_, ModelError
 from search.errors import InvalidQuery
+from search.serving import ServiceHolder
 from search.settings import Settings
 
 __all__ = ["create_app"]

@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from api.metrics import record_search
 from index.errors import SemsearchError
-from index.store import ArticleRecord
+from index.records import ArticleRecord
 from search.errors import InvalidQuery
 from search.service import MAX_K, MODES
 from search.text import highlight_spans, mark

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import GENERATION_HEADER, Service, ServiceHolder
+from api.deps import GENERATION_HEADER, Service
 from api.metrics import record_search
 from api.page import article_page, wants_html
 from api.schemas import (
@@ -22,6 +22,7 @@ from api.schemas import (
     StatsResponse,
 )
 from search.service import Hit, SearchService
+from search.serving import ServiceHolder
 
 __all__ = ["router"]
 

@@ -10,7 +10,7 @@ def _openblas_kernels() -> None:
     Prescott kernels: FAISS's k-means (IVF training) and batched exact search then run several
     times slower (IVF over 100,000 vectors: 27 s instead of 4.7 s on a 2-core Xeon with
     AVX-512). The kernels follow the CPU's own feature flags; a user's OPENBLAS_CORETYPE wins.
-    Runs here, in the package, because index.store imports faiss.
+    Runs here, in the package, before any module of it imports faiss.
     """
     if "OPENBLAS_CORETYPE" in os.environ:
         return

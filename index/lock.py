@@ -6,7 +6,7 @@ a crashed build never leaves a stale lock behind.
 - `BuildLock`: exclusive lock on `<index dir>/.build.lock`, taken by every build (the CLI's
   `semsearch index` and the server's `POST /admin/reindex`); a second build fails at once with
   `BuildRunning`.
-- `GenerationLease`: shared lock on a generation's folder, held by every open `IndexStore`.
+- `GenerationLease`: shared lock on a generation's folder, held by every open FAISS generation.
   `remove_old_generations` takes the exclusive lock before deleting a folder and skips folders
   it cannot lock, so a generation still serving requests (in this process or another) is never
   deleted under them.

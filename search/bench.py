@@ -22,18 +22,17 @@ from index.articles import read_corpus
 from index.builder import build_index
 from index.chunking import chunk_articles, sentences
 from index.embedding import count_tokens_many, resolve_model
-from index.store import IndexStore, VectorIndexSpec, build_vector_index, vector_index_bytes
-from search.settings import Settings, embedder_for, vector_index_spec
+from index.stores import make_store
+from index.vector_bench import TIMED_QUERIES, bench_vector_indexes
+from search.settings import Settings, embedder_for, store_for, vector_index_spec
 
 __all__ = ["format_bench", "run_bench"]
 
 Say = Callable[[str], None]
 # HNSW build time grows past what one bench run can afford beyond this many vectors on 2 cores.
-HNSW_BENCH_MAX = 200_000
 # The naive encode runs on every NAIVE_STRIDE-th passage: the whole corpus again would double
-# the run. Vector search latency is the mean of TIMED_QUERIES single queries; recall uses 200.
+# the run.
 NAIVE_STRIDE = 4
-TIMED_QUERIES = 50
 # Queries timed per mode on each store in the store comparison (Milvus Lite is slow: 0.1-0.3 s).
 STORE_QUERIES = 50
 MODES = ("hybrid", "dense", "lexical")
@@ -67,10 +66,10 @@ def _bench_build(corpus: Path, work: Path, settings: Settings, say: Say) -> dict
     settings = settings.model_copy(update={"index_dir": index_dir})
     embedder = embedder_for(settings)
     started = time.perf_counter()
-    embedder.load()  # type: ignore[attr-defined]
+    embedder.load()
     load_seconds = time.perf_counter() - started
-    backend = str(getattr(embedder, "backend", "unknown"))
-    say(f"model ready ({backend}, export included if it ran) in {load_seconds:.1f} s")
+    runtime = embedder.runtime
+    say(f"model ready ({runtime}, export included if it ran) in {load_seconds:.1f} s")
     spec = vector_index_spec(settings)
     started = time.perf_counter()
     cold = build_index(seeds, index_dir, embedder, vector_index=spec)
@@ -108,8 +107,8 @@ def _bench_build(corpus: Path, work: Path, settings: Settings, say: Say) -> dict
     )
     # What the naive path would take for everything the cold build embedded.
     naive_cold_seconds = naive_seconds * cold.texts_embedded / max(len(with_sentences), 1)
-    ours = IndexStore.open(index_dir)
-    stored = np.load(ours.folder / "vectors.npy", allow_pickle=False)[::NAIVE_STRIDE]
+    ours = make_store("faiss", index_dir).open()
+    stored = ours.vectors(np.arange(0, ours.count(), NAIVE_STRIDE))
     ours.close()
     agreement = float(np.min(np.sum(stored * naive_vectors, axis=1))) if len(texts) else 1.0
     up_to_date = build_index(seeds, index_dir, embedder, vector_index=spec, skip_unchanged=True)
@@ -128,7 +127,7 @@ def _bench_build(corpus: Path, work: Path, settings: Settings, say: Say) -> dict
     )
     return {
         "corpus": str(corpus),
-        "backend": backend,
+        "backend": runtime,
         "model_ready_seconds": round(load_seconds, 2),
         "articles": cold.articles,
         "passages": cold.passages,
@@ -165,7 +164,7 @@ def _queries(index_dir: Path, count: int, offset: int = 0) -> list[str]:
 
     `offset` shifts every pick by that many passages: another set, of the same kind.
     """
-    store = IndexStore.open(index_dir)
+    store = make_store("faiss", index_dir).open()
     texts = [text for _, _, text in store.passage_locations()]
     store.close()
     step = max(1, len(texts) // count)
@@ -187,7 +186,7 @@ def _bench_server(
         **os.environ,
         "SEMSEARCH_INDEX_DIR": str(index_dir),
         "SEMSEARCH_MODEL": settings.model,
-        "SEMSEARCH_EMBEDDING_BACKEND": settings.embedding_backend,
+        "SEMSEARCH_EMBEDDING_RUNTIME": settings.embedding_runtime,
         "SEMSEARCH_THREADS": str(settings.threads),
         "SEMSEARCH_QUERY_CACHE_SIZE": "0",  # each mode sees the same queries: measure the model
     }
@@ -258,81 +257,10 @@ def _load(base: str, queries: list[str], mode: str, clients: int) -> dict[str, f
     return {**figures, "qps": round(len(latencies) / elapsed, 1)}
 
 
-def _synthetic(base: np.ndarray, count: int, clustered: bool, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    dimension = base.shape[1]
-    if clustered:  # a mixture around real passage vectors
-        centres = base[rng.integers(0, len(base), count)]
-        vectors = centres + rng.normal(scale=0.05, size=(count, dimension)).astype(np.float32)
-    else:
-        vectors = rng.normal(size=(count, dimension)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors.astype(np.float32)
-
-
 def _query_vectors(index_dir: Path, settings: Settings, queries: list[str]) -> np.ndarray:
     """The benchmark's queries embedded as the server embeds them."""
     embedder = embedder_for(settings.model_copy(update={"index_dir": index_dir}))
     return np.stack([embedder.embed_query(query) for query in queries]).astype(np.float32)
-
-
-def _recall_at_10(found: np.ndarray, exact: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact, strict=True)]))
-
-
-def _bench_vectors(
-    base: np.ndarray, sizes: list[int], say: Say, real: np.ndarray | None = None
-) -> list[dict[str, Any]]:
-    """Each FAISS index type on synthetic vectors: build time, latency, recall@10, memory.
-
-    Recall is measured on 200 queries drawn like the vectors and, for the clustered data, on
-    `real`: query texts embedded by the model. Real queries are further from the passages than
-    the synthetic ones, and approximate indexes find their neighbours less often.
-    """
-    rows = []
-    for size in sizes:
-        for clustered in (True, False):
-            vectors = _synthetic(base, size, clustered, seed=size)
-            queries = _synthetic(base, 200, clustered, seed=size + 1)
-            real_queries = real if clustered and real is not None and len(real) else None
-            exact = exact_real = None
-            for kind in ("flat", "hnsw", "ivf"):
-                if kind == "hnsw" and size > HNSW_BENCH_MAX:
-                    say(
-                        f"vectors: hnsw not built at {size} passages: its graph takes over half an "
-                        "hour to build on 2 cores and 1.7 GB (auto uses ivf above the flat limit)"
-                    )
-                    continue
-                started = time.perf_counter()
-                index = build_vector_index(vectors, VectorIndexSpec(kind=kind).resolve(size))
-                build_seconds = time.perf_counter() - started
-                started = time.perf_counter()
-                for query in queries[:TIMED_QUERIES]:
-                    index.search(query.reshape(1, -1), 10)
-                per_query_ms = (time.perf_counter() - started) * 1000 / TIMED_QUERIES
-                _, found = index.search(queries, 10)
-                if exact is None:
-                    exact = found
-                row = {
-                    "passages": size,
-                    "data": "clustered" if clustered else "uniform",
-                    "index": kind,
-                    "build_seconds": round(build_seconds, 1),
-                    "ms_per_query": round(per_query_ms, 3),
-                    "recall@10": round(_recall_at_10(found, exact), 4),
-                    "recall@10_real_queries": None,
-                    "index_mb": round(vector_index_bytes(index) / 2**20, 1),
-                }
-                if real_queries is not None:
-                    _, found_real = index.search(real_queries, 10)
-                    if exact_real is None:
-                        exact_real = found_real
-                    recall_real = _recall_at_10(found_real, exact_real)
-                    row["recall@10_real_queries"] = round(recall_real, 4)
-                rows.append(row)
-                say(f"vectors: {row}")
-                del index
-    return rows
 
 
 def _bench_stores(
@@ -347,21 +275,22 @@ def _bench_stores(
         import pymilvus  # noqa: F401
     except ImportError:  # pragma: no cover - the dev extra installs it
         return {"skipped": "pymilvus is not installed (pip install 'semsearch[milvus]')"}
-    from index.backends import FaissBackend
-    from index.milvus_store import MilvusBackend
     from search.service import SearchService
 
     index_dir = work / "index"
     embedder = embedder_for(settings.model_copy(update={"index_dir": index_dir}))
-    milvus = MilvusBackend(
-        str(work / "milvus.db"),
-        alias="bench",
-        index_type=settings.milvus_index,
-        hnsw_m=settings.hnsw_m,
-        ef_search=settings.hnsw_ef_search,
+    milvus = store_for(
+        settings.model_copy(
+            update={
+                "store": "milvus",
+                "index_dir": index_dir,
+                "milvus_uri": str(work / "milvus.db"),
+                "milvus_collection": "bench",
+            }
+        )
     )
     started = time.perf_counter()
-    report = build_index(work / "corpus", index_dir, embedder, backend=milvus)
+    report = build_index(work / "corpus", index_dir, embedder, store=milvus)
     build_seconds = time.perf_counter() - started
     say(f"milvus build (cached vectors): {report.passages} passages in {build_seconds:.1f} s")
     rows: dict[str, Any] = {
@@ -371,7 +300,7 @@ def _bench_stores(
     }
     queries = queries[:STORE_QUERIES]
     services = {
-        "faiss": SearchService(FaissBackend(index_dir).open(), embedder, settings),
+        "faiss": SearchService(make_store("faiss", index_dir).open(), embedder, settings),
         "milvus": SearchService(milvus.open(), embedder, settings),
     }
     try:
@@ -418,9 +347,11 @@ def run_bench(
         warm_up = _queries(work / "index", query_count, offset=1)
         server = _bench_server(work / "index", settings, queries, say, warm_up)
         stores = _bench_stores(corpus, work, settings, queries, say)
-        base = np.load(next((work / "index").glob("gen-*/vectors.npy")), allow_pickle=False)
+        built = make_store("faiss", work / "index").open()
+        base = built.vectors(np.arange(built.count()))
+        built.close()
         real = _query_vectors(work / "index", settings, queries)
-    vectors = _bench_vectors(base, vector_sizes, say, real)
+    vectors = bench_vector_indexes(base, vector_sizes, say, real)
     return {
         "machine": _machine(),
         "build": build,

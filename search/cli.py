@@ -118,7 +118,7 @@ def _explain_missing_index(settings: Settings) -> Iterator[None]:
         yield
     except IndexNotFound:
         where = f"at {settings.index_dir}"
-        if settings.backend == "milvus":
+        if settings.store == "milvus":
             where = f"in Milvus {settings.milvus_uri} (alias {settings.milvus_collection})"
         raise SemsearchError(f"no index {where}: run `{_index_command(settings)}` first") from None
 
@@ -172,33 +172,24 @@ def index_command(
     When the articles, model and settings are those the live index was built from, nothing is
     rebuilt (use --force to rebuild anyway); otherwise only new or changed passages are embedded.
     """
-    from index.articles import find_article_files
-    from index.builder import build_index, now_iso
-    from index.lock import BuildLock
-    from index.store import reindex_vectors as rebuild_vector_index
-    from search.settings import embedder_for, store_backend, vector_index_spec
+    from search.rebuild import Rebuild
+    from search.settings import embedder_for
 
     with _errors(), ExitStack() as held:
         settings = _settings(seeds_dir=seeds, index_dir=index_dir, model=model)
-        held.enter_context(BuildLock(settings.index_dir))  # one build at a time, with the server
-        if reindex_vectors and settings.backend != "faiss":
-            raise SemsearchError(
-                "--reindex-vectors rebuilds a FAISS index; with SEMSEARCH_BACKEND=milvus run "
-                "`semsearch index --force` (stored vectors are reused from the embedding cache)"
-            )
+        # One build at a time, with the server: BuildRunning at once if another runs.
+        rebuild = held.enter_context(Rebuild(settings))
         if reindex_vectors:
-            spec = vector_index_spec(settings)
-            manifest = rebuild_vector_index(settings.index_dir, spec, now_iso())
+            manifest = rebuild.vectors_only()
             if not quiet:
                 out.print(
                     f"Rebuilt the {manifest['faiss']['type']} vector index of "
                     f"{_plural(manifest['counts']['passages'], 'passage')} from stored vectors: "
-                    f"{settings.index_dir / manifest['generation']}",
+                    f"{rebuild.store.place(manifest['generation'])}",
                     markup=False,
                 )
             return
-        find_article_files(settings.seeds_dir)  # a missing folder fails before the model loads
-        backend = store_backend(settings)
+        rebuild.check_corpus()  # a missing folder fails before the model loads
         embedder = embedder_for(settings)
         _with_status(f"loading model {settings.model}", embedder.load, quiet)
         if ray_address is not None:
@@ -221,18 +212,13 @@ def index_command(
         with _progress_bar() as bar:
             bar.disable = bar.disable or quiet
             task = bar.add_task("embedding", total=None)
-            report = build_index(
-                settings.seeds_dir,
-                settings.index_dir,
+            report = rebuild.run(
                 embedder,
+                force=force,
                 warn=warn,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-                vector_index=vector_index_spec(settings),
-                skip_unchanged=not force,
-                backend=backend,
-                sentence_vectors=settings.sentence_vectors,
             )
-        where = _generation_place(settings, report.generation)
+        where = rebuild.store.place(report.generation)
         if report.up_to_date:
             if not quiet:
                 out.print(
@@ -257,21 +243,11 @@ def index_command(
             )
 
 
-def _generation_place(settings: Settings, generation: str) -> str:
-    """Where a generation lives, for messages: its folder, or its Milvus collection."""
-    if settings.backend == "milvus":
-        return (
-            f"{settings.milvus_uri} collection {settings.milvus_collection}_gen_"
-            f"{generation.removeprefix('gen-')} (alias {settings.milvus_collection})"
-        )
-    return str(settings.index_dir / generation)
-
-
 def settings_for_workers(settings: Settings) -> dict[str, Any]:
     """What a Ray worker needs to load the same embedder."""
     return {
         "model": settings.model,
-        "backend": settings.embedding_backend,
+        "runtime": settings.embedding_runtime,
         "device": settings.device,
         "batch_size": settings.batch_size,
         "threads": settings.threads,
@@ -453,13 +429,6 @@ def _request_logs(enabled: bool) -> None:
         access.propagate = False
 
 
-def _drop_scratch(backend: Any) -> None:
-    """Remove a temporary evaluation index kept outside the scratch folder (on Milvus)."""
-    drop = getattr(backend, "drop", None)
-    if drop is not None:
-        drop()
-
-
 @app.command("eval")
 def eval_command(
     folder: Annotated[Path, typer.Argument(metavar="DIR", help="a BEIR-format folder")],
@@ -476,7 +445,7 @@ def eval_command(
 
     from search.evaluate import ensure_index, evaluate, load_beir, open_service
     from search.service import MODES
-    from search.settings import embedder_for, store_backend
+    from search.settings import embedder_for, store_for
 
     with _errors():
         if mode != "all" and mode not in MODES:
@@ -492,7 +461,7 @@ def eval_command(
         embedder = embedder_for(settings)
         with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as scratch:
             target = index_dir or Path(scratch) / "index"
-            backend = store_backend(settings.model_copy(update={"index_dir": target}))
+            store = store_for(settings.model_copy(update={"index_dir": target}))
             with _progress_bar() as bar:
                 task = bar.add_task(f"indexing {dataset.name}", total=None)
                 built = ensure_index(
@@ -500,7 +469,7 @@ def eval_command(
                     target,
                     embedder,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
-                    backend=backend,
+                    store=store,
                     sentence_vectors=settings.sentence_vectors,
                 )
                 service = open_service(target, embedder, settings)
@@ -515,7 +484,7 @@ def eval_command(
                 finally:
                     service.close()
                     if index_dir is None:
-                        _drop_scratch(backend)
+                        store.drop()  # a scratch index kept outside the folder (Milvus)
     if as_json:
         sys.stdout.write(json.dumps(results, indent=2) + "\n")
         return
@@ -586,15 +555,15 @@ def info_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show what is indexed, with which model, and when."""
-    from search.settings import store_backend
+    from search.settings import store_for
 
     with _errors():
         settings = _settings(index_dir=index_dir)
         with _explain_missing_index(settings):
-            store = store_backend(settings).open()
+            store = store_for(settings).open()
         manifest = store.manifest
         store.close()
-    if settings.backend == "milvus":
+    if settings.store == "milvus":
         layout = manifest["milvus"]
         vectors = f"milvus {layout['index_type']} {layout['metric_type']} {layout['params']}"
         vectors += f"; lexical: {layout['lexical']}"
@@ -605,9 +574,9 @@ def info_command(
         )
     facts = {
         "index": str(settings.index_dir)
-        if settings.backend == "faiss"
+        if settings.store == "faiss"
         else f"{settings.milvus_uri} (alias {settings.milvus_collection})",
-        "store": settings.backend,
+        "store": settings.store,
         "generation": manifest["generation"],
         "articles": manifest["counts"]["articles"],
         "passages": manifest["counts"]["passages"],

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.articles import Article, article_from_text
-from index.backends import FaissBackend, PassageStore, StoreBackend
 from index.builder import build_from_articles
 from index.embedding import Embedder
-from index.errors import CorpusError, SemsearchError
-from index.store import FORMAT_VERSION
+from index.errors import CorpusError
+from index.stores import PassageStore, Store
 from search.service import FUSION_DEPTH, MODES, SearchService
 from search.settings import Settings
 
@@ -105,46 +104,32 @@ def ensure_index(
     index_dir: Path,
     embedder: Embedder,
     progress: Progress | None = None,
-    backend: StoreBackend | None = None,
+    store: Store | None = None,
     sentence_vectors: bool = True,
 ) -> bool:
-    """Build the dataset's index unless it already exists for this model.
+    """Build the dataset's index unless the live one was built from the same documents, model
+    and settings (the builder's own up-to-date check).
 
     Args:
-        backend: where the index lives (default: FAISS + SQLite in `index_dir`, which keeps the
+        store: where the index lives (default: FAISS + SQLite in `index_dir`, which keeps the
             embedding cache either way).
         sentence_vectors: also embed each passage's sentences (see `build_from_articles`).
 
     Returns:
         True when an index was built, False when the existing one was reused.
     """
-    backend = backend or FaissBackend(index_dir)
-    try:
-        store = backend.open(model_id=embedder.model_id)
-        fingerprint = store.manifest.get("corpus_sha256")
-        version = store.manifest.get("format_version")
-        has_sentences = bool(getattr(store, "has_sentence_vectors", False))
-        store.close()
-        wants_sentences = sentence_vectors and getattr(backend, "keeps_sentences", False)
-        if (
-            fingerprint == dataset.fingerprint
-            and version == FORMAT_VERSION
-            and has_sentences == wants_sentences
-        ):
-            return False
-    except SemsearchError:
-        pass
-    build_from_articles(
+    report = build_from_articles(
         dataset.articles(),
         index_dir,
         embedder,
         source=f"beir:{dataset.name}",
         progress=progress,
         extra_manifest={"corpus_sha256": dataset.fingerprint},
-        backend=backend,
+        skip_unchanged=True,
+        store=store,
         sentence_vectors=sentence_vectors,
     )
-    return True
+    return not report.up_to_date
 
 
 def _documents_in_order(

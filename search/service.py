@@ -14,9 +14,9 @@ from typing import Any, NamedTuple, TypeVar, get_args
 
 import numpy as np
 
-from index.backends import PassageStore
 from index.embedding import Embedder
-from index.store import ArticleRecord
+from index.records import ArticleRecord
+from index.stores import PassageStore
 from search.errors import InvalidQuery
 from search.fusion import (
     Ranking,
@@ -27,7 +27,7 @@ from search.fusion import (
     fuse_zscore,
     lift_to_sentences,
 )
-from search.settings import Mode, Settings, embedder_for, store_backend
+from search.settings import Mode, Settings, embedder_for, store_for
 from search.text import highlight_spans, lexical_terms, mark
 
 __all__ = [
@@ -128,11 +128,6 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _in_process(store: PassageStore) -> bool:
-    """Whether the store searches in this process (FAISS and SQLite) rather than a server."""
-    return getattr(store, "searches_in_process", True)
-
-
 class _Stopwatch:
     """Records the seconds since the previous lap under a stage name, when asked to record."""
 
@@ -165,14 +160,15 @@ class SearchService:
         # Searches beyond the cores only fight over them (and over the GIL): measured on 2
         # cores with 8 concurrent callers, 145 hybrid searches/s unbounded, 200/s two at a time.
         self._gate = threading.BoundedSemaphore(
-            self.settings.search_concurrency or _cores() * (1 if _in_process(store) else 4)
+            self.settings.search_concurrency
+            or _cores() * (1 if store.capabilities.in_process else 4)
         )
         self._running = 0  # searches holding a turn
         self._running_lock = threading.Lock()
         # A query embedded while no other search runs may use every core (the model's latency
         # compilation: 16-token query 2.0 instead of 3.1 ms on 2 cores); with others running,
         # one core each serves more of them.
-        self._spreads = bool(getattr(embedder, "spreads_queries", False))
+        self._spreads = embedder.spreads_queries
 
     def _embed(self, query: str) -> np.ndarray:
         if self._spreads and self._running == 1:
@@ -195,7 +191,7 @@ class SearchService:
         """
         if embedder is None:
             embedder = embedder_for(settings)
-        store = store_backend(settings).open(model_id=embedder.model_id, generation=generation)
+        store = store_for(settings).open(model_id=embedder.model_id, generation=generation)
         try:
             store.check_dimension(embedder.dimension)  # needs the model loaded: checked second
         except BaseException:
@@ -274,7 +270,7 @@ class SearchService:
             self._gate.release()
 
     def _check_lexical(self, mode: str) -> None:
-        if mode == "lexical" and not getattr(self.store, "has_lexical", True):
+        if mode == "lexical" and not self.store.capabilities.lexical:
             raise InvalidQuery(
                 "this index has no lexical leg: its Milvus has no full-text search (BM25 "
                 "functions need Milvus 2.5 or later); use mode=dense or hybrid (dense only here)"
@@ -374,7 +370,7 @@ class SearchService:
         and far lower when the words match but the meaning does not); its own cosine, a product
         with its stored vector, judges it: Recall@100 on scifact-dev 0.956 -> 0.960 (README).
         """
-        if not len(lexical) or not getattr(self.store, "has_stored_vectors", True):
+        if not len(lexical) or not self.store.capabilities.stored_vectors:
             return dense  # (without stored vectors, such a passage gets the leg's lowest)
         # Each leg holds a passage once (FAISS and FTS5 ids are unique).
         missing = lexical.ids[~np.isin(lexical.ids, dense.ids, assume_unique=True)]
@@ -389,7 +385,7 @@ class SearchService:
         """Dense scores raised toward each passage's best sentence (`lift_to_sentences`), in
         their new order; as they were when the index keeps no sentence vectors."""
         weight = self.settings.sentence_weight
-        if not weight or not len(dense) or not getattr(self.store, "has_sentence_vectors", False):
+        if not weight or not len(dense) or not self.store.capabilities.sentence_vectors:
             return dense
         best = self.store.sentence_similarities(dense.ids, vector)
         return Ranking.best_first(dense.ids, lift_to_sentences(dense.scores, best, weight))
@@ -413,10 +409,9 @@ class SearchService:
         if timings is not None:
             timings["fts5"] = time.perf_counter() - started
         matched = None
-        search_articles = getattr(self.store, "article_lexical_search", None)
-        if with_articles and found and search_articles is not None:
+        if with_articles and found and self.store.capabilities.article_lexical:
             started = time.perf_counter()
-            codes, scores, article_ceiling = search_articles(terms, ARTICLE_DEPTH)
+            codes, scores, article_ceiling = self.store.article_lexical_search(terms, ARTICLE_DEPTH)
             if len(codes) and article_ceiling > 0:
                 matched = (codes, scores, article_ceiling)
             if timings is not None:

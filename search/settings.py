@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.backends import FaissBackend, StoreBackend
-from index.embedding import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, Embedder, make_embedder
-from index.store import VectorIndexSpec
+from index.embedders import make_embedder
+from index.embedding import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, Embedder
+from index.stores import Store, VectorIndexSpec, make_store
 from search.fusion import ARTICLE_WEIGHT, ARTICLE_WORDS_WEIGHT, DENSE_WEIGHT, SENTENCE_WEIGHT
 
-__all__ = ["Fusion", "Mode", "Settings", "embedder_for", "store_backend", "vector_index_spec"]
+__all__ = ["Fusion", "Mode", "Settings", "embedder_for", "store_for", "vector_index_spec"]
 
 Mode = Literal["hybrid", "dense", "lexical"]
 Fusion = Literal["bounded", "zscore", "rrf"]
+
+# Settings renamed, by their old environment variable: still read, with a warning.
+RENAMED = {"SEMSEARCH_BACKEND": "store", "SEMSEARCH_EMBEDDING_BACKEND": "embedding_runtime"}
 
 
 class Settings(BaseSettings):
@@ -28,8 +33,8 @@ class Settings(BaseSettings):
     seeds_dir: Path = Field(Path("seeds"), description="the folder of articles to index")
     model: str = Field(DEFAULT_MODEL, description="sentence-transformers name or local folder")
     device: str = Field("cpu", description="torch device for the model")
-    embedding_backend: Literal["auto", "openvino", "torch"] = Field(
-        "auto", description="embedding runtime: OpenVINO on the CPU when it exports, else torch"
+    embedding_runtime: Literal["auto", "openvino", "torch"] = Field(
+        "auto", description="what runs the model: OpenVINO on the CPU when it exports, else torch"
     )
     threads: int = Field(0, ge=0, le=1024, description="inference threads; 0 uses every core")
     model_cache: Path | None = Field(
@@ -38,7 +43,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=4096, description="texts per forward pass")
     host: str = Field("127.0.0.1", description="address `semsearch serve` binds")
     port: int = Field(8000, ge=1, le=65535, description="port `semsearch serve` binds")
-    backend: Literal["faiss", "milvus"] = Field(
+    store: Literal["faiss", "milvus"] = Field(
         "faiss", description="where passages are stored: FAISS + SQLite files, or Milvus"
     )
     milvus_uri: str = Field(
@@ -100,6 +105,24 @@ class Settings(BaseSettings):
         2.0, ge=0, le=3600, description="seconds between checks of CURRENT by the server; 0: off"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Read a renamed setting's old environment variable when the new one is not set."""
+        if not isinstance(data, dict):
+            return data
+        for old, field in RENAMED.items():
+            value = os.environ.get(old)
+            if value is not None and field not in data:
+                new = "SEMSEARCH_" + field.upper()
+                warnings.warn(
+                    f"{old} is deprecated and will be removed: set {new} instead",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+                data = {**data, field: value}
+        return data
+
 
 def vector_index_spec(settings: Settings) -> VectorIndexSpec:
     """The FAISS index choice named by the settings."""
@@ -116,7 +139,7 @@ def embedder_for(settings: Settings) -> Embedder:
     """The embedder the settings name; OpenVINO exports are kept in the index folder's models/."""
     return make_embedder(
         settings.model,
-        backend=settings.embedding_backend,
+        runtime=settings.embedding_runtime,
         device=settings.device,
         batch_size=settings.batch_size,
         threads=settings.threads,
@@ -124,22 +147,20 @@ def embedder_for(settings: Settings) -> Embedder:
     )
 
 
-def store_backend(settings: Settings) -> StoreBackend:
+def store_for(settings: Settings) -> Store:
     """The store the settings name: FAISS + SQLite in the index folder, or Milvus.
 
     Raises:
         StoreUnavailable: Milvus is named but pymilvus is not installed or cannot connect.
     """
-    if settings.backend == "milvus":
-        from index.milvus_store import MilvusBackend  # pymilvus loads only when asked for
-
-        token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
-        return MilvusBackend(
-            uri=settings.milvus_uri,
-            alias=settings.milvus_collection,
-            token=token,
-            index_type=settings.milvus_index,
-            hnsw_m=settings.hnsw_m,
-            ef_search=settings.hnsw_ef_search,
-        )
-    return FaissBackend(settings.index_dir)
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+    return make_store(
+        settings.store,
+        settings.index_dir,
+        milvus_uri=settings.milvus_uri,
+        milvus_token=token,
+        milvus_collection=settings.milvus_collection,
+        milvus_index=settings.milvus_index,
+        hnsw_m=settings.hnsw_m,
+        hnsw_ef_search=settings.hnsw_ef_search,
+    )

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from index.builder import build_index
-from index.embedding import Embedder, make_embedder
+from index.embedders import make_embedder
+from index.embedding import Embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -27,7 +28,8 @@ class FakeEmbedder:
     Deterministic, instant, and good enough to assert exact ids and scores in unit tests.
     """
 
-    backend = "fake"
+    runtime = "fake"
+    spreads_queries = False
 
     def __init__(self, dimension: int = 64, max_tokens: int = 254, model_id: str = "fake-hash"):
         self.model_id = model_id

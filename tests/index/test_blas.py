@@ -48,7 +48,7 @@ def test_faiss_openblas_does_not_run_generic_kernels() -> None:
     if not found or not {"avx2", "fma"} <= _flags():
         pytest.skip("faiss-cpu without a bundled OpenBLAS, or a CPU without AVX2")
     probe = (
-        "import ctypes, index.store; "
+        "import ctypes, index.vectors; "
         f"lib = ctypes.CDLL({str(found[0])!r}); "
         "lib.openblas_get_corename.restype = ctypes.c_char_p; "
         "print(lib.openblas_get_corename().decode())"

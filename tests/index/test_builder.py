@@ -8,7 +8,8 @@ import pytest
 
 from index.builder import build_index
 from index.errors import CorpusError
-from index.store import IndexStore, VectorIndexSpec
+from index.faiss_generation import FaissGeneration
+from index.stores import VectorIndexSpec
 from tests.conftest import SEEDS, FakeEmbedder
 
 
@@ -59,7 +60,7 @@ def test_damaged_live_generation_is_rebuilt_not_skipped(tmp_path: Path) -> None:
         handle.write(b"\xff")
     report = build_index(SEEDS, tmp_path, embedder, skip_unchanged=True)
     assert not report.up_to_date and report.generation == "gen-2"
-    IndexStore.open(tmp_path).close()
+    FaissGeneration.open(tmp_path).close()
 
 
 def test_unchanged_articles_are_not_chunked_again(
@@ -84,7 +85,7 @@ def test_unchanged_articles_are_not_chunked_again(
     (copy_seeds / "second.txt").write_text("Second article\n\nIt has other words now.\n")
     report = build_index(copy_seeds, tmp_path, embedder)
     assert chunked == ["second.txt"] and report.passages == first.passages
-    store = IndexStore.open(tmp_path)
+    store = FaissGeneration.open(tmp_path)
     assert store.article("second.txt").passages[0].text == "It has other words now."
     assert len(store.article(next(copy_seeds.glob("0*.txt")).name).passages) == 18
     store.close()
@@ -102,7 +103,7 @@ def test_a_cache_in_the_earlier_layout_is_moved_and_still_saves_embedding(
     """Vectors cached in the WITHOUT ROWID `embeddings` table of earlier versions are kept."""
     import sqlite3
 
-    from index.store import CACHE, EmbeddingCache
+    from index.embedding_cache import CACHE, EmbeddingCache
 
     embedder = FakeEmbedder()
     build_index(SEEDS, tmp_path, embedder)
@@ -141,7 +142,7 @@ def test_bad_files_are_reported_and_good_ones_indexed(tmp_path: Path) -> None:
         "empty.txt: skipped, the file is empty",
     ]
     assert "latin.txt: not valid UTF-8, read as cp1252" in warnings
-    store = IndexStore.open(tmp_path / "index")
+    store = FaissGeneration.open(tmp_path / "index")
     assert store.article("latin.txt").title == "Café news"
     store.close()
 
@@ -161,7 +162,7 @@ def test_failed_build_leaves_live_generation(fake_index: Path, copy_seeds: Path)
     seed.write_text(seed.read_text() + "\n\nA brand new paragraph that needs embedding now.\n")
     with pytest.raises(RuntimeError):
         build_index(copy_seeds, fake_index, ExplodingEmbedder())
-    store = IndexStore.open(fake_index)
+    store = FaissGeneration.open(fake_index)
     assert store.generation == "gen-1"
     assert store.manifest["counts"]["passages"] == 18
     store.close()

@@ -8,7 +8,7 @@ import numpy as np
 
 from index.builder import build_index
 from index.dedup import near_duplicate_groups
-from index.store import IndexStore
+from index.faiss_generation import FaissGeneration
 from tests.conftest import FakeEmbedder
 
 STORY = (
@@ -68,7 +68,7 @@ def test_build_counts_duplicates_and_lists_them(tmp_path: Path) -> None:
     (corpus / "d.txt").write_text(OTHER)
     report = build_index(corpus, tmp_path / "ix", FakeEmbedder())
     assert report.duplicates == 4  # two paragraphs, each twice more
-    store = IndexStore.open(tmp_path / "ix")
+    store = FaissGeneration.open(tmp_path / "ix")
     assert [a for _, a, _ in store.duplicates_of(0)] == ["b.txt", "c.txt"]
     assert store.duplicates_of(6) == []
     store.close()
@@ -97,7 +97,7 @@ def test_large_corpora_find_the_same_groups_with_an_inverted_file(monkeypatch) -
         for i in range(300)
     ]
     exact = near_duplicate_groups(vectors_, texts)
-    monkeypatch.setattr("index.store.NEIGHBOURS_EXACT_MAX", 0)
+    monkeypatch.setattr("index.vectors.NEIGHBOURS_EXACT_MAX", 0)
     assert near_duplicate_groups(vectors_, texts).tolist() == exact.tolist()
     grouped = np.flatnonzero(exact != np.arange(len(exact)))
     assert grouped.tolist() == [3000 + i for i in range(0, 300, 2)]

@@ -10,7 +10,7 @@ import pytest
 
 from index.builder import build_index
 from index.distributed import RayEmbedder, RayUnavailable
-from index.store import IndexStore
+from index.faiss_generation import FaissGeneration
 from tests.conftest import SEEDS
 
 pytest.importorskip("ray", reason="Ray is in the dev extra: pip install -e '.[dev]'")
@@ -27,7 +27,7 @@ def test_a_ray_build_equals_the_plain_build(tmp_path: Path, real_embedder, model
     plain = build_index(corpus, tmp_path / "plain", real_embedder)
     workers = {
         "model": "all-MiniLM-L6-v2",
-        "backend": "auto",
+        "runtime": "auto",
         "device": "cpu",
         "batch_size": 64,
         "threads": 1,
@@ -36,7 +36,7 @@ def test_a_ray_build_equals_the_plain_build(tmp_path: Path, real_embedder, model
     with RayEmbedder.start(real_embedder, workers, "local") as embedder:
         distributed = build_index(corpus, tmp_path / "ray", embedder)
     assert distributed.embedded == plain.embedded == plain.passages == 20
-    one, other = IndexStore.open(tmp_path / "plain"), IndexStore.open(tmp_path / "ray")
+    one, other = FaissGeneration.open(tmp_path / "plain"), FaissGeneration.open(tmp_path / "ray")
     try:
         assert one.passage_locations() == other.passage_locations()
         assert one.manifest["model"] == other.manifest["model"]

@@ -11,7 +11,10 @@ import pytest
 
 from index.builder import build_index
 from index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
-from index.store import IndexStore, VectorIndexSpec, build_vector_index, reindex_vectors
+from index.faiss_generation import FaissGeneration
+from index.faiss_writer import reindex_vectors
+from index.stores import VectorIndexSpec
+from index.vectors import build_vector_index
 from tests.conftest import SEEDS, FakeEmbedder
 
 
@@ -47,7 +50,7 @@ def test_sentence_similarities_are_each_passages_best_sentence(
 ) -> None:
     from index.chunking import sentences
 
-    store = IndexStore.open(fake_index)
+    store = FaissGeneration.open(fake_index)
     query = fake_embedder.embed_query("Russia energy infrastructure attacks")
     records = store.chunks(range(18))
     ids = np.array([17, 3, 9, 0, 3])  # any order, repeats allowed
@@ -67,9 +70,9 @@ def test_an_index_can_be_built_without_sentence_vectors(
     tmp_path: Path, fake_embedder: FakeEmbedder
 ) -> None:
     build_index(SEEDS, tmp_path / "index", fake_embedder, sentence_vectors=False)
-    store = IndexStore.open(tmp_path / "index")
+    store = FaissGeneration.open(tmp_path / "index")
     try:
-        assert not store.has_sentence_vectors
+        assert not store.capabilities.sentence_vectors
         assert not (store.folder / "sentences.npy").exists()
         query = fake_embedder.embed_query("Russia energy")
         assert np.isneginf(store.sentence_similarities(np.array([0, 1]), query)).all()
@@ -79,10 +82,10 @@ def test_an_index_can_be_built_without_sentence_vectors(
 
 def test_reopening_gives_identical_results(fake_index: Path, fake_embedder: FakeEmbedder) -> None:
     query = fake_embedder.embed_query("drone attacks wounded people")
-    first = IndexStore.open(fake_index)
+    first = FaissGeneration.open(fake_index)
     results = (first.dense_search(query, 5), first.lexical_search(["drone", "attacks"], 5))
     first.close()
-    second = IndexStore.open(fake_index)
+    second = FaissGeneration.open(fake_index)
     assert (
         second.dense_search(query, 5),
         second.lexical_search(["drone", "attacks"], 5),
@@ -93,7 +96,7 @@ def test_reopening_gives_identical_results(fake_index: Path, fake_embedder: Fake
 def test_flat_dense_search_equals_brute_force(
     fake_index: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    store = IndexStore.open(fake_index)
+    store = FaissGeneration.open(fake_index)
     records = store.chunks(range(18))
     title = records[0].title
     vectors = fake_embedder.embed_batch(
@@ -111,7 +114,7 @@ def test_flat_dense_search_equals_brute_force(
 def test_similarities_are_the_exact_inner_products(
     fake_index: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    store = IndexStore.open(fake_index)
+    store = FaissGeneration.open(fake_index)
     query = fake_embedder.embed_query("Russia energy infrastructure")
     found = dict(store.dense_search(query, 18))
     ids = np.array([17, 3, 9])
@@ -125,20 +128,20 @@ def test_similarities_are_the_exact_inner_products(
     [['"'], ["NEAR(a b)"], ["*"], ["'; DROP TABLE chunks; --"], ["title:x"], ["^"], []],
 )
 def test_lexical_search_never_reads_terms_as_syntax(fake_index: Path, terms: list[str]) -> None:
-    store = IndexStore.open(fake_index)
+    store = FaissGeneration.open(fake_index)
     assert store.lexical_search(terms, 5) == []
     store.close()
 
 
 def test_operator_words_are_searched_as_words(fake_index: Path) -> None:
-    store = IndexStore.open(fake_index)
+    store = FaissGeneration.open(fake_index)
     hits = store.lexical_search(["AND"], 100)
     assert hits and all(re.search(r"\band\b", store.chunks([i])[i].text) for i, _ in hits)
     store.close()
 
 
 def test_lexical_search_stems_and_ranks(fake_index: Path) -> None:
-    store = IndexStore.open(fake_index)
+    store = FaissGeneration.open(fake_index)
     hits = store.lexical_search(["kharkiv"], 5)
     assert len(hits) == 1
     assert "Kharkiv regional head" in store.chunks([hits[0][0]])[hits[0][0]].text
@@ -148,17 +151,17 @@ def test_lexical_search_stems_and_ranks(fake_index: Path) -> None:
 
 def test_missing_index_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(IndexNotFound, match="run `semsearch index` first"):
-        IndexStore.open(tmp_path / "nothing")
+        FaissGeneration.open(tmp_path / "nothing")
 
 
 def test_other_model_is_refused(fake_index: Path) -> None:
     with pytest.raises(IndexIncompatible, match="built with model 'fake-hash'"):
-        IndexStore.open(fake_index, model_id="sentence-transformers/all-MiniLM-L6-v2")
+        FaissGeneration.open(fake_index, model_id="sentence-transformers/all-MiniLM-L6-v2")
 
 
 def test_other_dimension_is_refused(fake_index: Path) -> None:
     with pytest.raises(IndexIncompatible, match="64-d"):
-        IndexStore.open(fake_index, model_id="fake-hash", dimension=384)
+        FaissGeneration.open(fake_index, model_id="fake-hash", dimension=384)
 
 
 @pytest.mark.parametrize("name", ["vectors.faiss", "store.sqlite", "sentences.npy"])
@@ -168,11 +171,11 @@ def test_damaged_file_is_refused(fake_index: Path, name: str) -> None:
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(IndexCorrupt, match="checksum"):
-        IndexStore.open(fake_index)
+        FaissGeneration.open(fake_index)
 
 
 def test_article_lookup(fake_index: Path) -> None:
-    store = IndexStore.open(fake_index)
+    store = FaissGeneration.open(fake_index)
     record = store.article("000_9d59a1cdc1672ff3.txt")
     assert record.title.startswith("US-brokered")
     assert [p.paragraph for p in record.passages] == list(range(1, 19))
@@ -214,32 +217,34 @@ def test_spec_chooses_by_size() -> None:
 
 
 def test_reindex_vectors_switches_type_without_embedding(fake_index: Path) -> None:
-    before = IndexStore.open(fake_index)
+    before = FaissGeneration.open(fake_index)
     query = FakeEmbedder().embed_query("drone attacks in Kharkiv")
     expected = [i for i, _ in before.dense_search(query, 5)]
     before.close()
     manifest = reindex_vectors(fake_index, VectorIndexSpec(kind="hnsw"), "2026-01-01T00:00:00")
     assert (manifest["generation"], manifest["faiss"]["type"]) == ("gen-2", "hnsw")
     assert manifest["vectors_from"] == "gen-1"
-    after = IndexStore.open(fake_index)
+    after = FaissGeneration.open(fake_index)
     assert [i for i, _ in after.dense_search(query, 5)] == expected  # 18 vectors: HNSW is exact
     assert after.manifest["counts"] == before.manifest["counts"]
     ids = np.arange(18)
-    assert after.has_sentence_vectors  # the sentence vectors come along
+    assert after.capabilities.sentence_vectors  # the sentence vectors come along
     assert after.sentence_similarities(ids, query).tolist() == (
-        IndexStore.open(fake_index, generation="gen-1").sentence_similarities(ids, query).tolist()
+        FaissGeneration.open(fake_index, generation="gen-1")
+        .sentence_similarities(ids, query)
+        .tolist()
     )
     after.close()
 
 
 def test_reindex_vectors_to_ivf_keeps_the_ranking(fake_index: Path) -> None:
-    before = IndexStore.open(fake_index)
+    before = FaissGeneration.open(fake_index)
     query = FakeEmbedder().embed_query("drone attacks in Kharkiv")
     expected = [i for i, _ in before.dense_search(query, 3)]
     before.close()
     manifest = reindex_vectors(fake_index, VectorIndexSpec(kind="ivf"), "2026-01-01T00:00:00")
     assert manifest["faiss"]["type"] == "ivf"
-    after = IndexStore.open(fake_index)
+    after = FaissGeneration.open(fake_index)
     assert [i for i, _ in after.dense_search(query, 3)] == expected  # one list: every vector
     after.close()
 
@@ -253,7 +258,7 @@ def test_a_format_2_generation_is_still_searched(
     of them had no stored vectors either (hybrid then fuses as it did)."""
     import sqlite3
 
-    from index.store import _sha256
+    from index.generations import sha256_of as _sha256
     from search.service import SearchService
     from search.settings import Settings
 
@@ -276,7 +281,7 @@ def test_a_format_2_generation_is_still_searched(
     (folder / "manifest.json").write_text(json.dumps(manifest))
     service = SearchService.open(Settings(index_dir=fake_index), fake_embedder)
     try:
-        assert service.store.has_stored_vectors is stored_vectors
+        assert service.store.capabilities.stored_vectors is stored_vectors
         assert service.store.article_lexical_search(["kharkiv"], 10)[2] == 0.0
         for mode in ("hybrid", "dense", "lexical"):
             assert service.search("Kharkiv regional head", k=3, mode=mode)
@@ -294,9 +299,9 @@ def test_a_format_2_generation_is_still_searched(
 def test_lexical_scores_from_kept_words_equal_fts5s(fake_index: Path) -> None:
     """The lexical leg sums each word's kept BM25 array: the same passages, scores and order as
     FTS5's own OR query."""
-    from index.store import IndexStore
+    from index.faiss_generation import FaissGeneration
 
-    store = IndexStore.open(fake_index)
+    store = FaissGeneration.open(fake_index)
     try:
         queries = [["energy", "attacks"], ["kharkiv"], ["talks", "abu", "dhabi", "zzznothing"]]
         for terms in queries:
@@ -312,7 +317,7 @@ def test_lexical_scores_from_kept_words_equal_fts5s(fake_index: Path) -> None:
             summed = store.lexical_search(terms, 10)
             assert summed and [i for i, _ in summed] == [i for i, _ in fts5]
             assert [s for _, s in summed] == pytest.approx([s for _, s in fts5], rel=1e-12)
-            assert all(store._passage_terms.get(term) is not None for term in terms)  # kept
+            assert all(store._lexical._passage_terms.get(term) is not None for term in terms)  # kept
             assert store.lexical_search(terms, 10) == summed  # the kept arrays again
         assert store.lexical_search(["energy"], 3, weights=(2.0, 1.0, 1.0))  # FTS5 itself
     finally:

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.backends import FaissBackend, StoreBackend
 from index.builder import build_index
 from index.errors import IndexNotFound, StoreUnavailable
-from index.milvus_store import MilvusBackend
-from index.store import SentenceVectors
+from index.faiss_store import FaissStore
+from index.milvus_store import MilvusStore
+from index.records import SentenceVectors
+from index.stores import Store
 from search.errors import InvalidQuery
 from search.service import SearchService
 from search.settings import Settings
@@ -27,21 +28,21 @@ BACKENDS = ["faiss", "milvus"]
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path: Path, milvus_uri: str, milvus_alias: str) -> StoreBackend:
+def backend(request, tmp_path: Path, milvus_uri: str, milvus_alias: str) -> Store:
     if request.param == "milvus":
-        made = MilvusBackend(milvus_uri, alias=milvus_alias, index_type="flat")
+        made = MilvusStore(milvus_uri, alias=milvus_alias, index_type="flat")
         yield made
         made.drop()
         made.close()
     else:
-        yield FaissBackend(tmp_path / "faiss")
+        yield FaissStore(tmp_path / "faiss")
 
 
-def settings_for(backend: StoreBackend, tmp_path: Path) -> Settings:
-    if isinstance(backend, MilvusBackend):
+def settings_for(backend: Store, tmp_path: Path) -> Settings:
+    if isinstance(backend, MilvusStore):
         return Settings(
             index_dir=tmp_path / "index",
-            backend="milvus",
+            store="milvus",
             milvus_uri=backend.uri,
             milvus_collection=backend.alias,
             milvus_index="flat",
@@ -65,24 +66,24 @@ def synthetic_corpus(folder: Path, articles: int = 30, seed: int = 7) -> Path:
 
 
 @pytest.fixture
-def seeded(backend: StoreBackend, tmp_path: Path):
+def seeded(backend: Store, tmp_path: Path):
     embedder = FakeEmbedder()
-    report = build_index(SEEDS, tmp_path / "index", embedder, backend=backend)
+    report = build_index(SEEDS, tmp_path / "index", embedder, store=backend)
     store = backend.open(model_id=embedder.model_id)
     yield store, embedder, report
     store.close()
 
 
-def test_build_publishes_one_generation(seeded, backend: StoreBackend) -> None:
+def test_build_publishes_one_generation(seeded, backend: Store) -> None:
     store, _, report = seeded
     assert (report.generation, report.passages, store.count()) == ("gen-1", 18, 18)
     assert backend.live_generation() == "gen-1" == store.generation
     counts = {"articles": 1, "passages": 18, "duplicate_passages": 0}
-    if backend.name == "faiss":  # Milvus keeps no sentence vectors
+    if backend.kind == "faiss":  # Milvus keeps no sentence vectors
         assert report.sentences == 20
         counts["sentences"] = 20
     assert store.manifest["counts"] == counts
-    assert store.describe()["store"] == backend.name
+    assert store.describe()["store"] == backend.kind
 
 
 def test_exact_dense_search_equals_numpy(seeded) -> None:
@@ -109,10 +110,10 @@ def test_milvus_exact_search_equals_faiss_on_a_synthetic_set(
 ) -> None:
     corpus = synthetic_corpus(tmp_path / "corpus")
     embedder = FakeEmbedder()
-    milvus = MilvusBackend(milvus_uri, alias=milvus_alias, index_type="flat")
-    build_index(corpus, tmp_path / "index", embedder, backend=milvus)
+    milvus = MilvusStore(milvus_uri, alias=milvus_alias, index_type="flat")
+    build_index(corpus, tmp_path / "index", embedder, store=milvus)
     build_index(corpus, tmp_path / "faiss", embedder)
-    ours, theirs = milvus.open(), FaissBackend(tmp_path / "faiss").open()
+    ours, theirs = milvus.open(), FaissStore(tmp_path / "faiss").open()
     try:
         assert ours.count() == theirs.count() > 60
         assert ours.passage_locations() == theirs.passage_locations()
@@ -157,7 +158,7 @@ def test_lexical_stems_and_hostile_terms(seeded) -> None:
         store.lexical_search(query.split(), 5)
 
 
-def test_the_bm25_ceiling_is_the_same_asked_again(seeded, backend: StoreBackend) -> None:
+def test_the_bm25_ceiling_is_the_same_asked_again(seeded, backend: Store) -> None:
     """FAISS's store keeps document frequencies once looked up: the answer must not change."""
     store, _, _ = seeded
     terms = ["energy", "attacks", "energy", "zzzunknown"]
@@ -189,7 +190,7 @@ def test_records_articles_and_counts(seeded) -> None:
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
 @pytest.mark.parametrize("query", HOSTILE)
 def test_hostile_queries_through_the_service(
-    seeded, backend: StoreBackend, tmp_path: Path, query: str, mode: str
+    seeded, backend: Store, tmp_path: Path, query: str, mode: str
 ) -> None:
     store, embedder, _ = seeded
     service = SearchService(store, embedder, settings_for(backend, tmp_path))
@@ -197,7 +198,7 @@ def test_hostile_queries_through_the_service(
     assert len(hits) <= 5
 
 
-def test_duplicates_collapse_the_same_way(backend: StoreBackend, tmp_path: Path) -> None:
+def test_duplicates_collapse_the_same_way(backend: Store, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "a.txt").write_text(STORY)
@@ -205,7 +206,7 @@ def test_duplicates_collapse_the_same_way(backend: StoreBackend, tmp_path: Path)
     (corpus / "c.txt").write_text(STORY.replace("Thursday", "Wednesday"))
     (corpus / "d.txt").write_text(OTHER)
     embedder = FakeEmbedder()
-    report = build_index(corpus, tmp_path / "index", embedder, backend=backend)
+    report = build_index(corpus, tmp_path / "index", embedder, store=backend)
     assert report.duplicates == 4
     store = backend.open()
     try:
@@ -220,7 +221,7 @@ def test_duplicates_collapse_the_same_way(backend: StoreBackend, tmp_path: Path)
         store.close()
 
 
-def test_writer_deletes_an_articles_passages(backend: StoreBackend, tmp_path: Path) -> None:
+def test_writer_deletes_an_articles_passages(backend: Store, tmp_path: Path) -> None:
     from index.articles import read_corpus
     from index.chunking import chunk_article
     from index.dedup import near_duplicate_groups
@@ -261,12 +262,12 @@ def test_writer_deletes_an_articles_passages(backend: StoreBackend, tmp_path: Pa
         store.close()
 
 
-def test_a_new_generation_switches_atomically(backend: StoreBackend, tmp_path: Path) -> None:
+def test_a_new_generation_switches_atomically(backend: Store, tmp_path: Path) -> None:
     embedder = FakeEmbedder()
-    build_index(SEEDS, tmp_path / "index", embedder, backend=backend)
+    build_index(SEEDS, tmp_path / "index", embedder, store=backend)
     old = backend.open()
     corpus = synthetic_corpus(tmp_path / "corpus", articles=3)
-    build_index(corpus, tmp_path / "index", embedder, backend=backend)
+    build_index(corpus, tmp_path / "index", embedder, store=backend)
     try:
         assert old.count() == 18  # the open generation keeps answering
         assert old.dense_search(embedder.embed_query("energy"), 3)
@@ -276,12 +277,12 @@ def test_a_new_generation_switches_atomically(backend: StoreBackend, tmp_path: P
         new.close()
     finally:
         old.close()
-    build_index(SEEDS, tmp_path / "index", embedder, backend=backend, skip_unchanged=False)
+    build_index(SEEDS, tmp_path / "index", embedder, store=backend, skip_unchanged=False)
     assert backend.generation_names()[-2:] == ["gen-2", "gen-3"]
     assert backend.live_generation() == "gen-3"
 
 
-def test_nothing_built_is_index_not_found(backend: StoreBackend) -> None:
+def test_nothing_built_is_index_not_found(backend: Store) -> None:
     assert backend.live_generation() is None
     with pytest.raises(IndexNotFound):
         backend.open()
@@ -289,9 +290,9 @@ def test_nothing_built_is_index_not_found(backend: StoreBackend) -> None:
 
 def test_bad_milvus_settings_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="not a Milvus name"):
-        MilvusBackend(str(tmp_path / "m.db"), alias="has-dash")
+        MilvusStore(str(tmp_path / "m.db"), alias="has-dash")
     with pytest.raises(StoreUnavailable, match=r"must end in \.db"):
-        MilvusBackend(str(tmp_path / "folder"), alias="ok").client()
+        MilvusStore(str(tmp_path / "folder"), alias="ok").client()
 
 
 def test_without_full_text_search_hybrid_is_dense_and_lexical_is_refused(
@@ -307,9 +308,9 @@ def test_without_full_text_search_hybrid_is_dense_and_lexical_is_refused(
         return create(self, name, *args, schema=schema, **kwargs)
 
     monkeypatch.setattr(pymilvus.MilvusClient, "create_collection", without_functions)
-    backend = MilvusBackend(milvus_uri, alias=milvus_alias, index_type="flat")
+    backend = MilvusStore(milvus_uri, alias=milvus_alias, index_type="flat")
     embedder = FakeEmbedder()
-    build_index(SEEDS, tmp_path / "index", embedder, backend=backend)
+    build_index(SEEDS, tmp_path / "index", embedder, store=backend)
     store = backend.open()
     try:
         assert store.manifest["milvus"]["lexical"] == "unavailable"
@@ -333,7 +334,7 @@ def test_service_and_api_on_milvus_answer_like_faiss(
     embedder = FakeEmbedder()
     settings = Settings(
         index_dir=tmp_path / "index",
-        backend="milvus",
+        store="milvus",
         milvus_uri=milvus_uri,
         milvus_collection=milvus_alias,
         milvus_index="flat",
@@ -341,9 +342,9 @@ def test_service_and_api_on_milvus_answer_like_faiss(
     )
     # Milvus keeps no sentence vectors: compare with FAISS ranking by passage vectors alone.
     reference = Settings(index_dir=tmp_path / "faiss", reload_interval=0, sentence_weight=0)
-    from search.settings import store_backend
+    from search.settings import store_for
 
-    build_index(SEEDS, settings.index_dir, embedder, backend=store_backend(settings))
+    build_index(SEEDS, settings.index_dir, embedder, store=store_for(settings))
     build_index(SEEDS, reference.index_dir, embedder)
     ours = SearchService.open(settings, embedder)
     theirs = SearchService.open(reference, embedder)
@@ -407,11 +408,11 @@ def test_a_milvus_server_on_loopback(tmp_path: Path) -> None:
                 if time.monotonic() > deadline or server.poll() is not None:
                     pytest.skip("the Milvus server did not start within 30 s")
                 time.sleep(0.3)
-        backend = MilvusBackend(f"http://127.0.0.1:{port}", alias="loopback", index_type="flat")
+        backend = MilvusStore(f"http://127.0.0.1:{port}", alias="loopback", index_type="flat")
         embedder = FakeEmbedder()
-        build_index(SEEDS, tmp_path / "index", embedder, backend=backend)
+        build_index(SEEDS, tmp_path / "index", embedder, store=backend)
         build_index(SEEDS, tmp_path / "faiss", embedder)
-        ours, theirs = backend.open(), FaissBackend(tmp_path / "faiss").open()
+        ours, theirs = backend.open(), FaissStore(tmp_path / "faiss").open()
         query = embedder.embed_query("energy infrastructure")
         assert [i for i, _ in ours.dense_search(query, 5)] == [
             i for i, _ in theirs.dense_search(query, 5)
@@ -428,14 +429,12 @@ def test_a_milvus_server_on_loopback(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_milvus_server_is_a_clear_error() -> None:
-    backend = MilvusBackend(f"http://127.0.0.1:{_free_port()}", alias="nowhere")
+    backend = MilvusStore(f"http://127.0.0.1:{_free_port()}", alias="nowhere")
     with pytest.raises(StoreUnavailable, match="Milvus"):
         backend.live_generation()
 
 
-def test_passages_added_in_several_calls_keep_their_own_ids(
-    backend: StoreBackend, tmp_path: Path
-) -> None:
+def test_passages_added_in_several_calls_keep_their_own_ids(backend: Store, tmp_path: Path) -> None:
     from index.articles import read_corpus
     from index.chunking import chunk_article
 

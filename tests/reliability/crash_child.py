@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import index.builder
-import index.store
+import index.faiss_writer
+import index.generations
 from index.lock import BuildLock
 from tests.conftest import FakeEmbedder
 
@@ -45,8 +46,8 @@ def main(seeds: Path, index_dir: Path, point: str) -> None:
         index.builder.EMBED_CALL_SIZE = 1
         embedder = StoppingEmbedder()
     elif point == "writing-generation":  # store.sqlite and vectors.npy written, FAISS not yet
-        real_build = index.store.build_vector_index
-        index.store.build_vector_index = lambda *a: (stop_here(), real_build(*a))[1]
+        real_build = index.faiss_writer.build_vector_index
+        index.faiss_writer.build_vector_index = lambda *a: (stop_here(), real_build(*a))[1]
     elif point == "before-current-switch":  # gen-N renamed into place, CURRENT not replaced
         real_replace = os.replace
 
@@ -55,7 +56,7 @@ def main(seeds: Path, index_dir: Path, point: str) -> None:
                 stop_here()
             real_replace(src, dst)
 
-        index.store.os.replace = replace  # type: ignore[attr-defined]
+        index.generations.os.replace = replace  # type: ignore[attr-defined]
     with BuildLock(index_dir):
         index.builder.build_index(seeds, index_dir, embedder, progress=progress)
     print("FINISHED", flush=True)

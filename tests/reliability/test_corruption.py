@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import ServiceHolder
 from index.builder import build_index
 from index.errors import IndexCorrupt
-from index.store import IndexStore
+from index.faiss_generation import FaissGeneration
+from search.serving import ServiceHolder
 from search.settings import Settings
 from tests.conftest import FakeEmbedder
 from tests.reliability.conftest import AUTH, TOKEN, add_article, make_app
@@ -47,7 +47,7 @@ def test_a_damaged_file_is_refused_with_a_clear_error(seeded, case: str) -> None
     name, damage = DAMAGE[case]
     damage(index_dir / "gen-1" / name)
     with pytest.raises(IndexCorrupt) as caught:
-        IndexStore.open(index_dir)
+        FaissGeneration.open(index_dir)
     message = str(caught.value)
     assert name in message and "missing or damaged" in message
     assert "semsearch index" in message
@@ -57,7 +57,7 @@ def test_a_current_naming_no_generation_is_refused(seeded) -> None:
     _, index_dir = seeded
     (index_dir / "CURRENT").write_text("../../etc\n", encoding="utf-8")
     with pytest.raises(IndexCorrupt, match="not a generation folder"):
-        IndexStore.open(index_dir)
+        FaissGeneration.open(index_dir)
 
 
 @pytest.mark.parametrize("case", DAMAGE)

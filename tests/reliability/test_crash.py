@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from index.builder import build_index
+from index.generations import live_generation
 from index.lock import BuildLock
-from index.store import live_generation
 from tests.conftest import ROOT, FakeEmbedder
 from tests.reliability.conftest import add_article, make_app
 from tests.reliability.crash_child import POINTS

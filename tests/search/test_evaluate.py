@@ -78,16 +78,16 @@ def test_eval_command_json(beir: Path) -> None:
 def test_eval_on_milvus_matches_the_hand_computation(
     beir: Path, tmp_path: Path, milvus_uri: str, milvus_alias: str
 ) -> None:
-    from index.milvus_store import MilvusBackend
+    from index.milvus_store import MilvusStore
     from search.settings import Settings
 
     dataset = load_beir(beir)
     embedder = FakeEmbedder()
-    backend = MilvusBackend(milvus_uri, alias=milvus_alias, index_type="flat")
-    assert ensure_index(dataset, tmp_path / "ix", embedder, backend=backend) is True
-    assert ensure_index(dataset, tmp_path / "ix", embedder, backend=backend) is False
+    backend = MilvusStore(milvus_uri, alias=milvus_alias, index_type="flat")
+    assert ensure_index(dataset, tmp_path / "ix", embedder, store=backend) is True
+    assert ensure_index(dataset, tmp_path / "ix", embedder, store=backend) is False
     settings = Settings(
-        backend="milvus", milvus_uri=milvus_uri, milvus_collection=milvus_alias, milvus_index="flat"
+        store="milvus", milvus_uri=milvus_uri, milvus_collection=milvus_alias, milvus_index="flat"
     )
     service = open_service(tmp_path / "ix", embedder, settings)
     scores = evaluate(service, dataset, ["lexical", "dense"])

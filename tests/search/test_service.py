@@ -347,7 +347,7 @@ def test_a_passage_rises_toward_its_best_sentence(
         settings = Settings(index_dir=tmp_path / "index", sentence_weight=weight)
         service = SearchService.open(settings, fake_embedder)
         try:
-            assert service.store.has_sentence_vectors
+            assert service.store.capabilities.sentence_vectors
             hits = service.search(query, k=2, mode=mode, collapse=False)
             scores[weight] = {hit.article_id: hit.dense_score for hit in hits}
             own = dict(service.store.dense_search(vector, 2))
@@ -374,7 +374,7 @@ def test_an_index_built_without_sentence_vectors_ranks_by_passages(
         settings = Settings(index_dir=tmp_path / name, sentence_weight=weight)
         service = SearchService.open(settings, fake_embedder)
         try:
-            assert service.store.has_sentence_vectors is (name == "with")
+            assert service.store.capabilities.sentence_vectors is (name == "with")
             found[name] = [
                 (hit.chunk_id, hit.score) for hit in service.search(query, k=5, mode="hybrid")
             ]

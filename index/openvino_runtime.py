@@ -1,4 +1,4 @@
-"""The OpenVINO embedding backend: the sentence-transformers model exported once, run without torch.
+"""The OpenVINO runtime: a sentence-transformers model exported once, then run without torch.
 
 The whole sentence-transformers pipeline (transformer, pooling, normalisation and any other
 module) is traced into one OpenVINO model, so any model that traces works, not only BERT-style
@@ -8,6 +8,9 @@ versions: later runs load it in a second without importing torch or sentence-tra
 
 Tokenisation uses the `tokenizers` library on the exported tokenizer.json with the model's own
 truncation length, exactly what sentence-transformers does, and is part of the export check.
+
+`index.embedders.make_embedder` chooses between this runtime and torch (`index.embedding`);
+this module imports only `index.embedding`'s constants and helpers, never the chooser.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from index.embedding import DEFAULT_BATCH_SIZE
+from index.embedding import DEFAULT_BATCH_SIZE, quiet_transformers
 from index.errors import ModelError
 
 __all__ = ["OpenVINOEmbedder", "export_folder", "openvino_available"]
@@ -93,7 +96,7 @@ class OpenVINOEmbedder:
         threads: inference threads; 0 lets OpenVINO use every core.
     """
 
-    backend = "openvino"
+    runtime = "openvino"
 
     def __init__(
         self,
@@ -128,7 +131,7 @@ class OpenVINOEmbedder:
             raise ModelError(
                 f"cannot load the OpenVINO export of {self.model_id!r} from {folder} "
                 f"({type(error).__name__}: {error}); delete that folder to export it again, or "
-                "set SEMSEARCH_EMBEDDING_BACKEND=torch"
+                "set SEMSEARCH_EMBEDDING_RUNTIME=torch"
             ) from error
 
     def load(self) -> OpenVINOEmbedder:
@@ -365,8 +368,6 @@ def _export(source: str, folder: Path) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from index.embedding import quiet_transformers
-
     quiet_transformers()
     log.info("exporting %s to OpenVINO (once; kept in %s)", source, folder)
     try:
@@ -392,7 +393,7 @@ def _export(source: str, folder: Path) -> None:
         raise ModelError(
             f"cannot export {source!r} to OpenVINO ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else 'no detail'}); "
-            "set SEMSEARCH_EMBEDDING_BACKEND=torch"
+            "set SEMSEARCH_EMBEDDING_RUNTIME=torch"
         ) from error
 
     try:
@@ -403,8 +404,8 @@ def _export(source: str, folder: Path) -> None:
             tokenizer.save_pretrained(str(staging / "hf-tokenizer"))
             if not (staging / "hf-tokenizer" / "tokenizer.json").is_file():
                 raise ModelError(
-                    f"{source!r} has no fast tokenizer (tokenizer.json) for the OpenVINO backend; "
-                    "set SEMSEARCH_EMBEDDING_BACKEND=torch"
+                    f"{source!r} has no fast tokenizer (tokenizer.json) for the OpenVINO runtime; "
+                    "set SEMSEARCH_EMBEDDING_RUNTIME=torch"
                 )
             saved = staging / "hf-tokenizer" / "tokenizer.json"
             shutil.move(str(saved), staging / "tokenizer.json")
@@ -430,7 +431,7 @@ def _export(source: str, folder: Path) -> None:
             if cosine < _CHECK_MIN_COSINE:
                 raise ModelError(
                     f"the OpenVINO export of {source!r} does not reproduce the model (cosine "
-                    f"{cosine:.4f} on check texts); set SEMSEARCH_EMBEDDING_BACKEND=torch"
+                    f"{cosine:.4f} on check texts); set SEMSEARCH_EMBEDDING_RUNTIME=torch"
                 )
             try:
                 os.replace(staging, folder)
@@ -444,13 +445,13 @@ def _export(source: str, folder: Path) -> None:
         raise ModelError(
             f"the OpenVINO export of {source!r} cannot be run ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else 'no detail'}); "
-            "set SEMSEARCH_EMBEDDING_BACKEND=torch"
+            "set SEMSEARCH_EMBEDDING_RUNTIME=torch"
         ) from error
     except OSError as error:
         raise ModelError(
             f"cannot write the OpenVINO export of {source!r} to {folder.parent} "
             f"({error.strerror or error}); set SEMSEARCH_MODEL_CACHE to a writable folder, or "
-            "SEMSEARCH_EMBEDDING_BACKEND=torch"
+            "SEMSEARCH_EMBEDDING_RUNTIME=torch"
         ) from error
     log.info("OpenVINO export ready: %s", folder)
 

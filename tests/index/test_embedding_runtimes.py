@@ -1,4 +1,4 @@
-"""Embedding backends: the OpenVINO export reproduces sentence-transformers, and auto falls back."""
+"""Embedding runtimes: the OpenVINO export reproduces sentence-transformers, and auto falls back."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import openvino_backend
-from index.embedding import AutoEmbedder, SentenceTransformerEmbedder, make_embedder
+from index import openvino_runtime
+from index.embedders import AutoEmbedder, make_embedder
+from index.embedding import SentenceTransformerEmbedder
 from index.errors import ModelError
 from tests.conftest import FakeEmbedder
 
@@ -23,9 +24,9 @@ TEXTS = [
 
 @pytest.mark.model
 def test_openvino_export_matches_torch(model_cache: Path) -> None:
-    exported = make_embedder(backend="openvino", cache_dir=model_cache).load()
-    reference = make_embedder(backend="torch").load()
-    assert exported.backend == "openvino" and reference.backend == "torch"
+    exported = make_embedder(runtime="openvino", cache_dir=model_cache).load()
+    reference = make_embedder(runtime="torch").load()
+    assert exported.runtime == "openvino" and reference.runtime == "torch"
     assert exported.model_id == reference.model_id
     assert (exported.dimension, exported.max_tokens) == (reference.dimension, reference.max_tokens)
     for text in TEXTS:
@@ -49,8 +50,8 @@ def test_openvino_queries_on_every_path_and_thread_agree(model_cache: Path) -> N
     the vectors are the same either way."""
     from concurrent.futures import ThreadPoolExecutor
 
-    exported = make_embedder(backend="openvino", cache_dir=model_cache, batch_size=8).load()
-    reference = make_embedder(backend="torch").load()
+    exported = make_embedder(runtime="openvino", cache_dir=model_cache, batch_size=8).load()
+    reference = make_embedder(runtime="torch").load()
     short = [f"storm number {i} cut the power" for i in range(12)]
     medium = [
         f"storm number {i} cut the power to the northern towns and villages for three days"
@@ -74,13 +75,13 @@ def test_openvino_queries_on_every_path_and_thread_agree(model_cache: Path) -> N
 
 @pytest.mark.model
 def test_export_is_reused(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    make_embedder(backend="openvino", cache_dir=model_cache).load()
+    make_embedder(runtime="openvino", cache_dir=model_cache).load()
 
     def no_export(source: str, folder: Path) -> None:
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(openvino_backend, "_export", no_export)
-    again = make_embedder(backend="openvino", cache_dir=model_cache).load()
+    monkeypatch.setattr(openvino_runtime, "_export", no_export)
+    again = make_embedder(runtime="openvino", cache_dir=model_cache).load()
     assert again.embed_query("reused").shape == (384,)
 
 
@@ -88,8 +89,8 @@ def test_export_is_reused(model_cache: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_export_that_does_not_reproduce_the_model_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(openvino_backend, "_CHECK_MIN_COSINE", 1.5)  # nothing can pass
-    embedder = make_embedder(backend="openvino", cache_dir=tmp_path)
+    monkeypatch.setattr(openvino_runtime, "_CHECK_MIN_COSINE", 1.5)  # nothing can pass
+    embedder = make_embedder(runtime="openvino", cache_dir=tmp_path)
     with pytest.raises(ModelError, match="does not reproduce the model"):
         embedder.load()
     assert not any(p.name.endswith(".xml") for p in tmp_path.rglob("*"))  # nothing published
@@ -102,12 +103,12 @@ def test_unwritable_model_cache_is_a_clear_error_and_auto_falls_back(
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the cache folder should be")
     with pytest.raises(ModelError, match="cannot write the OpenVINO export"):
-        make_embedder(backend="openvino", cache_dir=blocked / "models").load()
-    auto = make_embedder(backend="auto", cache_dir=blocked / "models")
+        make_embedder(runtime="openvino", cache_dir=blocked / "models").load()
+    auto = make_embedder(runtime="auto", cache_dir=blocked / "models")
     with caplog.at_level(logging.WARNING):
         assert auto.embed_query("still searchable").shape == (384,)
-    assert auto.backend == "torch"
-    assert "using the torch backend instead" in caplog.text
+    assert auto.runtime == "torch"
+    assert "using the torch runtime instead" in caplog.text
 
 
 def test_auto_falls_back_to_torch_when_the_export_fails(caplog: pytest.LogCaptureFixture) -> None:
@@ -120,23 +121,23 @@ def test_auto_falls_back_to_torch_when_the_export_fails(caplog: pytest.LogCaptur
     with caplog.at_level(logging.WARNING):
         vector = auto.embed_query("power cuts")
     assert np.array_equal(vector, fallback.embed_query("power cuts"))
-    assert auto.backend == "fake"
-    assert "using the torch backend instead" in caplog.text
+    assert auto.runtime == "fake"
+    assert "using the torch runtime instead" in caplog.text
 
 
-def test_backend_choice() -> None:
-    assert isinstance(make_embedder(backend="torch"), SentenceTransformerEmbedder)
-    assert isinstance(make_embedder(backend="auto", device="cuda"), SentenceTransformerEmbedder)
-    assert isinstance(make_embedder(backend="auto"), AutoEmbedder)
-    with pytest.raises(ModelError, match="unknown backend 'tensorrt'"):
-        make_embedder(backend="tensorrt")
+def test_runtime_choice() -> None:
+    assert isinstance(make_embedder(runtime="torch"), SentenceTransformerEmbedder)
+    assert isinstance(make_embedder(runtime="auto", device="cuda"), SentenceTransformerEmbedder)
+    assert isinstance(make_embedder(runtime="auto"), AutoEmbedder)
+    with pytest.raises(ModelError, match="unknown runtime 'tensorrt'"):
+        make_embedder(runtime="tensorrt")
 
 
 def test_export_folder_changes_with_the_model_files(tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights.bin").write_bytes(b"1")
-    first = openvino_backend.export_folder(tmp_path / "cache", str(model), str(model))
+    first = openvino_runtime.export_folder(tmp_path / "cache", str(model), str(model))
     (model / "weights.bin").write_bytes(b"22")
-    second = openvino_backend.export_folder(tmp_path / "cache", str(model), str(model))
+    second = openvino_runtime.export_folder(tmp_path / "cache", str(model), str(model))
     assert first != second and first.parent == second.parent

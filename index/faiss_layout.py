@@ -1,0 +1,55 @@
+"""The on-disk format of one FAISS generation: its file names and the SQLite schema of its records.
+
+    <index dir>/gen-<n>/manifest.json         model, format version, counts, files' sha256
+    <index dir>/gen-<n>/store.sqlite          articles, chunks (passages), and their FTS5 tables
+    <index dir>/gen-<n>/vectors.faiss         the FAISS index searched (ids = chunk ids)
+    <index dir>/gen-<n>/vectors.npy           the raw float32 vectors, row = chunk id
+    <index dir>/gen-<n>/sentences.npy         float32 vectors of each passage's sentences
+    <index dir>/gen-<n>/sentence_offsets.npy  passage i's sentence rows: offsets[i] to offsets[i+1]
+
+Folders and CURRENT: `index.generations`; the FTS5 tables: `index.lexical`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FILES",
+    "MANIFEST",
+    "RECORDS_SCHEMA",
+    "SENTENCES_NPY",
+    "SENTENCE_OFFSETS_NPY",
+    "STORE",
+    "VECTORS",
+    "VECTORS_NPY",
+]
+
+MANIFEST = "manifest.json"
+STORE = "store.sqlite"
+VECTORS = "vectors.faiss"
+VECTORS_NPY = "vectors.npy"  # the raw float32 vectors: a new FAISS index never needs re-embedding
+SENTENCES_NPY = "sentences.npy"  # float32 vectors of each passage's sentences, passage by passage
+SENTENCE_OFFSETS_NPY = "sentence_offsets.npy"  # passage i's rows: offsets[i] to offsets[i + 1]
+# Every file a generation may hold, in the order the manifest lists their checksums.
+FILES = (STORE, VECTORS, VECTORS_NPY, SENTENCES_NPY, SENTENCE_OFFSETS_NPY)
+
+RECORDS_SCHEMA = """
+CREATE TABLE articles (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    encoding TEXT NOT NULL
+);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY,
+    article_id TEXT NOT NULL REFERENCES articles(id),
+    paragraph INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    heading TEXT NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    embed_hash TEXT NOT NULL,
+    dup_group INTEGER NOT NULL  -- smallest chunk id among its near-duplicates (its own id if none)
+);
+CREATE INDEX chunks_by_article ON chunks(article_id, paragraph, part);
+CREATE INDEX chunks_by_group ON chunks(dup_group);
+"""

@@ -1,0 +1,254 @@
+"""One opened generation of the Milvus store: a collection searched in Milvus (`PassageStore`).
+
+Dense search is Milvus's vector index (inner product); lexical search is Milvus's BM25 over the
+Porter stems the writer stored (`index.milvus_writer`), with the document frequencies of the
+generation's vocabulary collection giving the query's largest possible score. Passages and
+articles are read back as `index.records`. Sentence vectors and the articles' own full-text
+index are not kept here: see `capabilities`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from index.analysis import stems
+from index.bm25 import bm25_ceiling
+from index.manifest import check_compatible
+from index.milvus_store import MAX_TOP_K, QUERY_BATCH, MilvusStore, _call, _literal
+from index.records import ArticleRecord, ChunkRecord
+from index.stores import Capabilities
+
+__all__ = ["MilvusGeneration"]
+
+# The fields of a ChunkRecord, in its order.
+_ID_FIELDS = ["id", "article_id", "title", "paragraph", "part", "heading", "text", "start", "end"]
+
+
+class MilvusGeneration:
+    """One generation collection, opened for searching; safe to share between threads.
+
+    Made by `MilvusStore.open`, with a store (a connection) of its own.
+    """
+
+    def __init__(self, store: MilvusStore, collection: str, name: str, manifest: dict):
+        self.store = store
+        self.collection = collection
+        self.manifest = manifest
+        self._name = name
+        self.capabilities = Capabilities(
+            # A Milvus before 2.5 has no BM25 function: the build went on without a lexical leg.
+            lexical=manifest.get("milvus", {}).get("lexical") != "unavailable",
+            stored_vectors=True,  # every passage's vector is in its collection
+            sentence_vectors=False,  # the writer does not keep them
+            article_lexical=False,
+            in_process=False,  # Milvus searches in its own server: more may run at once
+        )
+
+    @property
+    def generation(self) -> str:
+        return self._name
+
+    @property
+    def location(self) -> str:
+        return f"{self.store.uri} collection {self.collection}"
+
+    def check_dimension(self, dimension: int) -> None:
+        check_compatible(self.manifest, self.store.describe(), None, dimension)
+
+    def _client(self) -> Any:
+        return self.store.client()
+
+    def count(self) -> int:
+        rows = _call(self._client().query, self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "store": "milvus",
+            "location": self.store.uri,
+            "generation": self.generation,
+            "passages": self.manifest["counts"]["passages"],
+            "vector_index": self.manifest.get("milvus", {}),
+            "lexical": self.manifest.get("milvus", {}).get("lexical"),
+        }
+
+    def _search(
+        self, data: list[Any], field: str, k: int, params: dict[str, Any], article: str | None
+    ) -> list[tuple[int, float]]:
+        found = _call(
+            self._client().search,
+            self.collection,
+            data=data,
+            anns_field=field,
+            limit=min(k, MAX_TOP_K),
+            filter="" if article is None else f"article_id == {_literal(article)}",
+            search_params=params,
+            output_fields=["id"],
+        )
+        return [(int(hit["id"]), float(hit["distance"])) for hit in found[0]]
+
+    def dense_search(
+        self, vector: np.ndarray, k: int, article: str | None = None
+    ) -> list[tuple[int, float]]:
+        """The `k` passages nearest to a normalised query vector: (chunk id, inner product)."""
+        params: dict[str, Any] = {"metric_type": "IP"}
+        if self.store.index_type == "hnsw":
+            params["params"] = {"ef": max(self.store.ef_search, min(k, MAX_TOP_K))}
+        query = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
+        hits = self._search([query], "vector", k, params, article)
+        return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
+
+    def lexical_search(
+        self, terms: Sequence[str], k: int, article: str | None = None
+    ) -> list[tuple[int, float]]:
+        """BM25 over the stems of title, heading and text: (chunk id, score), higher is better.
+
+        The terms are stemmed as the passages were and given to Milvus as plain text, which its
+        analyzer only splits into words: no user text is read as syntax. Nothing without the
+        lexical capability.
+        """
+        if not self.capabilities.lexical:
+            return []
+        wanted = list(dict.fromkeys(s for term in terms for s in stems(term)))
+        if not wanted:
+            return []
+        hits = self._search([" ".join(wanted)], "sparse", k, {"metric_type": "BM25"}, article)
+        # Milvus returns BM25 scores best first; Milvus Lite negates them. Scores are >= 0.
+        return sorted(((i, abs(s)) for i, s in hits), key=lambda hit: (-hit[1], hit[0]))
+
+    def lexical_ceiling(self, terms: Sequence[str]) -> float:
+        """The largest BM25 score `lexical_search(terms)` could give a passage here.
+
+        As in the FAISS store, from each stem's document frequency (kept beside the collection
+        by the build) and the passage count; the index uses FTS5's k1 and b.
+        """
+        wanted = [s for term in terms for s in stems(term)]
+        vocab = self.manifest.get("milvus", {}).get("vocab")
+        if not wanted or not vocab:
+            return 0.0
+        found: dict[str, int] = {}
+        distinct = sorted(set(wanted))
+        for offset in range(0, len(distinct), QUERY_BATCH):
+            batch = distinct[offset : offset + QUERY_BATCH]
+            rows = _call(self._client().query, vocab, ids=batch, output_fields=["df"])
+            found.update((row["term"], int(row["df"])) for row in rows)
+        passages = int(self.manifest["counts"]["passages"])
+        # Milvus computes idf as Lucene does: ln(1 + (N - df + 0.5) / (df + 0.5)).
+        return bm25_ceiling([found.get(term, 0) for term in wanted], passages, idf="lucene")
+
+    def article_lexical_search(
+        self, terms: Sequence[str], k: int
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """No articles' own full-text index here: nothing, and 0.0 (see `capabilities`)."""
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), 0.0
+
+    def similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """The inner product of a query vector with the stored vectors of these passages."""
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        return self._stored(ids, len(query)) @ query
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored float32 vectors of these passages, a row each (zeros for unknown ids)."""
+        return self._stored(ids, int(self.manifest.get("model", {}).get("dimension", 0)))
+
+    def _stored(self, ids: np.ndarray, dimension: int) -> np.ndarray:
+        wanted = [int(i) for i in np.asarray(ids).reshape(-1)]
+        if not wanted:
+            return np.zeros((0, dimension), dtype=np.float32)
+        found = {int(row["id"]): row["vector"] for row in self._rows(wanted, ["id", "vector"])}
+        # A passage deleted since the search (a concurrent rebuild) scores as unrelated.
+        zero = np.zeros(dimension, dtype=np.float32)
+        return np.array([found.get(i, zero) for i in wanted], dtype=np.float32).reshape(
+            len(wanted), dimension
+        )
+
+    def sentence_similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """No sentence vectors here: -inf for every passage (see `capabilities`)."""
+        return np.full(len(ids), -np.inf)
+
+    def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for offset in range(0, len(ids), QUERY_BATCH):
+            batch = [int(i) for i in ids[offset : offset + QUERY_BATCH]]
+            found = _call(self._client().query, self.collection, ids=batch, output_fields=fields)
+            rows.extend(found)
+        return rows
+
+    def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
+        """The stored passages with these ids (unknown ids are left out)."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        return {
+            int(row["id"]): ChunkRecord(*(row[field] for field in _ID_FIELDS))
+            for row in self._rows(wanted, _ID_FIELDS)
+        }
+
+    def passage_keys(self, ids: np.ndarray) -> tuple[dict[int, int], dict[int, str]]:
+        """The near-duplicate group and article of each of `ids`, looked up in one query."""
+        rows = self._rows(np.asarray(ids).tolist(), ["dup_group", "article_id"])
+        groups = {int(row["id"]): int(row["dup_group"]) for row in rows}
+        articles = {int(row["id"]): row["article_id"] for row in rows}
+        return groups, articles
+
+    def duplicates_of(self, chunk_id: int) -> list[tuple[int, str, int]]:
+        """(chunk id, article id, paragraph) of the other passages in this chunk's group."""
+        own = self._rows([chunk_id], ["grouped", "dup_group"])
+        if not own or not own[0]["grouped"]:
+            return []
+        rows = _call(
+            self._client().query,
+            self.collection,
+            filter=f"dup_group == {int(own[0]['dup_group'])} and id != {int(chunk_id)}",
+            output_fields=["article_id", "paragraph"],
+        )
+        return sorted((int(r["id"]), r["article_id"], int(r["paragraph"])) for r in rows)
+
+    def _all(self, fields: list[str]) -> list[dict[str, Any]]:
+        """Every row, a page at a time, by ascending id."""
+        rows: list[dict[str, Any]] = []
+        last = -1
+        while True:
+            page = _call(
+                self._client().query,
+                self.collection,
+                filter=f"id > {last}",
+                output_fields=fields,
+                limit=QUERY_BATCH,
+            )
+            if not page:
+                return rows
+            page.sort(key=lambda row: int(row["id"]))
+            rows.extend(page)
+            last = int(page[-1]["id"])
+
+    def passage_locations(self) -> list[tuple[str, int, str]]:
+        """(article id, paragraph, text) of every passage, indexed by chunk id."""
+        rows = self._all(["article_id", "paragraph", "text"])
+        located: list[tuple[str, int, str]] = [("", 0, "")] * (
+            int(rows[-1]["id"]) + 1 if rows else 0
+        )
+        for row in rows:
+            located[int(row["id"])] = (row["article_id"], int(row["paragraph"]), row["text"])
+        return located
+
+    def article(self, article_id: str) -> ArticleRecord | None:
+        """An article and its passages, or None when no article has this id."""
+        rows = _call(
+            self._client().query,
+            self.collection,
+            filter=f"article_id == {_literal(article_id)}",
+            output_fields=_ID_FIELDS,
+        )
+        if not rows:
+            return None
+        records = sorted(
+            (ChunkRecord(*(row[field] for field in _ID_FIELDS)) for row in rows),
+            key=lambda record: (record.paragraph, record.part),
+        )
+        return ArticleRecord(article_id, records[0].title, tuple(records))
+
+    def close(self) -> None:
+        """Disconnect this generation's client (a later call would reconnect)."""
+        self.store.close()

@@ -1,0 +1,278 @@
+"""Writing a new generation of the Milvus store: a collection filled, then published.
+
+`MilvusStore.writer` makes one. The first `add` creates the collection `<alias>_gen_<n>` (its
+schema: `index.milvus_store`'s docstring), with a BM25 function over each passage's Porter stems
+where the Milvus has one (2.5 and later; otherwise the generation has no lexical leg). `commit`
+flushes it, writes the vocabulary collection (each stem's document frequency, for the query's
+BM25 ceiling), records the manifest as a collection property, and only then points the alias at
+the new collection. Sentence vectors are not kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from index.analysis import stems
+from index.articles import Article
+from index.bm25 import BM25_B, BM25_K1
+from index.chunking import Chunk
+from index.errors import StoreUnavailable
+from index.generations import generation_name, generation_number
+from index.manifest import FORMAT_VERSION
+from index.milvus_store import (
+    INSERT_BATCH,
+    MANIFEST_PROPERTY,
+    VARCHAR_MAX,
+    VOCAB_SUFFIX,
+    MilvusStore,
+    _call,
+    _literal,
+)
+from index.records import SentenceVectors, check_rows
+
+__all__ = ["MilvusWriter"]
+
+log = logging.getLogger("semsearch.milvus")
+
+
+class MilvusWriter:
+    """Fills a new generation collection; `commit` points the alias at it."""
+
+    def __init__(self, store: MilvusStore):
+        self.store = store
+        self._collection: str | None = None
+        self._name: str | None = None
+        self._articles: dict[str, int] = {}  # article id -> passages added
+        self._next_id = 0
+        self._terms: dict[str, Counter[str]] = {}  # article id -> passages holding each stem
+        self._lexical = True
+
+    def _create(self, dimension: int) -> str:
+        from pymilvus import DataType, Function, FunctionType
+
+        client = self.store.client()
+        numbers = self.store.generation_numbers()
+        live = self.store.live_generation()
+        # A collection newer than the live one and never published is a crashed build's: drop it.
+        for number in numbers:
+            name = generation_name(number)
+            if live is not None and number > generation_number(live):
+                collection = self.store.collection_of(name)
+                properties = client.describe_collection(collection).get("properties", {})
+                if MANIFEST_PROPERTY not in properties:
+                    self.store.drop_generation(name)
+        self._name = generation_name((numbers[-1] if numbers else 0) + 1)
+        collection = self.store.collection_of(self._name)
+
+        def schema(with_bm25: bool) -> tuple[Any, Any]:
+            made = client.create_schema(auto_id=False, enable_dynamic_field=False)
+            made.add_field("id", DataType.INT64, is_primary=True)
+            made.add_field("article_id", DataType.VARCHAR, max_length=VARCHAR_MAX)
+            for field in ("paragraph", "part", "start", "end", "dup_group"):
+                made.add_field(field, DataType.INT64)
+            made.add_field("grouped", DataType.BOOL)
+            for field in ("heading", "title", "text"):
+                made.add_field(field, DataType.VARCHAR, max_length=VARCHAR_MAX)
+            made.add_field("terms", DataType.VARCHAR, max_length=VARCHAR_MAX, enable_analyzer=True)
+            made.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+            index = client.prepare_index_params()
+            index.add_index("vector", **self.store.vector_index_params())
+            if with_bm25:
+                made.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+                made.add_function(
+                    Function(
+                        name="terms_bm25",
+                        function_type=FunctionType.BM25,
+                        input_field_names=["terms"],
+                        output_field_names=["sparse"],
+                    )
+                )
+                index.add_index(
+                    "sparse",
+                    index_type="SPARSE_INVERTED_INDEX",
+                    metric_type="BM25",
+                    params={"bm25_k1": BM25_K1, "bm25_b": BM25_B},  # as SQLite FTS5
+                )
+            return made, index
+
+        made, index = schema(with_bm25=True)
+        try:
+            _call(client.create_collection, collection, schema=made, index_params=index)
+        except StoreUnavailable:
+            raise
+        except Exception as error:
+            # Full-text search (BM25 functions) came with Milvus 2.5: say so, and go on dense.
+            log.warning(
+                "%s cannot create a BM25 function (%s): this index has no lexical leg; hybrid "
+                "search will be dense only and lexical search refused",
+                self.store.describe(),
+                error,
+            )
+            if client.has_collection(collection):
+                client.drop_collection(collection)
+            made, index = schema(with_bm25=False)
+            _call(client.create_collection, collection, schema=made, index_params=index)
+            self._lexical = False
+        self._collection = collection
+        return collection
+
+    def add(
+        self,
+        articles: Sequence[Article],
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        groups: np.ndarray,
+        sentences: SentenceVectors | None = None,
+    ) -> None:
+        # Sentence vectors are not kept here: a passage's cosine is not raised toward its best
+        # sentence's in Milvus (README "Scaling out").
+        check_rows(chunks, vectors, groups)
+        collection = self._collection or self._create(int(np.asarray(vectors).shape[1]))
+        first_id = self._next_id
+        self._next_id += len(chunks)
+        titles = {article.id: article.title for article in articles}
+        for article in articles:
+            self._articles.setdefault(article.id, 0)
+        groups = np.asarray(groups, dtype=np.int64)
+        values, counts = np.unique(groups, return_counts=True)
+        shared = {int(value) + first_id for value in values[counts > 1].tolist()}
+        client = self.store.client()
+        for offset in range(0, len(chunks), INSERT_BATCH):
+            rows = []
+            for row in range(offset, min(offset + INSERT_BATCH, len(chunks))):
+                chunk = chunks[row]
+                title = titles[chunk.article_id]
+                group = int(groups[row]) + first_id
+                terms = " ".join(stems(f"{title}\n{chunk.heading}\n{chunk.text}"))
+                self._terms.setdefault(chunk.article_id, Counter()).update(set(terms.split()))
+                rows.append(
+                    {
+                        "id": first_id + row,
+                        "article_id": chunk.article_id,
+                        "paragraph": chunk.paragraph,
+                        "part": chunk.part,
+                        "start": chunk.start,
+                        "end": chunk.end,
+                        "dup_group": group,
+                        "grouped": group in shared,
+                        "heading": chunk.heading,
+                        "title": title,
+                        "text": chunk.text,
+                        "terms": terms,
+                        "vector": np.asarray(vectors[row], dtype=np.float32).tolist(),
+                    }
+                )
+                self._articles[chunk.article_id] += 1
+            _check_lengths(rows)
+            _call(client.insert, collection, rows)
+
+    def delete_article(self, article_id: str) -> int:
+        passages = self._articles.pop(article_id, 0)
+        self._terms.pop(article_id, None)
+        if passages and self._collection is not None:
+            _call(
+                self.store.client().delete,
+                self._collection,
+                filter=f"article_id == {_literal(article_id)}",
+            )
+        return passages
+
+    def commit(self, manifest: dict[str, Any]) -> str:
+        if self._collection is None or self._name is None:
+            raise ValueError("nothing was added to this generation")
+        client = self.store.client()
+        _call(client.flush, self._collection)
+        rows = _call(client.query, self._collection, filter="", output_fields=["count(*)"])
+        passages = int(rows[0]["count(*)"])
+        shared = _call(
+            client.query, self._collection, filter="grouped == true", output_fields=["count(*)"]
+        )
+        grouped = int(shared[0]["count(*)"])
+        leaders = _call(
+            client.query,
+            self._collection,
+            filter="grouped == true and dup_group == id",
+            output_fields=["count(*)"],
+        )
+        vocab = self._write_vocab()
+        written = {
+            **manifest,
+            "format_version": manifest.get("format_version", FORMAT_VERSION),
+            "generation": self._name,
+            "store": "milvus",
+            "milvus": {
+                "collection": self._collection,
+                "alias": self.store.alias,
+                **self.store.vector_index_params(),
+                "lexical": "bm25 function over porter stems" if self._lexical else "unavailable",
+                "vocab": vocab,
+            },
+            "counts": {
+                "articles": len(self._articles),
+                "passages": passages,
+                "duplicate_passages": grouped - int(leaders[0]["count(*)"]),
+            },
+        }
+        _call(
+            client.alter_collection_properties,
+            self._collection,
+            properties={MANIFEST_PROPERTY: json.dumps(written)},
+        )
+        if self.store.alias in _call(client.list_aliases).get("aliases", []):
+            _call(client.alter_alias, self._collection, self.store.alias)
+        else:
+            _call(client.create_alias, self._collection, self.store.alias)
+        return self._name
+
+    def _write_vocab(self) -> str:
+        """A collection of (stem, passages holding it), for `MilvusGeneration.lexical_ceiling`."""
+        from pymilvus import DataType
+
+        assert self._collection is not None
+        client = self.store.client()
+        vocab = self._collection + VOCAB_SUFFIX
+        frequencies: Counter[str] = Counter()
+        for counts in self._terms.values():
+            frequencies.update(counts)
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("term", DataType.VARCHAR, is_primary=True, max_length=VARCHAR_MAX)
+        schema.add_field("df", DataType.INT64)
+        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field
+        index = client.prepare_index_params()
+        index.add_index("unused", index_type="FLAT", metric_type="L2")
+        if _call(client.has_collection, vocab):
+            _call(client.drop_collection, vocab)
+        _call(client.create_collection, vocab, schema=schema, index_params=index)
+        items = sorted(frequencies.items())
+        for offset in range(0, len(items), INSERT_BATCH * 5):
+            rows = [
+                {"term": term, "df": df, "unused": [0.0, 0.0]}
+                for term, df in items[offset : offset + INSERT_BATCH * 5]
+            ]
+            _call(client.insert, vocab, rows)
+        _call(client.flush, vocab)
+        return vocab
+
+    def abort(self) -> None:
+        if self._name is not None:
+            try:
+                self.store.drop_generation(self._name)
+            except Exception as error:  # best effort: the next build drops it anyway
+                log.warning("could not drop unfinished collection %s: %s", self._collection, error)
+            self._collection = None
+
+
+def _check_lengths(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        for field in ("article_id", "heading", "title", "text", "terms"):
+            if len(row[field].encode("utf-8", "surrogatepass")) > VARCHAR_MAX:
+                raise StoreUnavailable(
+                    f"{row['article_id']}: a passage's {field} is longer than Milvus's "
+                    f"{VARCHAR_MAX}-byte limit on text fields"
+                )
