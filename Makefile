@@ -71,7 +71,7 @@ bench: $(STAMP) ## benchmark build, rebuild, HTTP queries and vector search (fig
 	$(BIN)/semsearch bench --corpus "$(BENCH_CORPUS)" --vector-sizes "$(BENCH_SIZES)" --json var/bench.json
 
 load: $(STAMP) ## load test on 127.0.0.1: concurrent clients through a reindex and a reload
-	$(BIN)/python -m search.load --clients $(LOAD_CLIENTS) --requests $(LOAD_REQUESTS)
+	$(BIN)/python -m semsearch.search.load --clients $(LOAD_CLIENTS) --requests $(LOAD_REQUESTS)
 
 chromium: ## install Debian's chromium for the browser tests, when it is missing
 	@test -x $(CHROMIUM) || { \

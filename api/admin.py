@@ -20,12 +20,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from index.builder import now_iso
-from index.embedding import Embedder
-from index.errors import BuildRunning, SemsearchError
-from search.rebuild import Rebuild
-from search.serving import ServiceHolder
-from search.settings import Settings, embedder_for
+from semsearch.index.builder import now_iso
+from semsearch.index.embedding import Embedder
+from semsearch.index.errors import BuildRunning, SemsearchError
+from semsearch.search.rebuild import Rebuild
+from semsearch.search.serving import ServiceHolder
+from semsearch.search.settings import Settings, embedder_for
 
 __all__ = ["ReindexJob", "ReindexJobs", "install_admin"]
 

@@ -10,16 +10,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from api.admin import install_admin
-from api.metrics import install_metrics
-from api.page import error_page, install_page, wants_html
-from api.routes import router
-from api.security import install_security
-from index.embedding import Embedder
-from index.errors import IndexError_, ModelError
-from search.errors import InvalidQuery
-from search.serving import ServiceHolder
-from search.settings import Settings
+from semsearch.api.admin import install_admin
+from semsearch.api.metrics import install_metrics
+from semsearch.api.page import error_page, install_page, wants_html
+from semsearch.api.routes import router
+from semsearch.api.security import install_security
+from semsearch.index.embedding import Embedder
+from semsearch.index.errors import IndexError_, ModelError
+from semsearch.search.errors import InvalidQuery
+from semsearch.search.serving import ServiceHolder
+from semsearch.search.settings import Settings
 
 __all__ = ["create_app"]
 

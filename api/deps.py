@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from search.service import SearchService
-from search.serving import ServiceHolder
+from semsearch.search.service import SearchService
+from semsearch.search.serving import ServiceHolder
 
 __all__ = ["GENERATION_HEADER", "Service"]
 

@@ -12,12 +12,12 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from api.metrics import record_search
-from index.errors import SemsearchError
-from index.records import ArticleRecord
-from search.errors import InvalidQuery
-from search.service import MAX_K, MODES
-from search.text import highlight_spans, mark
+from semsearch.api.metrics import record_search
+from semsearch.index.errors import SemsearchError
+from semsearch.index.records import ArticleRecord
+from semsearch.search.errors import InvalidQuery
+from semsearch.search.service import MAX_K, MODES
+from semsearch.search.text import highlight_spans, mark
 
 __all__ = ["article_page", "error_page", "install_page", "page_router", "wants_html"]
 

@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import GENERATION_HEADER, Service
-from api.metrics import record_search
-from api.page import article_page, wants_html
-from api.schemas import (
+from semsearch.api.deps import GENERATION_HEADER, Service
+from semsearch.api.metrics import record_search
+from semsearch.api.page import article_page, wants_html
+from semsearch.api.schemas import (
     ArticleResponse,
     HealthResponse,
     PassageModel,
@@ -21,8 +21,8 @@ from api.schemas import (
     SearchResponse,
     StatsResponse,
 )
-from search.service import Hit, SearchService
-from search.serving import ServiceHolder
+from semsearch.search.service import Hit, SearchService
+from semsearch.search.serving import ServiceHolder
 
 __all__ = ["router"]
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from search.errors import InvalidQuery
-from search.service import MAX_K, MAX_QUERY_CHARS, check_query_text
+from semsearch.search.errors import InvalidQuery
+from semsearch.search.service import MAX_K, MAX_QUERY_CHARS, check_query_text
 
 __all__ = [
     "ArticleResponse",

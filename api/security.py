@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from search.settings import Settings
+from semsearch.search.settings import Settings
 
 __all__ = [
     "MAX_BODY_BYTES",

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.errors import CorpusError
+from semsearch.index.errors import CorpusError
 
 __all__ = [
     "MAX_ARTICLE_BYTES",

@@ -15,15 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from index.articles import Article, read_corpus
-from index.chunking import Chunk, chunk_articles, sentences
-from index.dedup import near_duplicate_groups
-from index.embedding import Embedder, count_tokens_many
-from index.embedding_cache import EmbeddingCache, text_hash
-from index.errors import CorpusError, SemsearchError
-from index.manifest import FORMAT_VERSION
-from index.records import SentenceVectors
-from index.stores import Store, VectorIndexSpec, make_store
+from semsearch.index.articles import Article, read_corpus
+from semsearch.index.chunking import Chunk, chunk_articles, sentences
+from semsearch.index.dedup import near_duplicate_groups
+from semsearch.index.embedding import Embedder, count_tokens_many
+from semsearch.index.embedding_cache import EmbeddingCache, text_hash
+from semsearch.index.errors import CorpusError, SemsearchError
+from semsearch.index.manifest import FORMAT_VERSION
+from semsearch.index.records import SentenceVectors
+from semsearch.index.store_choice import make_store
+from semsearch.index.stores import Store, VectorIndexSpec
 
 __all__ = [
     "BuildReport",

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from index.articles import Article, Block
+from semsearch.index.articles import Article, Block
 
 __all__ = [
     "DEFAULT_TOKEN_LIMIT",

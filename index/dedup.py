@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from index.vectors import close_neighbours
+from semsearch.index.vectors import close_neighbours
 
 __all__ = ["COSINE", "JACCARD", "near_duplicate_groups"]
 

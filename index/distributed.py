@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from index.embedders import make_embedder
-from index.embedding import Embedder, count_tokens_many
-from index.errors import SemsearchError
+from semsearch.index.embedders import make_embedder
+from semsearch.index.embedding import Embedder, count_tokens_many
+from semsearch.index.errors import SemsearchError
 
 __all__ = ["RayEmbedder", "RayUnavailable"]
 

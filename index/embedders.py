@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embedding import (
+from semsearch.index.embedding import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MODEL,
     Embedder,
@@ -22,8 +22,8 @@ from index.embedding import (
     count_tokens_many,
     resolve_model,
 )
-from index.errors import ModelError
-from index.openvino_runtime import OpenVINOEmbedder, openvino_available
+from semsearch.index.errors import ModelError
+from semsearch.index.openvino_runtime import OpenVINOEmbedder, openvino_available
 
 __all__ = ["RUNTIMES", "AutoEmbedder", "make_embedder"]
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from index.errors import ModelError
+from semsearch.index.errors import ModelError
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

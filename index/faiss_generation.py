@@ -17,8 +17,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
-from index.faiss_layout import (
+from semsearch.index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
+from semsearch.index.faiss_layout import (
     MANIFEST,
     SENTENCE_OFFSETS_NPY,
     SENTENCES_NPY,
@@ -26,13 +26,13 @@ from index.faiss_layout import (
     VECTORS,
     VECTORS_NPY,
 )
-from index.generations import CURRENT, is_generation_name, live_generation, sha256_of
-from index.lexical import LexicalIndex
-from index.lock import GenerationLease
-from index.manifest import check_compatible
-from index.records import ArticleRecord, ChunkRecord
-from index.stores import Capabilities
-from index.vectors import one_thread, set_search_breadth
+from semsearch.index.generations import CURRENT, is_generation_name, live_generation, sha256_of
+from semsearch.index.lexical import LexicalIndex
+from semsearch.index.lock import GenerationLease
+from semsearch.index.manifest import check_compatible
+from semsearch.index.records import ArticleRecord, ChunkRecord
+from semsearch.index.stores import Capabilities
+from semsearch.index.vectors import one_thread, set_search_breadth
 
 __all__ = ["FaissGeneration"]
 

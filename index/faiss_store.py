@@ -10,17 +10,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from index.faiss_generation import FaissGeneration
-from index.faiss_writer import FaissWriter, reindex_vectors
-from index.generations import (
+from semsearch.index.faiss_generation import FaissGeneration
+from semsearch.index.faiss_writer import FaissWriter, reindex_vectors
+from semsearch.index.generations import (
     CURRENT,
     KEEP_GENERATIONS,
     generation_names,
     live_generation,
     remove_old_generations,
 )
-from index.lock import BuildLock
-from index.stores import VectorIndexSpec
+from semsearch.index.lock import BuildLock
+from semsearch.index.stores import VectorIndexSpec
 
 __all__ = ["FaissStore"]
 

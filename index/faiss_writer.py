@@ -16,11 +16,11 @@ from typing import Any
 import faiss
 import numpy as np
 
-from index.articles import Article
-from index.chunking import Chunk
-from index.embedding_cache import text_hash
-from index.faiss_generation import FaissGeneration
-from index.faiss_layout import (
+from semsearch.index.articles import Article
+from semsearch.index.chunking import Chunk
+from semsearch.index.embedding_cache import text_hash
+from semsearch.index.faiss_generation import FaissGeneration
+from semsearch.index.faiss_layout import (
     FILES,
     MANIFEST,
     RECORDS_SCHEMA,
@@ -30,7 +30,7 @@ from index.faiss_layout import (
     VECTORS,
     VECTORS_NPY,
 )
-from index.generations import (
+from semsearch.index.generations import (
     fsync_dir,
     fsync_file,
     new_generation_dir,
@@ -39,11 +39,11 @@ from index.generations import (
     sha256_of,
     write_json,
 )
-from index.lexical import LEXICAL_SCHEMA, write_lexical
-from index.manifest import FORMAT_VERSION
-from index.records import SentenceVectors, check_rows, compact
-from index.stores import VectorIndexSpec
-from index.vectors import build_vector_index
+from semsearch.index.lexical import LEXICAL_SCHEMA, write_lexical
+from semsearch.index.manifest import FORMAT_VERSION
+from semsearch.index.records import SentenceVectors, check_rows, compact
+from semsearch.index.stores import VectorIndexSpec
+from semsearch.index.vectors import build_vector_index
 
 __all__ = ["FaissWriter", "reindex_vectors", "write_generation"]
 

@@ -22,8 +22,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from index.errors import IndexCorrupt
-from index.lock import claim_for_removal
+from semsearch.index.errors import IndexCorrupt
+from semsearch.index.lock import claim_for_removal
 
 __all__ = [
     "CURRENT",

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from index.bm25 import bm25_ceiling
-from index.chunking import Chunk
+from semsearch.index.bm25 import bm25_ceiling
+from semsearch.index.chunking import Chunk
 
 __all__ = ["LEXICAL_SCHEMA", "LexicalIndex", "TermScores", "write_lexical"]
 

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from index.errors import BuildRunning, IndexCorrupt
+from semsearch.index.errors import BuildRunning, IndexCorrupt
 
 __all__ = ["BUILD_LOCK", "BuildLock", "GenerationLease", "claim_for_removal"]
 

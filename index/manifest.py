@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from index.errors import IndexIncompatible
+from semsearch.index.errors import IndexIncompatible
 
 __all__ = ["FORMAT_VERSION", "READABLE_VERSIONS", "check_compatible"]
 

@@ -10,16 +10,19 @@ index are not kept here: see `capabilities`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.analysis import stems
-from index.bm25 import bm25_ceiling
-from index.manifest import check_compatible
-from index.milvus_store import MAX_TOP_K, QUERY_BATCH, MilvusStore, _call, _literal
-from index.records import ArticleRecord, ChunkRecord
-from index.stores import Capabilities
+from semsearch.index.analysis import stems
+from semsearch.index.bm25 import bm25_ceiling
+from semsearch.index.manifest import check_compatible
+from semsearch.index.milvus_client import MAX_TOP_K, QUERY_BATCH, call, literal
+from semsearch.index.records import ArticleRecord, ChunkRecord
+from semsearch.index.stores import Capabilities
+
+if TYPE_CHECKING:  # the store imports this module
+    from semsearch.index.milvus_store import MilvusStore
 
 __all__ = ["MilvusGeneration"]
 
@@ -62,7 +65,7 @@ class MilvusGeneration:
         return self.store.client()
 
     def count(self) -> int:
-        rows = _call(self._client().query, self.collection, filter="", output_fields=["count(*)"])
+        rows = call(self._client().query, self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
     def describe(self) -> dict[str, Any]:
@@ -78,13 +81,13 @@ class MilvusGeneration:
     def _search(
         self, data: list[Any], field: str, k: int, params: dict[str, Any], article: str | None
     ) -> list[tuple[int, float]]:
-        found = _call(
+        found = call(
             self._client().search,
             self.collection,
             data=data,
             anns_field=field,
             limit=min(k, MAX_TOP_K),
-            filter="" if article is None else f"article_id == {_literal(article)}",
+            filter="" if article is None else f"article_id == {literal(article)}",
             search_params=params,
             output_fields=["id"],
         )
@@ -133,7 +136,7 @@ class MilvusGeneration:
         distinct = sorted(set(wanted))
         for offset in range(0, len(distinct), QUERY_BATCH):
             batch = distinct[offset : offset + QUERY_BATCH]
-            rows = _call(self._client().query, vocab, ids=batch, output_fields=["df"])
+            rows = call(self._client().query, vocab, ids=batch, output_fields=["df"])
             found.update((row["term"], int(row["df"])) for row in rows)
         passages = int(self.manifest["counts"]["passages"])
         # Milvus computes idf as Lucene does: ln(1 + (N - df + 0.5) / (df + 0.5)).
@@ -173,7 +176,7 @@ class MilvusGeneration:
         rows: list[dict[str, Any]] = []
         for offset in range(0, len(ids), QUERY_BATCH):
             batch = [int(i) for i in ids[offset : offset + QUERY_BATCH]]
-            found = _call(self._client().query, self.collection, ids=batch, output_fields=fields)
+            found = call(self._client().query, self.collection, ids=batch, output_fields=fields)
             rows.extend(found)
         return rows
 
@@ -197,7 +200,7 @@ class MilvusGeneration:
         own = self._rows([chunk_id], ["grouped", "dup_group"])
         if not own or not own[0]["grouped"]:
             return []
-        rows = _call(
+        rows = call(
             self._client().query,
             self.collection,
             filter=f"dup_group == {int(own[0]['dup_group'])} and id != {int(chunk_id)}",
@@ -210,7 +213,7 @@ class MilvusGeneration:
         rows: list[dict[str, Any]] = []
         last = -1
         while True:
-            page = _call(
+            page = call(
                 self._client().query,
                 self.collection,
                 filter=f"id > {last}",
@@ -235,10 +238,10 @@ class MilvusGeneration:
 
     def article(self, article_id: str) -> ArticleRecord | None:
         """An article and its passages, or None when no article has this id."""
-        rows = _call(
+        rows = call(
             self._client().query,
             self.collection,
-            filter=f"article_id == {_literal(article_id)}",
+            filter=f"article_id == {literal(article_id)}",
             output_fields=_ID_FIELDS,
         )
         if not rows:

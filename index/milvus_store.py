@@ -26,58 +26,26 @@ import logging
 import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from index.errors import IndexCorrupt, IndexNotFound, SemsearchError, StoreUnavailable
-from index.generations import generation_name, generation_number
-from index.lock import BuildLock
-from index.manifest import check_compatible
-from index.stores import KEEP_GENERATIONS, VectorIndexSpec
+from semsearch.index.errors import IndexCorrupt, IndexNotFound, SemsearchError, StoreUnavailable
+from semsearch.index.generations import generation_name, generation_number
+from semsearch.index.lock import BuildLock
+from semsearch.index.manifest import check_compatible
+from semsearch.index.milvus_client import (
+    MANIFEST_PROPERTY,
+    VOCAB_SUFFIX,
+    call,
+    connect,
+    valid_name,
+)
+from semsearch.index.milvus_generation import MilvusGeneration
+from semsearch.index.milvus_writer import MilvusWriter
+from semsearch.index.stores import KEEP_GENERATIONS, VectorIndexSpec
 
-if TYPE_CHECKING:  # both import this module: loaded when first asked for (see open, writer)
-    from index.milvus_generation import MilvusGeneration
-    from index.milvus_writer import MilvusWriter
-
-__all__ = [
-    "INSERT_BATCH",
-    "MANIFEST_PROPERTY",
-    "MAX_TOP_K",
-    "QUERY_BATCH",
-    "VARCHAR_MAX",
-    "VOCAB_SUFFIX",
-    "MilvusStore",
-    "connect",
-]
+__all__ = ["MANIFEST_PROPERTY", "MilvusStore", "connect"]
 
 log = logging.getLogger("semsearch.milvus")
-
-MANIFEST_PROPERTY = "semsearch_manifest"
-VOCAB_SUFFIX = "_vocab"  # beside each generation: the document frequency of every stem
-INSERT_BATCH = 1000
-QUERY_BATCH = 1000  # ids per `query` call, and rows per page when reading everything
-MAX_TOP_K = 16384  # Milvus's limit on one search
-VARCHAR_MAX = 65535
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
-
-
-def _client_class() -> Any:
-    try:
-        from pymilvus import MilvusClient
-    except ImportError as error:
-        raise StoreUnavailable(
-            "SEMSEARCH_STORE=milvus needs pymilvus (and milvus-lite for a local file): "
-            "pip install 'semsearch[milvus]'"
-        ) from error
-    return MilvusClient
-
-
-def _literal(value: str) -> str:
-    """A Milvus filter string literal: double-quoted, with quotes and backslashes escaped."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _is_local(uri: str) -> bool:
-    return "://" not in uri
 
 
 class MilvusStore:
@@ -100,7 +68,7 @@ class MilvusStore:
         ef_search: int = 128,
         lock_dir: Path = Path("var/index"),
     ):
-        if not _NAME.fullmatch(alias):
+        if not valid_name(alias):
             raise StoreUnavailable(
                 f"SEMSEARCH_MILVUS_COLLECTION={alias!r} is not a Milvus name: use letters, digits "
                 "and underscores, starting with a letter or underscore"
@@ -167,7 +135,7 @@ class MilvusStore:
         """The numbers of this alias's generation collections, oldest first."""
         pattern = self._collection_pattern()
         found = []
-        for name in _call(self.client().list_collections):
+        for name in call(self.client().list_collections):
             match = pattern.fullmatch(name)
             if match:
                 found.append(int(match.group(1)))
@@ -180,9 +148,9 @@ class MilvusStore:
     def live_generation(self) -> str | None:
         """The generation the alias points at, or None when nothing is published."""
         client = self.client()
-        if self.alias not in _call(client.list_aliases).get("aliases", []):
+        if self.alias not in call(client.list_aliases).get("aliases", []):
             return None
-        target = _call(client.describe_alias, alias=self.alias)["collection_name"]
+        target = call(client.describe_alias, alias=self.alias)["collection_name"]
         match = self._collection_pattern().fullmatch(target)
         return generation_name(int(match.group(1))) if match else None
 
@@ -197,7 +165,6 @@ class MilvusStore:
         Raises:
             IndexNotFound, IndexIncompatible, IndexCorrupt, StoreUnavailable.
         """
-        from index.milvus_generation import MilvusGeneration
 
         name = generation or self.live_generation()
         if name is None:
@@ -206,9 +173,9 @@ class MilvusStore:
             )
         collection = self.collection_of(name)
         client = self.client()
-        if not _call(client.has_collection, collection):
+        if not call(client.has_collection, collection):
             raise IndexNotFound(f"{self.describe()} has no collection {collection}")
-        properties = _call(client.describe_collection, collection).get("properties", {})
+        properties = call(client.describe_collection, collection).get("properties", {})
         try:
             manifest = json.loads(properties[MANIFEST_PROPERTY])
         except (KeyError, TypeError, ValueError):
@@ -217,10 +184,10 @@ class MilvusStore:
                 "rebuild with `semsearch index`"
             ) from None
         check_compatible(manifest, self.describe(), model_id, dimension)
-        _call(client.load_collection, collection)
+        call(client.load_collection, collection)
         vocab = manifest.get("milvus", {}).get("vocab")
         if vocab:
-            _call(client.load_collection, vocab)
+            call(client.load_collection, vocab)
         # The generation gets a client of its own: closing it leaves this store's connected.
         opened = MilvusGeneration(self.copy(), collection, name, manifest)
         if opened.count() != manifest["counts"]["passages"]:
@@ -232,7 +199,6 @@ class MilvusStore:
 
     def writer(self, vector_index: VectorIndexSpec | None = None) -> MilvusWriter:
         """A writer for a new generation (the FAISS index choice does not apply here)."""
-        from index.milvus_writer import MilvusWriter
 
         return MilvusWriter(self)
 
@@ -265,8 +231,8 @@ class MilvusStore:
     def drop(self) -> list[str]:
         """Remove the alias and every generation collection behind it."""
         client = self.client()
-        if self.alias in _call(client.list_aliases).get("aliases", []):
-            _call(client.drop_alias, self.alias)
+        if self.alias in call(client.list_aliases).get("aliases", []):
+            call(client.drop_alias, self.alias)
         names = self.generation_names()
         for name in names:
             self.drop_generation(name)
@@ -277,8 +243,8 @@ class MilvusStore:
         client = self.client()
         collection = self.collection_of(name)
         for each in (collection, collection + VOCAB_SUFFIX):
-            if _call(client.has_collection, each):
-                _call(client.drop_collection, each)
+            if call(client.has_collection, each):
+                call(client.drop_collection, each)
 
     def vector_index_params(self) -> dict[str, Any]:
         if self.index_type == "flat":
@@ -288,48 +254,3 @@ class MilvusStore:
             "metric_type": "IP",
             "params": {"M": self.hnsw_m, "efConstruction": self.ef_construction},
         }
-
-
-def connect(uri: str, token: str = "") -> Any:
-    """A MilvusClient for `uri`; a local path opens (or creates) a Milvus Lite folder."""
-    client_class = _client_class()
-    if _is_local(uri):
-        if not uri.endswith(".db"):
-            raise StoreUnavailable(
-                f"SEMSEARCH_MILVUS_URI={uri!r}: a Milvus Lite path must end in .db "
-                "(such as var/milvus.db), or give http://host:19530 for a Milvus server"
-            )
-        Path(uri).parent.mkdir(parents=True, exist_ok=True)
-    # Milvus Lite logs its own traceback when it cannot open a folder: the error below says it.
-    lite_log = logging.getLogger("milvus_lite")
-    level = lite_log.level
-    lite_log.setLevel(logging.CRITICAL)
-    try:
-        return client_class(uri=uri, token=token) if token else client_class(uri=uri)
-    except Exception as error:
-        reason = str(error)
-        if _is_local(uri) and ("lock" in reason.lower() or "Open local milvus failed" in reason):
-            raise StoreUnavailable(
-                f"Milvus Lite folder {uri} is in use by another process (a running "
-                "`semsearch serve`?): stop it first, or serve the folder with "
-                f"`milvus-lite server --data-dir {uri}` and set SEMSEARCH_MILVUS_URI to its "
-                "http:// address"
-            ) from None
-        raise StoreUnavailable(f"cannot connect to Milvus at {uri}: {reason}") from None
-    finally:
-        lite_log.setLevel(level)
-
-
-def _unreachable(error: Exception) -> bool:
-    text = str(error).lower()
-    return any(word in text for word in ("unavailable", "connect", "deadline", "timeout"))
-
-
-def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call the Milvus client; a connection failure becomes StoreUnavailable."""
-    try:
-        return method(*args, **kwargs)
-    except Exception as error:
-        if _unreachable(error):
-            raise StoreUnavailable(f"Milvus cannot be reached: {error}") from None
-        raise

@@ -14,27 +14,29 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.analysis import stems
-from index.articles import Article
-from index.bm25 import BM25_B, BM25_K1
-from index.chunking import Chunk
-from index.errors import StoreUnavailable
-from index.generations import generation_name, generation_number
-from index.manifest import FORMAT_VERSION
-from index.milvus_store import (
+from semsearch.index.analysis import stems
+from semsearch.index.articles import Article
+from semsearch.index.bm25 import BM25_B, BM25_K1
+from semsearch.index.chunking import Chunk
+from semsearch.index.errors import StoreUnavailable
+from semsearch.index.generations import generation_name, generation_number
+from semsearch.index.manifest import FORMAT_VERSION
+from semsearch.index.milvus_client import (
     INSERT_BATCH,
     MANIFEST_PROPERTY,
     VARCHAR_MAX,
     VOCAB_SUFFIX,
-    MilvusStore,
-    _call,
-    _literal,
+    call,
+    literal,
 )
-from index.records import SentenceVectors, check_rows
+from semsearch.index.records import SentenceVectors, check_rows
+
+if TYPE_CHECKING:  # the store imports this module
+    from semsearch.index.milvus_store import MilvusStore
 
 __all__ = ["MilvusWriter"]
 
@@ -103,7 +105,7 @@ class MilvusWriter:
 
         made, index = schema(with_bm25=True)
         try:
-            _call(client.create_collection, collection, schema=made, index_params=index)
+            call(client.create_collection, collection, schema=made, index_params=index)
         except StoreUnavailable:
             raise
         except Exception as error:
@@ -117,7 +119,7 @@ class MilvusWriter:
             if client.has_collection(collection):
                 client.drop_collection(collection)
             made, index = schema(with_bm25=False)
-            _call(client.create_collection, collection, schema=made, index_params=index)
+            call(client.create_collection, collection, schema=made, index_params=index)
             self._lexical = False
         self._collection = collection
         return collection
@@ -170,16 +172,16 @@ class MilvusWriter:
                 )
                 self._articles[chunk.article_id] += 1
             _check_lengths(rows)
-            _call(client.insert, collection, rows)
+            call(client.insert, collection, rows)
 
     def delete_article(self, article_id: str) -> int:
         passages = self._articles.pop(article_id, 0)
         self._terms.pop(article_id, None)
         if passages and self._collection is not None:
-            _call(
+            call(
                 self.store.client().delete,
                 self._collection,
-                filter=f"article_id == {_literal(article_id)}",
+                filter=f"article_id == {literal(article_id)}",
             )
         return passages
 
@@ -187,14 +189,14 @@ class MilvusWriter:
         if self._collection is None or self._name is None:
             raise ValueError("nothing was added to this generation")
         client = self.store.client()
-        _call(client.flush, self._collection)
-        rows = _call(client.query, self._collection, filter="", output_fields=["count(*)"])
+        call(client.flush, self._collection)
+        rows = call(client.query, self._collection, filter="", output_fields=["count(*)"])
         passages = int(rows[0]["count(*)"])
-        shared = _call(
+        shared = call(
             client.query, self._collection, filter="grouped == true", output_fields=["count(*)"]
         )
         grouped = int(shared[0]["count(*)"])
-        leaders = _call(
+        leaders = call(
             client.query,
             self._collection,
             filter="grouped == true and dup_group == id",
@@ -219,15 +221,15 @@ class MilvusWriter:
                 "duplicate_passages": grouped - int(leaders[0]["count(*)"]),
             },
         }
-        _call(
+        call(
             client.alter_collection_properties,
             self._collection,
             properties={MANIFEST_PROPERTY: json.dumps(written)},
         )
-        if self.store.alias in _call(client.list_aliases).get("aliases", []):
-            _call(client.alter_alias, self._collection, self.store.alias)
+        if self.store.alias in call(client.list_aliases).get("aliases", []):
+            call(client.alter_alias, self._collection, self.store.alias)
         else:
-            _call(client.create_alias, self._collection, self.store.alias)
+            call(client.create_alias, self._collection, self.store.alias)
         return self._name
 
     def _write_vocab(self) -> str:
@@ -246,17 +248,17 @@ class MilvusWriter:
         schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field
         index = client.prepare_index_params()
         index.add_index("unused", index_type="FLAT", metric_type="L2")
-        if _call(client.has_collection, vocab):
-            _call(client.drop_collection, vocab)
-        _call(client.create_collection, vocab, schema=schema, index_params=index)
+        if call(client.has_collection, vocab):
+            call(client.drop_collection, vocab)
+        call(client.create_collection, vocab, schema=schema, index_params=index)
         items = sorted(frequencies.items())
         for offset in range(0, len(items), INSERT_BATCH * 5):
             rows = [
                 {"term": term, "df": df, "unused": [0.0, 0.0]}
                 for term, df in items[offset : offset + INSERT_BATCH * 5]
             ]
-            _call(client.insert, vocab, rows)
-        _call(client.flush, vocab)
+            call(client.insert, vocab, rows)
+        call(client.flush, vocab)
         return vocab
 
     def abort(self) -> None:

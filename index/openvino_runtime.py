@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from index.embedding import DEFAULT_BATCH_SIZE, quiet_transformers
-from index.errors import ModelError
+from semsearch.index.embedding import DEFAULT_BATCH_SIZE, quiet_transformers
+from semsearch.index.errors import ModelError
 
 __all__ = ["OpenVINOEmbedder", "export_folder", "openvino_available"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.chunking import Chunk
+from semsearch.index.chunking import Chunk
 
 __all__ = ["ArticleRecord", "ChunkRecord", "SentenceVectors", "check_rows", "compact"]
 

@@ -7,6 +7,8 @@ Two stores implement it, each in modules of its own that nothing above `index` i
 - Milvus (`index.milvus_store`), one collection per generation, switched by a collection alias,
   for corpora that outgrow one machine (`pip install 'semsearch[milvus]'`).
 
+`index.store_choice.make_store` makes the one a configuration names.
+
 A `Store` lists, opens, writes and removes generations. A build writes a whole new generation
 through a `StoreWriter` and publishes it atomically; the previous one keeps serving until then.
 A `PassageStore` is one opened generation. What a store or generation can do beyond the common
@@ -19,19 +21,17 @@ import math
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from index.articles import Article
-from index.chunking import Chunk
-from index.generations import KEEP_GENERATIONS  # the one place keep-N is decided
-from index.records import ArticleRecord, ChunkRecord, SentenceVectors
+from semsearch.index.articles import Article
+from semsearch.index.chunking import Chunk
+from semsearch.index.generations import KEEP_GENERATIONS  # the one place keep-N is decided
+from semsearch.index.records import ArticleRecord, ChunkRecord, SentenceVectors
 
 __all__ = [
     "KEEP_GENERATIONS",
-    "STORE_KINDS",
     "VECTOR_INDEX_KINDS",
     "Capabilities",
     "PassageStore",
@@ -39,10 +39,7 @@ __all__ = [
     "StoreWriter",
     "VectorIndexSpec",
     "ivf_list_count",
-    "make_store",
 ]
-
-STORE_KINDS = ("faiss", "milvus")
 
 
 @dataclass(frozen=True)
@@ -259,40 +256,3 @@ class Store(Protocol):
     def close(self) -> None:
         """Let go of connections (the generations opened from it close on their own)."""
         ...
-
-
-def make_store(
-    kind: str,
-    index_dir: Path,
-    *,
-    milvus_uri: str = "var/milvus.db",
-    milvus_token: str = "",
-    milvus_collection: str = "semsearch",
-    milvus_index: str = "hnsw",
-    hnsw_m: int = 32,
-    hnsw_ef_search: int = 128,
-) -> Store:
-    """The store of this kind: FAISS + SQLite files in `index_dir`, or Milvus at `milvus_uri`
-    (builds of either take their lock in `index_dir`).
-
-    Raises:
-        StoreUnavailable: Milvus is named but pymilvus is not installed or cannot connect.
-        ValueError: an unknown kind.
-    """
-    if kind == "faiss":
-        from index.faiss_store import FaissStore
-
-        return FaissStore(index_dir)
-    if kind == "milvus":
-        from index.milvus_store import MilvusStore  # pymilvus loads only when asked for
-
-        return MilvusStore(
-            uri=milvus_uri,
-            alias=milvus_collection,
-            token=milvus_token,
-            index_type=milvus_index,
-            hnsw_m=hnsw_m,
-            ef_search=hnsw_ef_search,
-            lock_dir=index_dir,
-        )
-    raise ValueError(f"unknown store {kind!r}: use {' or '.join(STORE_KINDS)}")

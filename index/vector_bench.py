@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from index.stores import VectorIndexSpec
-from index.vectors import build_vector_index, vector_index_bytes
+from semsearch.index.stores import VectorIndexSpec
+from semsearch.index.vectors import build_vector_index, vector_index_bytes
 
 __all__ = ["TIMED_QUERIES", "bench_vector_indexes"]
 

@@ -12,7 +12,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from index.stores import ivf_list_count
+from semsearch.index.stores import ivf_list_count
 
 __all__ = [
     "build_vector_index",

@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from index.articles import read_corpus
-from index.builder import build_index
-from index.chunking import chunk_articles, sentences
-from index.embedding import count_tokens_many, resolve_model
-from index.stores import make_store
-from index.vector_bench import TIMED_QUERIES, bench_vector_indexes
-from search.settings import Settings, embedder_for, store_for, vector_index_spec
+from semsearch.index.articles import read_corpus
+from semsearch.index.builder import build_index
+from semsearch.index.chunking import chunk_articles, sentences
+from semsearch.index.embedding import count_tokens_many, resolve_model
+from semsearch.index.store_choice import make_store
+from semsearch.index.vector_bench import TIMED_QUERIES, bench_vector_indexes
+from semsearch.search.settings import Settings, embedder_for, store_for, vector_index_spec
 
 __all__ = ["format_bench", "run_bench"]
 
@@ -275,7 +275,7 @@ def _bench_stores(
         import pymilvus  # noqa: F401
     except ImportError:  # pragma: no cover - the dev extra installs it
         return {"skipped": "pymilvus is not installed (pip install 'semsearch[milvus]')"}
-    from search.service import SearchService
+    from semsearch.search.service import SearchService
 
     index_dir = work / "index"
     embedder = embedder_for(settings.model_copy(update={"index_dir": index_dir}))

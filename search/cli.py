@@ -29,8 +29,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from index.errors import IndexNotFound, SemsearchError
-from search.settings import Settings
+from semsearch.index.errors import IndexNotFound, SemsearchError
+from semsearch.search.settings import Settings
 
 __all__ = ["app", "main"]
 
@@ -172,8 +172,8 @@ def index_command(
     When the articles, model and settings are those the live index was built from, nothing is
     rebuilt (use --force to rebuild anyway); otherwise only new or changed passages are embedded.
     """
-    from search.rebuild import Rebuild
-    from search.settings import embedder_for
+    from semsearch.search.rebuild import Rebuild
+    from semsearch.search.settings import embedder_for
 
     with _errors(), ExitStack() as held:
         settings = _settings(seeds_dir=seeds, index_dir=index_dir, model=model)
@@ -193,7 +193,7 @@ def index_command(
         embedder = embedder_for(settings)
         _with_status(f"loading model {settings.model}", embedder.load, quiet)
         if ray_address is not None:
-            from index.distributed import RayEmbedder
+            from semsearch.index.distributed import RayEmbedder
 
             embedder = held.enter_context(
                 _with_status(
@@ -314,7 +314,7 @@ def search_command(
     model: ModelOption = None,
 ) -> None:
     """Search the index and print the best passages."""
-    from search.service import SearchService, validate_query
+    from semsearch.search.service import SearchService, validate_query
 
     with _errors():
         settings = _settings(index_dir=index_dir, model=model)
@@ -406,7 +406,7 @@ def serve_command(
     os.environ["SEMSEARCH_MODEL"] = settings.model
     _request_logs(enabled=not quiet)
     uvicorn.run(
-        "api.app:create_app",
+        "semsearch.api.app:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -443,9 +443,9 @@ def eval_command(
     """Measure search quality on a BEIR folder: nDCG@10, Recall@100, MRR@10, passage hit@5."""
     import tempfile
 
-    from search.evaluate import ensure_index, evaluate, load_beir, open_service
-    from search.service import MODES
-    from search.settings import embedder_for, store_for
+    from semsearch.search.evaluate import ensure_index, evaluate, load_beir, open_service
+    from semsearch.search.service import MODES
+    from semsearch.search.settings import embedder_for, store_for
 
     with _errors():
         if mode != "all" and mode not in MODES:
@@ -529,7 +529,7 @@ def bench_command(
     model: ModelOption = None,
 ) -> None:
     """Benchmark building, rebuilding, serving queries and vector search; print the figures."""
-    from search.bench import format_bench, run_bench
+    from semsearch.search.bench import format_bench, run_bench
 
     with _errors():
         settings = _settings(model=model)
@@ -555,7 +555,7 @@ def info_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show what is indexed, with which model, and when."""
-    from search.settings import store_for
+    from semsearch.search.settings import store_for
 
     with _errors():
         settings = _settings(index_dir=index_dir)

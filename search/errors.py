@@ -6,7 +6,7 @@ SemsearchError
 
 from __future__ import annotations
 
-from index.errors import SemsearchError
+from semsearch.index.errors import SemsearchError
 
 __all__ = ["InvalidQuery"]
 

@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.articles import Article, article_from_text
-from index.builder import build_from_articles
-from index.embedding import Embedder
-from index.errors import CorpusError
-from index.stores import PassageStore, Store
-from search.service import FUSION_DEPTH, MODES, SearchService
-from search.settings import Settings
+from semsearch.index.articles import Article, article_from_text
+from semsearch.index.builder import build_from_articles
+from semsearch.index.embedding import Embedder
+from semsearch.index.errors import CorpusError
+from semsearch.index.stores import PassageStore, Store
+from semsearch.search.service import FUSION_DEPTH, MODES, SearchService
+from semsearch.search.settings import Settings
 
 __all__ = ["BeirDataset", "ensure_index", "evaluate", "load_beir"]
 

@@ -1,9 +1,10 @@
 """Bounded load test: concurrent clients on 127.0.0.1 while the index is rebuilt and reloaded.
 
-`make load` (`python -m search.load`) indexes a copy of seeds/ into a temporary folder, starts
-`semsearch serve` on 127.0.0.1 with an admin token, and runs N clients for a fixed number of
-requests. A third of the way in it adds an article and rebuilds through `POST /admin/reindex`;
-two thirds in it adds another, builds with `semsearch index` and calls `POST /admin/reload`.
+`make load` (`python -m semsearch.search.load`) indexes a copy of seeds/ into a temporary
+folder, starts `semsearch serve` on 127.0.0.1 with an admin token, and runs N clients for a fixed
+number of requests. A third of the way in it adds an article and rebuilds through
+`POST /admin/reindex`; two thirds in it adds another, builds with `semsearch index` and calls
+`POST /admin/reload`.
 Every answer names its generation (the X-Semsearch-Generation header) and must equal that
 generation's reference answer, taken by the driver right after each switch: an answer mixing
 two generations, or from an unknown one, fails the run as surely as an error does.
@@ -306,7 +307,7 @@ def _wait_healthy(client: Any, server: subprocess.Popen, seconds: float = 120) -
 def main(argv: Sequence[str] | None = None) -> int:
     import httpx
 
-    parser = argparse.ArgumentParser(prog="python -m search.load", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m semsearch.search.load", description=__doc__)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--seeds", type=Path, default=Path("seeds"))

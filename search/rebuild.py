@@ -12,11 +12,11 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from index.articles import find_article_files
-from index.builder import BuildReport, Progress, build_index, now_iso
-from index.embedding import Embedder
-from index.stores import Store
-from search.settings import Settings, store_for, vector_index_spec
+from semsearch.index.articles import find_article_files
+from semsearch.index.builder import BuildReport, Progress, build_index, now_iso
+from semsearch.index.embedding import Embedder
+from semsearch.index.stores import Store
+from semsearch.search.settings import Settings, store_for, vector_index_spec
 
 __all__ = ["Rebuild"]
 

@@ -14,11 +14,11 @@ from typing import Any, NamedTuple, TypeVar, get_args
 
 import numpy as np
 
-from index.embedding import Embedder
-from index.records import ArticleRecord
-from index.stores import PassageStore
-from search.errors import InvalidQuery
-from search.fusion import (
+from semsearch.index.embedding import Embedder
+from semsearch.index.records import ArticleRecord
+from semsearch.index.stores import PassageStore
+from semsearch.search.errors import InvalidQuery
+from semsearch.search.fusion import (
     Ranking,
     add_article_words,
     boost_articles,
@@ -27,8 +27,8 @@ from search.fusion import (
     fuse_zscore,
     lift_to_sentences,
 )
-from search.settings import Mode, Settings, embedder_for, store_for
-from search.text import highlight_spans, lexical_terms, mark
+from semsearch.search.settings import Mode, Settings, embedder_for, store_for
+from semsearch.search.text import highlight_spans, lexical_terms, mark
 
 __all__ = [
     "MAX_K",

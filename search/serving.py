@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from anyio.to_thread import run_sync
 
-from index.embedding import Embedder
-from index.errors import IndexCorrupt, IndexNotFound, SemsearchError
-from search.service import SearchService
-from search.settings import Settings, embedder_for, store_for
+from semsearch.index.embedding import Embedder
+from semsearch.index.errors import IndexCorrupt, IndexNotFound, SemsearchError
+from semsearch.search.service import SearchService
+from semsearch.search.settings import Settings, embedder_for, store_for
 
 __all__ = ["ReloadResult", "ServiceHolder"]
 

@@ -10,10 +10,16 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.embedders import make_embedder
-from index.embedding import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, Embedder
-from index.stores import Store, VectorIndexSpec, make_store
-from search.fusion import ARTICLE_WEIGHT, ARTICLE_WORDS_WEIGHT, DENSE_WEIGHT, SENTENCE_WEIGHT
+from semsearch.index.embedders import make_embedder
+from semsearch.index.embedding import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, Embedder
+from semsearch.index.store_choice import make_store
+from semsearch.index.stores import Store, VectorIndexSpec
+from semsearch.search.fusion import (
+    ARTICLE_WEIGHT,
+    ARTICLE_WORDS_WEIGHT,
+    DENSE_WEIGHT,
+    SENTENCE_WEIGHT,
+)
 
 __all__ = ["Fusion", "Mode", "Settings", "embedder_for", "store_for", "vector_index_spec"]
 

@@ -7,9 +7,9 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from index.analysis import TOKEN as _TOKEN
-from index.analysis import fold as _fold
-from index.analysis import stem as _stem
+from semsearch.index.analysis import TOKEN as _TOKEN
+from semsearch.index.analysis import fold as _fold
+from semsearch.index.analysis import stem as _stem
 
 __all__ = ["highlight_spans", "lexical_terms", "mark", "query_terms"]
 

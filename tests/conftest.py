@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.builder import build_index
-from index.embedders import make_embedder
-from index.embedding import Embedder
+from semsearch.index.builder import build_index
+from semsearch.index.embedders import make_embedder
+from semsearch.index.embedding import Embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from search.settings import Settings
+from semsearch.api.app import create_app
+from semsearch.search.settings import Settings
 from tests.conftest import FakeEmbedder
 
 SEED_ID = "000_9d59a1cdc1672ff3.txt"

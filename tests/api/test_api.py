@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from search.settings import Settings
+from semsearch.api.app import create_app
+from semsearch.search.settings import Settings
 from tests.api.conftest import SEED_ID
 from tests.conftest import FakeEmbedder
 
@@ -149,7 +149,7 @@ def test_no_index_is_503_with_advice(empty_client: TestClient) -> None:
 
 
 def test_index_built_after_start_is_picked_up(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    from index.builder import build_index
+    from semsearch.index.builder import build_index
     from tests.conftest import SEEDS
 
     settings = Settings(index_dir=tmp_path / "index")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from api.app import create_app
-from search.settings import Settings
+from semsearch.api.app import create_app
+from semsearch.search.settings import Settings
 from tests.conftest import ROOT, FakeEmbedder
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")

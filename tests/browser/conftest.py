@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from api.app import create_app
-from search.settings import Settings
+from semsearch.api.app import create_app
+from semsearch.search.settings import Settings
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 # Headless, no sandbox (tests run as root in CI), nothing in the background that phones home,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from index.articles import find_article_files, parse_article, read_article, read_corpus
-from index.errors import CorpusError
+from semsearch.index.articles import find_article_files, parse_article, read_article, read_corpus
+from semsearch.index.errors import CorpusError
 from tests.conftest import SEED_FILE, SEEDS
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from index.builder import build_index
+from semsearch.index.builder import build_index
 from tests.conftest import SHARED, FakeEmbedder
 
 BBC = SHARED / "data" / "bbc"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import index
+from semsearch import index
 
 
 def _flags() -> set[str]:
@@ -48,7 +48,7 @@ def test_faiss_openblas_does_not_run_generic_kernels() -> None:
     if not found or not {"avx2", "fma"} <= _flags():
         pytest.skip("faiss-cpu without a bundled OpenBLAS, or a CPU without AVX2")
     probe = (
-        "import ctypes, index.vectors; "
+        "import ctypes, semsearch.index.vectors; "
         f"lib = ctypes.CDLL({str(found[0])!r}); "
         "lib.openblas_get_corename.restype = ctypes.c_char_p; "
         "print(lib.openblas_get_corename().decode())"

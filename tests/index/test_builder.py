@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from index.builder import build_index
-from index.errors import CorpusError
-from index.faiss_generation import FaissGeneration
-from index.stores import VectorIndexSpec
+import semsearch.index.builder
+from semsearch.index.builder import build_index
+from semsearch.index.errors import CorpusError
+from semsearch.index.faiss_generation import FaissGeneration
+from semsearch.index.stores import VectorIndexSpec
 from tests.conftest import SEEDS, FakeEmbedder
 
 
@@ -66,20 +67,19 @@ def test_damaged_live_generation_is_rebuilt_not_skipped(tmp_path: Path) -> None:
 def test_unchanged_articles_are_not_chunked_again(
     copy_seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import index.builder
 
     (copy_seeds / "second.txt").write_text("Second article\n\nIt has one paragraph of words.\n")
     embedder = FakeEmbedder()
     first = build_index(copy_seeds, tmp_path, embedder)
     chunked: list[str] = []
-    real = index.builder.chunk_articles
+    real = semsearch.index.builder.chunk_articles
 
     def counting(articles, **kwargs):
         articles = list(articles)
         chunked.extend(article.id for article in articles)
         return real(articles, **kwargs)
 
-    monkeypatch.setattr(index.builder, "chunk_articles", counting)
+    monkeypatch.setattr(semsearch.index.builder, "chunk_articles", counting)
     assert build_index(copy_seeds, tmp_path, embedder).passages == first.passages
     assert chunked == []
     (copy_seeds / "second.txt").write_text("Second article\n\nIt has other words now.\n")
@@ -103,7 +103,7 @@ def test_a_cache_in_the_earlier_layout_is_moved_and_still_saves_embedding(
     """Vectors cached in the WITHOUT ROWID `embeddings` table of earlier versions are kept."""
     import sqlite3
 
-    from index.embedding_cache import CACHE, EmbeddingCache
+    from semsearch.index.embedding_cache import CACHE, EmbeddingCache
 
     embedder = FakeEmbedder()
     build_index(SEEDS, tmp_path, embedder)
@@ -180,9 +180,8 @@ def test_interrupted_write_is_cleaned_by_next_build(fake_index: Path) -> None:
 def test_texts_are_embedded_longest_first_across_calls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import index.builder
 
-    monkeypatch.setattr(index.builder, "EMBED_CALL_SIZE", 7)
+    monkeypatch.setattr(semsearch.index.builder, "EMBED_CALL_SIZE", 7)
     lengths: list[int] = []
 
     class Recording(FakeEmbedder):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from index.articles import parse_article, read_article
-from index.chunking import (
+from semsearch.index.articles import parse_article, read_article
+from semsearch.index.chunking import (
     chunk_article,
     chunk_articles,
     classify_blocks,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from index.builder import build_index
-from index.dedup import near_duplicate_groups
-from index.faiss_generation import FaissGeneration
+from semsearch.index.builder import build_index
+from semsearch.index.dedup import near_duplicate_groups
+from semsearch.index.faiss_generation import FaissGeneration
 from tests.conftest import FakeEmbedder
 
 STORY = (
@@ -97,7 +97,7 @@ def test_large_corpora_find_the_same_groups_with_an_inverted_file(monkeypatch) -
         for i in range(300)
     ]
     exact = near_duplicate_groups(vectors_, texts)
-    monkeypatch.setattr("index.vectors.NEIGHBOURS_EXACT_MAX", 0)
+    monkeypatch.setattr("semsearch.index.vectors.NEIGHBOURS_EXACT_MAX", 0)
     assert near_duplicate_groups(vectors_, texts).tolist() == exact.tolist()
     grouped = np.flatnonzero(exact != np.arange(len(exact)))
     assert grouped.tolist() == [3000 + i for i in range(0, 300, 2)]

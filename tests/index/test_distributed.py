@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.builder import build_index
-from index.distributed import RayEmbedder, RayUnavailable
-from index.faiss_generation import FaissGeneration
+from semsearch.index.builder import build_index
+from semsearch.index.distributed import RayEmbedder, RayUnavailable
+from semsearch.index.faiss_generation import FaissGeneration
 from tests.conftest import SEEDS
 
 pytest.importorskip("ray", reason="Ray is in the dev extra: pip install -e '.[dev]'")

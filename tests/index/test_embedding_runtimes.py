@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import openvino_runtime
-from index.embedders import AutoEmbedder, make_embedder
-from index.embedding import SentenceTransformerEmbedder
-from index.errors import ModelError
+from semsearch.index import openvino_runtime
+from semsearch.index.embedders import AutoEmbedder, make_embedder
+from semsearch.index.embedding import SentenceTransformerEmbedder
+from semsearch.index.errors import ModelError
 from tests.conftest import FakeEmbedder
 
 TEXTS = [

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.builder import build_index
-from index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
-from index.faiss_generation import FaissGeneration
-from index.faiss_writer import reindex_vectors
-from index.stores import VectorIndexSpec
-from index.vectors import build_vector_index
+from semsearch.index.builder import build_index
+from semsearch.index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
+from semsearch.index.faiss_generation import FaissGeneration
+from semsearch.index.faiss_writer import reindex_vectors
+from semsearch.index.stores import VectorIndexSpec
+from semsearch.index.vectors import build_vector_index
 from tests.conftest import SEEDS, FakeEmbedder
 
 
@@ -48,7 +48,7 @@ def test_build_publishes_a_generation_with_manifest(fake_index: Path) -> None:
 def test_sentence_similarities_are_each_passages_best_sentence(
     fake_index: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    from index.chunking import sentences
+    from semsearch.index.chunking import sentences
 
     store = FaissGeneration.open(fake_index)
     query = fake_embedder.embed_query("Russia energy infrastructure attacks")
@@ -258,9 +258,9 @@ def test_a_format_2_generation_is_still_searched(
     of them had no stored vectors either (hybrid then fuses as it did)."""
     import sqlite3
 
-    from index.generations import sha256_of as _sha256
-    from search.service import SearchService
-    from search.settings import Settings
+    from semsearch.index.generations import sha256_of as _sha256
+    from semsearch.search.service import SearchService
+    from semsearch.search.settings import Settings
 
     folder = fake_index / "gen-1"
     with sqlite3.connect(folder / "store.sqlite") as connection:
@@ -299,7 +299,7 @@ def test_a_format_2_generation_is_still_searched(
 def test_lexical_scores_from_kept_words_equal_fts5s(fake_index: Path) -> None:
     """The lexical leg sums each word's kept BM25 array: the same passages, scores and order as
     FTS5's own OR query."""
-    from index.faiss_generation import FaissGeneration
+    from semsearch.index.faiss_generation import FaissGeneration
 
     store = FaissGeneration.open(fake_index)
     try:
@@ -317,7 +317,9 @@ def test_lexical_scores_from_kept_words_equal_fts5s(fake_index: Path) -> None:
             summed = store.lexical_search(terms, 10)
             assert summed and [i for i, _ in summed] == [i for i, _ in fts5]
             assert [s for _, s in summed] == pytest.approx([s for _, s in fts5], rel=1e-12)
-            assert all(store._lexical._passage_terms.get(term) is not None for term in terms)  # kept
+            assert all(
+                store._lexical._passage_terms.get(term) is not None for term in terms
+            )  # kept
             assert store.lexical_search(terms, 10) == summed  # the kept arrays again
         assert store.lexical_search(["energy"], 3, weights=(2.0, 1.0, 1.0))  # FTS5 itself
     finally:

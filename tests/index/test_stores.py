@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.builder import build_index
-from index.errors import IndexNotFound, StoreUnavailable
-from index.faiss_store import FaissStore
-from index.milvus_store import MilvusStore
-from index.records import SentenceVectors
-from index.stores import Store
-from search.errors import InvalidQuery
-from search.service import SearchService
-from search.settings import Settings
+from semsearch.index.builder import build_index
+from semsearch.index.errors import IndexNotFound, StoreUnavailable
+from semsearch.index.faiss_store import FaissStore
+from semsearch.index.milvus_store import MilvusStore
+from semsearch.index.records import SentenceVectors
+from semsearch.index.stores import Store
+from semsearch.search.errors import InvalidQuery
+from semsearch.search.service import SearchService
+from semsearch.search.settings import Settings
 from tests.conftest import SEEDS, FakeEmbedder
 from tests.index.test_dedup import OTHER, STORY
 from tests.search.test_service import HOSTILE
@@ -222,9 +222,9 @@ def test_duplicates_collapse_the_same_way(backend: Store, tmp_path: Path) -> Non
 
 
 def test_writer_deletes_an_articles_passages(backend: Store, tmp_path: Path) -> None:
-    from index.articles import read_corpus
-    from index.chunking import chunk_article
-    from index.dedup import near_duplicate_groups
+    from semsearch.index.articles import read_corpus
+    from semsearch.index.chunking import chunk_article
+    from semsearch.index.dedup import near_duplicate_groups
 
     corpus = synthetic_corpus(tmp_path / "corpus", articles=5)
     embedder = FakeEmbedder()
@@ -329,7 +329,7 @@ def test_service_and_api_on_milvus_answer_like_faiss(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from api.app import create_app
+    from semsearch.api.app import create_app
 
     embedder = FakeEmbedder()
     settings = Settings(
@@ -342,7 +342,7 @@ def test_service_and_api_on_milvus_answer_like_faiss(
     )
     # Milvus keeps no sentence vectors: compare with FAISS ranking by passage vectors alone.
     reference = Settings(index_dir=tmp_path / "faiss", reload_interval=0, sentence_weight=0)
-    from search.settings import store_for
+    from semsearch.search.settings import store_for
 
     build_index(SEEDS, settings.index_dir, embedder, store=store_for(settings))
     build_index(SEEDS, reference.index_dir, embedder)
@@ -435,8 +435,8 @@ def test_an_unreachable_milvus_server_is_a_clear_error() -> None:
 
 
 def test_passages_added_in_several_calls_keep_their_own_ids(backend: Store, tmp_path: Path) -> None:
-    from index.articles import read_corpus
-    from index.chunking import chunk_article
+    from semsearch.index.articles import read_corpus
+    from semsearch.index.chunking import chunk_article
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

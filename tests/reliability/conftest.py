@@ -14,9 +14,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from api.app import create_app
-from index.builder import build_index
-from search.settings import Settings
+from semsearch.api.app import create_app
+from semsearch.index.builder import build_index
+from semsearch.search.settings import Settings
 from tests.conftest import FakeEmbedder
 
 TOKEN = "s3cret-admin-token"

@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import index.builder
-import index.faiss_writer
-import index.generations
-from index.lock import BuildLock
+import semsearch.index.builder
+import semsearch.index.faiss_writer
+import semsearch.index.generations
+from semsearch.index.lock import BuildLock
 from tests.conftest import FakeEmbedder
 
 POINTS = ("before-embedding", "during-embedding", "writing-generation", "before-current-switch")
@@ -43,11 +43,13 @@ def main(seeds: Path, index_dir: Path, point: str) -> None:
     if point == "before-embedding":
         progress = lambda done, total: stop_here() if done == 0 else None  # noqa: E731
     elif point == "during-embedding":
-        index.builder.EMBED_CALL_SIZE = 1
+        semsearch.index.builder.EMBED_CALL_SIZE = 1
         embedder = StoppingEmbedder()
     elif point == "writing-generation":  # store.sqlite and vectors.npy written, FAISS not yet
-        real_build = index.faiss_writer.build_vector_index
-        index.faiss_writer.build_vector_index = lambda *a: (stop_here(), real_build(*a))[1]
+        real_build = semsearch.index.faiss_writer.build_vector_index
+        semsearch.index.faiss_writer.build_vector_index = lambda *a: (stop_here(), real_build(*a))[
+            1
+        ]
     elif point == "before-current-switch":  # gen-N renamed into place, CURRENT not replaced
         real_replace = os.replace
 
@@ -56,9 +58,9 @@ def main(seeds: Path, index_dir: Path, point: str) -> None:
                 stop_here()
             real_replace(src, dst)
 
-        index.generations.os.replace = replace  # type: ignore[attr-defined]
+        semsearch.index.generations.os.replace = replace  # type: ignore[attr-defined]
     with BuildLock(index_dir):
-        index.builder.build_index(seeds, index_dir, embedder, progress=progress)
+        semsearch.index.builder.build_index(seeds, index_dir, embedder, progress=progress)
     print("FINISHED", flush=True)
 
 

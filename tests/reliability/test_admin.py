@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from index.builder import build_index
-from index.lock import BuildLock
-from search.cli import app as cli
+from semsearch.index.builder import build_index
+from semsearch.index.lock import BuildLock
+from semsearch.search.cli import app as cli
 from tests.conftest import FakeEmbedder
 from tests.reliability.conftest import AUTH, TOKEN, add_article, make_app
 

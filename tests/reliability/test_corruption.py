@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from index.builder import build_index
-from index.errors import IndexCorrupt
-from index.faiss_generation import FaissGeneration
-from search.serving import ServiceHolder
-from search.settings import Settings
+from semsearch.index.builder import build_index
+from semsearch.index.errors import IndexCorrupt
+from semsearch.index.faiss_generation import FaissGeneration
+from semsearch.search.serving import ServiceHolder
+from semsearch.search.settings import Settings
 from tests.conftest import FakeEmbedder
 from tests.reliability.conftest import AUTH, TOKEN, add_article, make_app
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from index.builder import build_index
-from index.generations import live_generation
-from index.lock import BuildLock
+from semsearch.index.builder import build_index
+from semsearch.index.generations import live_generation
+from semsearch.index.lock import BuildLock
 from tests.conftest import ROOT, FakeEmbedder
 from tests.reliability.conftest import add_article, make_app
 from tests.reliability.crash_child import POINTS

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from index.builder import build_index
+from semsearch.index.builder import build_index
 from tests.conftest import ROOT, FakeEmbedder
 from tests.reliability.conftest import make_app
 

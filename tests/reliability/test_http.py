@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from search.settings import Settings
+from semsearch.search.settings import Settings
 from tests.reliability.conftest import live_server, make_app
 
 ORIGIN = "https://search.example.org"

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from index.builder import build_index
-from search.load import fetch_references, run_load
-from search.serving import ServiceHolder
-from search.settings import Settings
+from semsearch.index.builder import build_index
+from semsearch.search.load import fetch_references, run_load
+from semsearch.search.serving import ServiceHolder
+from semsearch.search.settings import Settings
 from tests.conftest import FakeEmbedder
 from tests.reliability.conftest import AUTH, TOKEN, add_article, live_server, make_app
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from search.bench import format_bench, run_bench
-from search.settings import Settings
+from semsearch.search.bench import format_bench, run_bench
+from semsearch.search.settings import Settings
 from tests.conftest import SEEDS
 
 pytestmark = pytest.mark.model

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from search.cli import app
+from semsearch.search.cli import app
 
 SEMSEARCH = str(Path(sys.executable).parent / "semsearch")
 runner = CliRunner()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.errors import CorpusError
-from search.cli import app
-from search.evaluate import ensure_index, evaluate, load_beir, open_service
+from semsearch.index.errors import CorpusError
+from semsearch.search.cli import app
+from semsearch.search.evaluate import ensure_index, evaluate, load_beir, open_service
 from tests.conftest import FakeEmbedder
 
 DOCS = [
@@ -78,8 +78,8 @@ def test_eval_command_json(beir: Path) -> None:
 def test_eval_on_milvus_matches_the_hand_computation(
     beir: Path, tmp_path: Path, milvus_uri: str, milvus_alias: str
 ) -> None:
-    from index.milvus_store import MilvusStore
-    from search.settings import Settings
+    from semsearch.index.milvus_store import MilvusStore
+    from semsearch.search.settings import Settings
 
     dataset = load_beir(beir)
     embedder = FakeEmbedder()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.fusion import Ranking, boost_articles, fuse_bounded, fuse_rrf, fuse_zscore
+from semsearch.search.fusion import Ranking, boost_articles, fuse_bounded, fuse_rrf, fuse_zscore
 
 
 def test_items_in_both_lists_win() -> None:
@@ -100,7 +100,7 @@ def test_a_ranking_keeps_its_pairs_in_order() -> None:
 
 
 def test_article_words_add_each_articles_share() -> None:
-    from search.fusion import add_article_words
+    from semsearch.search.fusion import add_article_words
 
     scored = Ranking.of([(0, 0.5), (1, 0.45), (2, 0.4)])
     article_of = np.array([7, 8, 9])
@@ -116,7 +116,7 @@ def test_article_words_add_each_articles_share() -> None:
 
 
 def test_sentences_lift_a_passage_part_of_the_way_and_never_lower_it() -> None:
-    from search.fusion import lift_to_sentences
+    from semsearch.search.fusion import lift_to_sentences
 
     cosines = np.array([0.5, 0.6, 0.3, 0.2])
     best = np.array([0.9, 0.4, -np.inf, 0.2])  # higher, lower, no sentence, equal

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from search.service import SearchService
-from search.settings import Settings
+from semsearch.search.service import SearchService
+from semsearch.search.settings import Settings
 
 pytestmark = pytest.mark.model
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.errors import InvalidQuery
-from search.service import SearchService
-from search.settings import Settings
-from search.text import lexical_terms
+from semsearch.search.errors import InvalidQuery
+from semsearch.search.service import SearchService
+from semsearch.search.settings import Settings
+from semsearch.search.text import lexical_terms
 from tests.conftest import FakeEmbedder
 
 
@@ -94,7 +94,7 @@ def test_stats(service: SearchService) -> None:
 
 @pytest.fixture
 def twin_service(tmp_path: Path):
-    from index.builder import build_index
+    from semsearch.index.builder import build_index
     from tests.index.test_dedup import OTHER, STORY
 
     corpus = tmp_path / "corpus"
@@ -252,7 +252,7 @@ def _two_stories(folder: Path) -> Path:
 def test_the_words_of_the_whole_article_lift_its_paragraphs(
     tmp_path: Path, fake_embedder: FakeEmbedder, mode: str
 ) -> None:
-    from index.builder import build_index
+    from semsearch.index.builder import build_index
 
     build_index(_two_stories(tmp_path / "articles"), tmp_path / "index", fake_embedder)
     query = "harbour trawlers gale"
@@ -337,7 +337,7 @@ def test_a_passage_rises_toward_its_best_sentence(
 ) -> None:
     """A long passage holding one sentence that is just the query gains `sentence_weight` of
     the gap between its own cosine and that sentence's; without sentence vectors it does not."""
-    from index.builder import build_index
+    from semsearch.index.builder import build_index
 
     build_index(_sentence_story(tmp_path / "articles"), tmp_path / "index", fake_embedder)
     query = "violet kites crossed the marsh at dawn"
@@ -363,7 +363,7 @@ def test_a_passage_rises_toward_its_best_sentence(
 def test_an_index_built_without_sentence_vectors_ranks_by_passages(
     tmp_path: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    from index.builder import build_index
+    from semsearch.index.builder import build_index
 
     articles = _sentence_story(tmp_path / "articles")
     build_index(articles, tmp_path / "with", fake_embedder)
@@ -389,7 +389,7 @@ def test_every_hybrid_candidate_is_fused_with_its_lifted_cosine(
     """Both the dense leg's passages and those only the lexical leg found carry their own
     cosine raised toward their best sentence's, each with its own id."""
 
-    from search.fusion import lift_to_sentences
+    from semsearch.search.fusion import lift_to_sentences
 
     service = SearchService.open(Settings(index_dir=fake_index), fake_embedder)
     query = "drone attacks on Kharkiv wounded people"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from search.text import highlight_spans, mark, query_terms
+from semsearch.search.text import highlight_spans, mark, query_terms
 
 
 def test_query_terms_are_folded_and_distinct() -> None:
@@ -56,8 +56,8 @@ def test_highlighting_is_safe_across_threads() -> None:
 
 def _every_word_stemmed(text: str, query: str) -> list[tuple[int, int]]:
     """The plain highlighter: stem every word of the text."""
-    from index.analysis import TOKEN, stem
-    from search.text import _query_stems
+    from semsearch.index.analysis import TOKEN, stem
+    from semsearch.search.text import _query_stems
 
     wanted = _query_stems(query)
     return [(m.start(), m.end()) for m in TOKEN.finditer(text) if stem(m.group()) in wanted]

@@ -1,0 +1,106 @@
+"""The Milvus client for the Milvus store: connecting, calling, and what its modules share.
+
+`connect` opens a MilvusClient (a Milvus Lite folder for a local path, else a server);
+`call` turns a lost connection into `StoreUnavailable`. Used by `index.milvus_store`,
+`index.milvus_generation` and `index.milvus_writer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from semsearch.index.errors import StoreUnavailable
+
+__all__ = [
+    "INSERT_BATCH",
+    "MANIFEST_PROPERTY",
+    "MAX_TOP_K",
+    "QUERY_BATCH",
+    "VARCHAR_MAX",
+    "VOCAB_SUFFIX",
+    "call",
+    "connect",
+    "literal",
+    "valid_name",
+]
+
+MANIFEST_PROPERTY = "semsearch_manifest"
+VOCAB_SUFFIX = "_vocab"  # beside each generation: the document frequency of every stem
+INSERT_BATCH = 1000
+QUERY_BATCH = 1000  # ids per `query` call, and rows per page when reading everything
+MAX_TOP_K = 16384  # Milvus's limit on one search
+VARCHAR_MAX = 65535
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
+
+
+def valid_name(name: str) -> bool:
+    """Whether Milvus takes `name` for a collection or alias."""
+    return _NAME.fullmatch(name) is not None
+
+
+def _client_class() -> Any:
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as error:
+        raise StoreUnavailable(
+            "SEMSEARCH_STORE=milvus needs pymilvus (and milvus-lite for a local file): "
+            "pip install 'semsearch[milvus]'"
+        ) from error
+    return MilvusClient
+
+
+def literal(value: str) -> str:
+    """A Milvus filter string literal: double-quoted, with quotes and backslashes escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri
+
+
+def connect(uri: str, token: str = "") -> Any:
+    """A MilvusClient for `uri`; a local path opens (or creates) a Milvus Lite folder."""
+    client_class = _client_class()
+    if _is_local(uri):
+        if not uri.endswith(".db"):
+            raise StoreUnavailable(
+                f"SEMSEARCH_MILVUS_URI={uri!r}: a Milvus Lite path must end in .db "
+                "(such as var/milvus.db), or give http://host:19530 for a Milvus server"
+            )
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    # Milvus Lite logs its own traceback when it cannot open a folder: the error below says it.
+    lite_log = logging.getLogger("milvus_lite")
+    level = lite_log.level
+    lite_log.setLevel(logging.CRITICAL)
+    try:
+        return client_class(uri=uri, token=token) if token else client_class(uri=uri)
+    except Exception as error:
+        reason = str(error)
+        if _is_local(uri) and ("lock" in reason.lower() or "Open local milvus failed" in reason):
+            raise StoreUnavailable(
+                f"Milvus Lite folder {uri} is in use by another process (a running "
+                "`semsearch serve`?): stop it first, or serve the folder with "
+                f"`milvus-lite server --data-dir {uri}` and set SEMSEARCH_MILVUS_URI to its "
+                "http:// address"
+            ) from None
+        raise StoreUnavailable(f"cannot connect to Milvus at {uri}: {reason}") from None
+    finally:
+        lite_log.setLevel(level)
+
+
+def _unreachable(error: Exception) -> bool:
+    text = str(error).lower()
+    return any(word in text for word in ("unavailable", "connect", "deadline", "timeout"))
+
+
+def call(method: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call the Milvus client; a connection failure becomes StoreUnavailable."""
+    try:
+        return method(*args, **kwargs)
+    except Exception as error:
+        if _unreachable(error):
+            raise StoreUnavailable(f"Milvus cannot be reached: {error}") from None
+        raise
