@@ -39,7 +39,7 @@ install: $(STAMP) ## create .venv and install semsearch with its dev tools
 $(INDEX_DIR)/CURRENT: | $(STAMP)
 	$(BIN)/semsearch index
 
-ifeq ($(SEMSEARCH_BACKEND),milvus)
+ifeq ($(or $(SEMSEARCH_STORE),$(SEMSEARCH_BACKEND)),milvus)
 # The index lives in Milvus: `semsearch index` checks it and rebuilds only when seeds/ changed.
 run: $(STAMP)
 	$(BIN)/semsearch index -q
@@ -85,9 +85,11 @@ screenshots: $(STAMP) chromium ## refresh the page screenshots in docs/ (the bro
 test: $(STAMP) chromium ## run the test suite
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check, the layering contracts, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -119,6 +119,7 @@ def article_page(request: Request, article_id: str, record: ArticleRecord | None
 
     `?q=` marks the query's words, as in the search results.
     """
+    context: dict[str, Any]
     if record is None:
         context = {
             "error": {

@@ -54,8 +54,12 @@ class Embedder(Protocol):
     """
 
     model_id: str
-    runtime: str
-    spreads_queries: bool
+
+    @property
+    def runtime(self) -> str: ...
+
+    @property
+    def spreads_queries(self) -> bool: ...
 
     @property
     def dimension(self) -> int: ...

@@ -346,6 +346,7 @@ class FaissGeneration:
         """The near-duplicate group of every chunk, indexed by chunk id (loaded once)."""
         if self._groups is None:
             self._load_columns()
+        assert self._groups is not None  # loaded above
         return self._groups
 
     @property

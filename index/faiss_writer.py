@@ -134,7 +134,7 @@ def write_generation(
     chunks: Sequence[Chunk],
     vectors: np.ndarray,
     manifest: dict[str, Any],
-    groups: Sequence[int] | None = None,
+    groups: Sequence[int] | np.ndarray | None = None,
     spec: VectorIndexSpec | None = None,
     sentences: SentenceVectors | None = None,
 ) -> dict[str, Any]:

@@ -20,8 +20,10 @@ READABLE_VERSIONS = (2, 3, 4)
 
 
 def check_compatible(
-    manifest: dict[str, Any], index_dir: Path, model_id: str | None, dimension: int | None
+    manifest: dict[str, Any], index_dir: Path | str, model_id: str | None, dimension: int | None
 ) -> None:
+    """Raise IndexIncompatible unless this semsearch reads the manifest's format and, when
+    given, the model and dimension match; `index_dir` names the index in the message."""
     version = manifest.get("format_version")
     if version not in READABLE_VERSIONS:
         raise IndexIncompatible(

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -273,8 +273,7 @@ class _Loaded:
             length = len(encodings[0].ids)
             for short in self.short:
                 if length <= short.width:
-                    alone = all_cores and short.alone is not None
-                    requests = short.alone if alone else short.requests
+                    requests = short.alone if all_cores and short.alone else short.requests
                     return self._infer_one(requests, self._features(encodings, short.width))
             if length <= SHORT_WIDTHS[-1]:  # no fixed shape for this model: unpadded, at once
                 return self._infer_one(self.requests, self._features(encodings))
@@ -376,7 +375,7 @@ def _export(source: str, folder: Path) -> None:
             model = SentenceTransformer(source, device="cpu")
             tokenizer = model.tokenizer
             first = model[0]
-            max_seq_length = int(model.max_seq_length)
+            max_seq_length = int(cast(int, model.max_seq_length))
             lower_case = bool(getattr(first, "do_lower_case", False))
             names = [n for n in tokenizer.model_input_names if n in _FEATURES]
             wrapper = _pipeline_module(model, names).eval()

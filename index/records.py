@@ -28,7 +28,7 @@ class SentenceVectors:
     vectors: np.ndarray  # (rows, dimension)
 
     @classmethod
-    def of(cls, counts: Sequence[int], vectors: np.ndarray) -> SentenceVectors:
+    def of(cls, counts: Sequence[int] | np.ndarray, vectors: np.ndarray) -> SentenceVectors:
         """From the number of sentences of each passage, in order, and their vectors."""
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(np.asarray(counts, dtype=np.int64), out=offsets[1:])

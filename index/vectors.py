@@ -30,6 +30,7 @@ def build_vector_index(vectors: np.ndarray, layout: dict[str, Any]) -> Any:
     """A FAISS index (ids = row numbers) of the layout `VectorIndexSpec.resolve` returned."""
     dimension = vectors.shape[1]
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    inner: Any  # one of FAISS's index classes
     if layout["type"] == "hnsw":
         inner = faiss.IndexHNSWFlat(dimension, layout["m"], faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efConstruction = layout["ef_construction"]
@@ -85,6 +86,7 @@ def close_neighbours(
     if count < 2:
         return
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index: Any  # exact, or an inverted file
     if count <= NEIGHBOURS_EXACT_MAX:
         index = faiss.IndexFlatIP(dimension)
     else:
@@ -111,7 +113,7 @@ def close_neighbours(
 
 def set_search_breadth(index: Any, layout: dict[str, Any]) -> None:
     """Set HNSW's efSearch or IVF's nprobe, which FAISS does not keep in the file."""
-    inner = faiss.downcast_index(index.index)
+    inner: Any = faiss.downcast_index(index.index)
     if layout.get("type") == "hnsw":
         inner.hnsw.efSearch = int(layout["ef_search"])
     elif layout.get("type") == "ivf":

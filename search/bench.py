@@ -66,7 +66,7 @@ def _bench_build(corpus: Path, work: Path, settings: Settings, say: Say) -> dict
     settings = settings.model_copy(update={"index_dir": index_dir})
     embedder = embedder_for(settings)
     started = time.perf_counter()
-    embedder.load()
+    embedder.load()  # type: ignore[attr-defined]  # each runtime's own; not on the protocol
     load_seconds = time.perf_counter() - started
     runtime = embedder.runtime
     say(f"model ready ({runtime}, export included if it ran) in {load_seconds:.1f} s")
@@ -233,7 +233,7 @@ def _load(base: str, queries: list[str], mode: str, clients: int) -> dict[str, f
 
     def worker(part: list[str]) -> list[float]:
         latencies = []
-        connection = HTTPConnection(address.hostname, address.port, timeout=30)
+        connection = HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=30)
         try:
             for query in part:
                 path = "/search?" + urlencode({"q": query, "k": 10, "mode": mode})

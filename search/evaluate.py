@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from semsearch.index.articles import Article, article_from_text
 from semsearch.index.builder import build_from_articles
@@ -193,7 +194,7 @@ def evaluate(
     done = 0
     results: dict[str, dict[str, float]] = {}
     for mode in modes:
-        run = []
+        run: list[Any] = []  # ir_measures.ScoredDoc
         hits_at_5 = 0
         for qid, text in dataset.queries.items():
             chunk_ids = service.rank(text, mode, FUSION_DEPTH)

@@ -111,7 +111,7 @@ def validate_query(query: str, k: int, mode: str) -> str:
     return query.strip()
 
 
-def _places(leg: list[tuple[int, float]], wanted: Any) -> dict[int, tuple[int, float]]:
+def _places(leg: list[tuple[int, float]], wanted: Any) -> dict[int, tuple[int | None, float]]:
     """(rank, score) in a leg of each of the `wanted` ids the leg returned."""
     return {
         chunk_id: (rank, score)
