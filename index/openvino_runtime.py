@@ -1,16 +1,17 @@
 """The OpenVINO runtime: a sentence-transformers model exported once, then run without torch.
 
-The whole sentence-transformers pipeline (transformer, pooling, normalisation and any other
-module) is traced into one OpenVINO model, so any model that traces works, not only BERT-style
-ones. The export is checked against sentence-transformers on sample texts before it is used, and
-kept in a cache folder (beside the embedding cache) keyed by the model's files and the library
-versions: later runs load it in a second without importing torch or sentence-transformers.
+The export (`index.openvino_export`: the whole pipeline traced into one OpenVINO model, checked
+against sentence-transformers on sample texts) is kept in a cache folder (beside the embedding
+cache) keyed by the model's files and the library versions: later runs load it in a second
+without importing torch or sentence-transformers. This module finds or makes that export, and
+compiles and runs it.
 
 Tokenisation uses the `tokenizers` library on the exported tokenizer.json with the model's own
 truncation length, exactly what sentence-transformers does, and is part of the export check.
 
 `index.embedders.make_embedder` chooses between this runtime and torch (`index.embedding`);
-this module imports only `index.embedding`'s constants and helpers, never the chooser.
+this module imports only `index.embedding`'s constants and `index.openvino_export`, never the
+chooser.
 """
 
 from __future__ import annotations
@@ -18,35 +19,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
-from semsearch.index.embedding import DEFAULT_BATCH_SIZE, quiet_transformers
+from semsearch.index.embedding import DEFAULT_BATCH_SIZE
 from semsearch.index.errors import ModelError
+from semsearch.index.openvino_export import EXPORT_VERSION, META, export_model
 
 __all__ = ["OpenVINOEmbedder", "export_folder", "openvino_available"]
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1
-META = "semsearch-export.json"
-# Texts of assorted lengths and scripts the export must reproduce before it is trusted.
-_CHECK_TEXTS = (
-    "power cuts",
-    "The storm left thousands of homes without electricity for three days.",
-    "Ünïcödé, emoji 🙂 and RTL text: שלום עולם. " * 3,
-    " ".join(["A long paragraph that runs past the model's window and must be truncated."] * 60),
-)
+# How closely the export must reproduce sentence-transformers on the check texts (the lowest
+# cosine); read at each export.
 _CHECK_MIN_COSINE = 0.999
 
 
@@ -70,6 +61,16 @@ def export_folder(cache_dir: Path, model_id: str, source: str) -> Path:
         digest.update(b"\0")
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in model_id.split("/")[-1])
     return cache_dir / f"{slug[:40]}-openvino-{digest.hexdigest()[:16]}"
+
+
+def _export(source: str, folder: Path) -> None:
+    """Export `source` to `folder` (`openvino_export.export_model`), checked by this runtime."""
+    export_model(
+        source,
+        folder,
+        load=lambda staging: _Loaded(staging, threads=0),
+        min_cosine=_CHECK_MIN_COSINE,
+    )
 
 
 def _files_fingerprint(source: str) -> str:
@@ -359,115 +360,3 @@ def _normalised(vectors: Any) -> np.ndarray:
     array = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     return array / np.maximum(norms, 1e-12)
-
-
-def _export(source: str, folder: Path) -> None:
-    """Trace the sentence-transformers pipeline into OpenVINO, check it, and publish `folder`."""
-    import openvino
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    quiet_transformers()
-    log.info("exporting %s to OpenVINO (once; kept in %s)", source, folder)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about data-dependent branches
-            model = SentenceTransformer(source, device="cpu")
-            tokenizer = model.tokenizer
-            first = model[0]
-            max_seq_length = int(cast(int, model.max_seq_length))
-            lower_case = bool(getattr(first, "do_lower_case", False))
-            names = [n for n in tokenizer.model_input_names if n in _FEATURES]
-            wrapper = _pipeline_module(model, names).eval()
-            example = model.preprocess(list(_CHECK_TEXTS[:2]))
-            example_inputs = tuple(example[name] for name in names)
-            with torch.no_grad():
-                converted = openvino.convert_model(wrapper, example_input=example_inputs)
-            for port, name in zip(converted.inputs, names, strict=True):
-                port.get_tensor().set_names({name})
-            expected = model.encode(
-                list(_CHECK_TEXTS), normalize_embeddings=True, convert_to_numpy=True
-            )
-    except Exception as error:  # tracing and loading raise many kinds
-        raise ModelError(
-            f"cannot export {source!r} to OpenVINO ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else 'no detail'}); "
-            "set SEMSEARCH_EMBEDDING_RUNTIME=torch"
-        ) from error
-
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
-        try:
-            openvino.save_model(converted, str(staging / "model.xml"), compress_to_fp16=False)
-            tokenizer.save_pretrained(str(staging / "hf-tokenizer"))
-            if not (staging / "hf-tokenizer" / "tokenizer.json").is_file():
-                raise ModelError(
-                    f"{source!r} has no fast tokenizer (tokenizer.json) for the OpenVINO runtime; "
-                    "set SEMSEARCH_EMBEDDING_RUNTIME=torch"
-                )
-            saved = staging / "hf-tokenizer" / "tokenizer.json"
-            shutil.move(str(saved), staging / "tokenizer.json")
-            shutil.rmtree(staging / "hf-tokenizer")
-            pad_token = tokenizer.pad_token or "[PAD]"
-            meta = {
-                "export_version": EXPORT_VERSION,
-                "source": source,
-                "max_seq_length": max_seq_length,
-                "do_lower_case": lower_case,
-                "dimension": int(expected.shape[1]),
-                "inputs": names,
-                "pad_token": pad_token,
-                "pad_id": int(tokenizer.convert_tokens_to_ids(pad_token)),
-            }
-            (staging / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            loaded = _Loaded(staging, threads=0)
-            together = loaded.encode(list(_CHECK_TEXTS), batch_size=2)
-            one_by_one = np.concatenate([loaded.encode([text], 2) for text in _CHECK_TEXTS])
-            cosine = float(
-                min(np.min(np.sum(got * expected, axis=1)) for got in (together, one_by_one))
-            )
-            if cosine < _CHECK_MIN_COSINE:
-                raise ModelError(
-                    f"the OpenVINO export of {source!r} does not reproduce the model (cosine "
-                    f"{cosine:.4f} on check texts); set SEMSEARCH_EMBEDDING_RUNTIME=torch"
-                )
-            try:
-                os.replace(staging, folder)
-            except OSError:  # another process published the same export first
-                if not (folder / META).is_file():
-                    raise
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-    except (RuntimeError, ValueError, KeyError) as error:  # OpenVINO cannot run what it wrote
-        raise ModelError(
-            f"the OpenVINO export of {source!r} cannot be run ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else 'no detail'}); "
-            "set SEMSEARCH_EMBEDDING_RUNTIME=torch"
-        ) from error
-    except OSError as error:
-        raise ModelError(
-            f"cannot write the OpenVINO export of {source!r} to {folder.parent} "
-            f"({error.strerror or error}); set SEMSEARCH_MODEL_CACHE to a writable folder, or "
-            "SEMSEARCH_EMBEDDING_RUNTIME=torch"
-        ) from error
-    log.info("OpenVINO export ready: %s", folder)
-
-
-_FEATURES = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def _pipeline_module(model: Any, names: list[str]) -> Any:
-    import torch
-
-    class Pipeline(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, *tensors: Any) -> Any:
-            features = dict(zip(names, tensors, strict=True))
-            return self.model(features)["sentence_embedding"]
-
-    return Pipeline()

@@ -1,4 +1,8 @@
-"""The search service: validate a query, run the dense and lexical legs, fuse, build hits."""
+"""The search service: run the dense and lexical legs of a query, fuse them, show the hits.
+
+Query bounds and validation are in `search.query`, hit building and explanations in
+`search.hits`; their names are re-exported here for the modules that import them from here.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,8 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple, TypeVar, get_args
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -27,10 +30,13 @@ from semsearch.search.fusion import (
     fuse_zscore,
     lift_to_sentences,
 )
-from semsearch.search.settings import Mode, Settings, embedder_for, store_for
-from semsearch.search.text import highlight_spans, lexical_terms, mark
+from semsearch.search.hits import Hit, build_hits
+from semsearch.search.query import MAX_K, MAX_QUERY_CHARS, MODES, check_query_text, validate_query
+from semsearch.search.settings import Settings, embedder_for, store_for
+from semsearch.search.text import lexical_terms
 
 __all__ = [
+    "FUSION_DEPTH",
     "MAX_K",
     "MAX_QUERY_CHARS",
     "MODES",
@@ -40,9 +46,6 @@ __all__ = [
     "validate_query",
 ]
 
-MODES: tuple[str, ...] = get_args(Mode)
-MAX_QUERY_CHARS = 1000
-MAX_K = 100
 # How deep each leg looks before fusion: fusion needs more than the k it returns, and a deep
 # list costs little (FAISS scans everything anyway; FTS5 ranks every match before LIMIT).
 FUSION_DEPTH = 300
@@ -53,30 +56,6 @@ LEXICAL_THREADS = 8
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One ranked passage, with what is needed to show it and to explain its rank."""
-
-    rank: int
-    score: float
-    article_id: str
-    title: str
-    paragraph: int
-    part: int
-    heading: str
-    text: str
-    snippet: str
-    highlights: tuple[tuple[int, int], ...]
-    start: int
-    end: int
-    chunk_id: int
-    dense_rank: int | None
-    dense_score: float | None
-    lexical_rank: int | None
-    lexical_score: float | None
-    also_in: tuple[str, ...] = ()
-
-
 class _Ranked(NamedTuple):
     """A fused ranking and what it came from."""
 
@@ -85,39 +64,6 @@ class _Ranked(NamedTuple):
     lexical: list[tuple[int, float]]  # the lexical leg, best first
     keys: tuple[Any, Any] | None  # the store's passage keys, when already looked up
     cosines: Ranking | None  # bounded fusion: the cosine of every candidate, both legs'
-
-
-def check_query_text(query: str) -> None:
-    """Raise InvalidQuery unless `query` is searchable text (not blank, not too long, clean)."""
-    if not isinstance(query, str) or not query.strip():
-        raise InvalidQuery("the query is empty: give some words to search for")
-    if len(query) > MAX_QUERY_CHARS:
-        raise InvalidQuery(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
-    if "\x00" in query:
-        raise InvalidQuery("the query contains a NUL character")
-    try:
-        query.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidQuery("the query is not valid Unicode (it holds a lone surrogate)") from None
-
-
-def validate_query(query: str, k: int, mode: str) -> str:
-    """Check a query before searching; returns it stripped. Raises InvalidQuery with the reason."""
-    check_query_text(query)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise InvalidQuery(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
-    if mode not in MODES:
-        raise InvalidQuery(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-    return query.strip()
-
-
-def _places(leg: list[tuple[int, float]], wanted: Any) -> dict[int, tuple[int | None, float]]:
-    """(rank, score) in a leg of each of the `wanted` ids the leg returned."""
-    return {
-        chunk_id: (rank, score)
-        for rank, (chunk_id, score) in enumerate(leg, start=1)
-        if chunk_id in wanted
-    }
 
 
 def _cores() -> int:
@@ -427,64 +373,18 @@ class SearchService:
         max_per_article: int | None,
         collapse: bool,
     ) -> list[Hit]:
-        # Without a cap, only the first k can become hits: only they are looked up.
-        shown = (
-            ranked.pairs()
-            if max_per_article is not None
-            else Ranking(ranked.ids[:k], ranked.scores[:k]).pairs()
+        """The hits `ranked` shows, explained by `legs` (`search.hits.build_hits`)."""
+        return build_hits(
+            self.store,
+            query,
+            ranked,
+            legs.dense,
+            legs.lexical,
+            legs.cosines,
+            k,
+            max_per_article,
+            collapse,
         )
-        records = self.store.chunks(chunk_id for chunk_id, _ in shown)
-        dense_at = _places(legs.dense, records)
-        lexical_at = _places(legs.lexical, records)
-        if legs.cosines is not None:
-            # A passage only the lexical leg found was fused with its own cosine: shown unranked.
-            unranked = [chunk_id for chunk_id in records if chunk_id not in dense_at]
-            where = np.isin(legs.cosines.ids, unranked)
-            cosines = legs.cosines.scores[where].tolist()
-            for chunk_id, cosine in zip(legs.cosines.ids[where].tolist(), cosines, strict=True):
-                dense_at[chunk_id] = (None, cosine)
-        hits: list[Hit] = []
-        per_article: dict[str, int] = {}
-        for chunk_id, score in shown:
-            record = records.get(chunk_id)
-            if record is None:
-                continue
-            if max_per_article is not None:
-                if per_article.get(record.article_id, 0) >= max_per_article:
-                    continue
-                per_article[record.article_id] = per_article.get(record.article_id, 0) + 1
-            spans = highlight_spans(record.text, query)
-            d_rank, d_score = dense_at.get(chunk_id, (None, None))
-            l_rank, l_score = lexical_at.get(chunk_id, (None, None))
-            hits.append(
-                Hit(
-                    rank=len(hits) + 1,
-                    score=round(score, 6),
-                    article_id=record.article_id,
-                    title=record.title,
-                    paragraph=record.paragraph,
-                    part=record.part,
-                    heading=record.heading,
-                    text=record.text,
-                    snippet=mark(record.text, spans),
-                    highlights=tuple(spans),
-                    start=record.start,
-                    end=record.end,
-                    chunk_id=chunk_id,
-                    dense_rank=d_rank,
-                    dense_score=None if d_score is None else round(d_score, 6),
-                    lexical_rank=l_rank,
-                    lexical_score=None if l_score is None else round(l_score, 6),
-                    also_in=self._also_in(chunk_id, record.article_id) if collapse else (),
-                )
-            )
-            if len(hits) == k:
-                break
-        return hits
-
-    def _also_in(self, chunk_id: int, article_id: str) -> tuple[str, ...]:
-        others = (other for _, other, _ in self.store.duplicates_of(chunk_id))
-        return tuple(dict.fromkeys(other for other in others if other != article_id))
 
     def article(self, article_id: str) -> ArticleRecord | None:
         """An article's title and passages, or None when unknown."""

@@ -1,0 +1,136 @@
+"""Hits: the passages a ranking shows, with their text, highlights and why they rank there.
+
+`build_hits` turns a fused ranking into `Hit`s: it looks up the shown passages, caps hits per
+article, highlights the query's words, and records each passage's rank and score in the dense
+and lexical legs (a passage only the lexical leg found shows the cosine it was fused with) and
+the other articles that hold the same passage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from semsearch.index.stores import PassageStore
+from semsearch.search.fusion import Ranking
+from semsearch.search.text import highlight_spans, mark
+
+__all__ = ["Hit", "build_hits"]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage, with what is needed to show it and to explain its rank."""
+
+    rank: int
+    score: float
+    article_id: str
+    title: str
+    paragraph: int
+    part: int
+    heading: str
+    text: str
+    snippet: str
+    highlights: tuple[tuple[int, int], ...]
+    start: int
+    end: int
+    chunk_id: int
+    dense_rank: int | None
+    dense_score: float | None
+    lexical_rank: int | None
+    lexical_score: float | None
+    also_in: tuple[str, ...] = ()
+
+
+def _places(leg: list[tuple[int, float]], wanted: Any) -> dict[int, tuple[int | None, float]]:
+    """(rank, score) in a leg of each of the `wanted` ids the leg returned."""
+    return {
+        chunk_id: (rank, score)
+        for rank, (chunk_id, score) in enumerate(leg, start=1)
+        if chunk_id in wanted
+    }
+
+
+def build_hits(
+    store: PassageStore,
+    query: str,
+    ranked: Ranking,
+    dense: list[tuple[int, float]],
+    lexical: list[tuple[int, float]],
+    cosines: Ranking | None,
+    k: int,
+    max_per_article: int | None,
+    collapse: bool,
+) -> list[Hit]:
+    """The first `k` hits of `ranked` (at most `max_per_article` from one article when set).
+
+    Args:
+        store: where the passages are looked up.
+        query: the query, for highlighting.
+        ranked: the final ranking, best first.
+        dense, lexical: the legs it came from, best first, for each hit's explanation.
+        cosines: with bounded fusion, the cosine of every candidate (both legs'), else None.
+        collapse: whether near-duplicates were collapsed (hits then list them in `also_in`).
+    """
+    # Without a cap, only the first k can become hits: only they are looked up.
+    shown = (
+        ranked.pairs()
+        if max_per_article is not None
+        else Ranking(ranked.ids[:k], ranked.scores[:k]).pairs()
+    )
+    records = store.chunks(chunk_id for chunk_id, _ in shown)
+    dense_at = _places(dense, records)
+    lexical_at = _places(lexical, records)
+    if cosines is not None:
+        # A passage only the lexical leg found was fused with its own cosine: shown unranked.
+        unranked = [chunk_id for chunk_id in records if chunk_id not in dense_at]
+        where = np.isin(cosines.ids, unranked)
+        scores = cosines.scores[where].tolist()
+        for chunk_id, cosine in zip(cosines.ids[where].tolist(), scores, strict=True):
+            dense_at[chunk_id] = (None, cosine)
+    hits: list[Hit] = []
+    per_article: dict[str, int] = {}
+    for chunk_id, score in shown:
+        record = records.get(chunk_id)
+        if record is None:
+            continue
+        if max_per_article is not None:
+            if per_article.get(record.article_id, 0) >= max_per_article:
+                continue
+            per_article[record.article_id] = per_article.get(record.article_id, 0) + 1
+        spans = highlight_spans(record.text, query)
+        d_rank, d_score = dense_at.get(chunk_id, (None, None))
+        l_rank, l_score = lexical_at.get(chunk_id, (None, None))
+        hits.append(
+            Hit(
+                rank=len(hits) + 1,
+                score=round(score, 6),
+                article_id=record.article_id,
+                title=record.title,
+                paragraph=record.paragraph,
+                part=record.part,
+                heading=record.heading,
+                text=record.text,
+                snippet=mark(record.text, spans),
+                highlights=tuple(spans),
+                start=record.start,
+                end=record.end,
+                chunk_id=chunk_id,
+                dense_rank=d_rank,
+                dense_score=None if d_score is None else round(d_score, 6),
+                lexical_rank=l_rank,
+                lexical_score=None if l_score is None else round(l_score, 6),
+                also_in=_also_in(store, chunk_id, record.article_id) if collapse else (),
+            )
+        )
+        if len(hits) == k:
+            break
+    return hits
+
+
+def _also_in(store: PassageStore, chunk_id: int, article_id: str) -> tuple[str, ...]:
+    """The other articles holding a near-duplicate of this passage, each once."""
+    others = (other for _, other, _ in store.duplicates_of(chunk_id))
+    return tuple(dict.fromkeys(other for other in others if other != article_id))
