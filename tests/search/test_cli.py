@@ -64,7 +64,12 @@ def test_index_command_reports_and_reuses(copy_seeds: Path, tmp_path: Path) -> N
     assert f"Indexed {tmp_path / 'ix'}/gen-2" in forced.stdout
     rows = [re.sub(r" {2,}", "|", line.strip()) for line in forced.stdout.splitlines()]
     assert {"embedded now|0", "reused from cache|18"} <= set(rows)
-    assert f'semsearch search "your question" --index {tmp_path / "ix"}' in forced.stdout
+    ix = tmp_path / "ix"
+    # The next commands take the index folder; neither search nor serve has --seeds.
+    assert (
+        f'Next: semsearch search "your question" --index {ix}  or  semsearch serve --index {ix}'
+        in (forced.stdout.splitlines())
+    )
     seed = next(copy_seeds.glob("*.txt"))
     seed.write_text(seed.read_text().replace("wounded 27 people", "wounded 28 people"))
     edited = run(*args)

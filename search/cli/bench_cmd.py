@@ -1,0 +1,41 @@
+"""`semsearch bench`: time building, rebuilding, serving queries and vector search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from semsearch.search.cli.options import ModelOption, settings_from, whole_numbers
+from semsearch.search.cli.output import err, errors, out, write_json
+
+__all__ = ["bench_command"]
+
+
+def bench_command(
+    corpus: Annotated[
+        Path, typer.Option("--corpus", help="folder of articles to build and query")
+    ] = Path("seeds"),
+    vector_sizes: Annotated[
+        str, typer.Option("--vector-sizes", help="synthetic passage counts, comma-separated")
+    ] = "100000",
+    queries: Annotated[int, typer.Option("--queries", min=10, help="distinct queries")] = 200,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="also write the figures to this file")
+    ] = None,
+    model: ModelOption = None,
+) -> None:
+    """Benchmark building, rebuilding, serving queries and vector search; print the figures."""
+    from semsearch.search.bench import format_bench, run_bench
+
+    with errors():
+        settings = settings_from(model=model)
+        sizes = whole_numbers(vector_sizes, "--vector-sizes")
+        figures = run_bench(
+            corpus, settings, sizes, queries, lambda line: err.print(line, markup=False)
+        )
+    if json_file is not None:
+        write_json(json_file, figures)
+    for line in format_bench(figures):
+        out.print(line, markup=False)

@@ -1,0 +1,144 @@
+"""`semsearch search`: search the index and print the best passages (or JSON)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.text import Text
+
+from semsearch.search.cli.options import IndexOption, ModelOption, settings_from
+from semsearch.search.cli.output import errors, explain_missing_index, out, plural, print_json
+
+if TYPE_CHECKING:
+    from semsearch.search.lookup import Lookup
+    from semsearch.search.service import Hit
+
+__all__ = ["search_command"]
+
+# The order in which the stages of a search are timed (`--verbose`).
+STAGES = ("queue", "embed", "faiss", "fts5", "fts5_articles", "lexical_wait", "fuse")
+
+
+def search_command(
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="what to look for, in words")],
+    k: Annotated[int, typer.Option("-k", "--k", help="number of hits (1-100)")] = 10,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="hybrid (default), dense or lexical")
+    ] = None,
+    per_article: Annotated[
+        int | None, typer.Option("--per-article", min=1, help="at most N hits per article")
+    ] = None,
+    collapse: Annotated[
+        bool, typer.Option("--collapse/--no-collapse", help="show near-duplicates once")
+    ] = True,
+    article: Annotated[
+        str | None, typer.Option("--article", help="search only this article (its id)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+    as_jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="print one JSON object per hit, a line each")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="one short line per hit: rank, score, where")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="also explain each rank and time each stage"),
+    ] = False,
+    index_dir: IndexOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Search the index and print the best passages."""
+    from semsearch.search.lookup import search_once
+
+    with errors():
+        settings = settings_from(index_dir=index_dir, model=model)
+        with explain_missing_index(settings):
+            found = search_once(
+                settings, query, k=k, mode=mode, per_article=per_article, collapse=collapse,
+                article=article,
+            )  # fmt: skip
+    if as_jsonl:
+        _print_jsonl(found)
+    elif as_json:
+        _print_json(found)
+    else:
+        _print_hits(found, quiet, verbose)
+
+
+def _print_jsonl(found: Lookup) -> None:
+    sys.stdout.writelines(
+        json.dumps(dataclasses.asdict(hit), ensure_ascii=False) + "\n" for hit in found.hits
+    )
+
+
+def _print_json(found: Lookup) -> None:
+    document = {
+        "query": found.query,
+        "mode": found.mode,
+        "k": found.k,
+        "took_ms": found.took_ms,
+        "hits": [dataclasses.asdict(hit) for hit in found.hits],
+    }
+    print_json(document, ensure_ascii=False)
+
+
+def _print_hits(found: Lookup, quiet: bool, verbose: bool) -> None:
+    if not found.hits:
+        out.print(
+            f"No passages match {found.query!r}. Try other words or --mode dense.", markup=False
+        )
+        return
+    for hit in found.hits:
+        if quiet:
+            sys.stdout.write(f"{hit.rank}\t{hit.score:.4f}\t{_where(hit)}\n")  # tabs for cut/awk
+        else:
+            _print_hit(hit, verbose)
+    if verbose:
+        shown = sorted(found.timings.items(), key=lambda item: STAGES.index(item[0]))
+        stages = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in shown)
+        hits = plural(len(found.hits), "hit")
+        out.print(Text(f"{hits} in {found.took_ms} ms ({stages})", style="dim"))
+
+
+def _where(hit: Hit) -> str:
+    """The hit's article and paragraph (and part of a paragraph split in parts)."""
+    return f"{hit.article_id} ¶{hit.paragraph}" + (f".{hit.part + 1}" if hit.part else "")
+
+
+def _print_hit(hit: Hit, verbose: bool) -> None:
+    header = Text(f"{hit.rank}. ", style="bold")
+    header.append(hit.title, style="bold")
+    header.append(f"  {_where(hit)}  score {hit.score:.4f}", style="dim")
+    out.print(header)
+    if hit.heading:
+        out.print(Text(f"   [{hit.heading}]", style="italic"))
+    body = Text(hit.text)
+    for start, end in hit.highlights:
+        body.stylize("bold yellow", start, end)
+    out.print(Text("   ") + body)
+    if hit.also_in:
+        out.print(Text(f"   also in: {', '.join(hit.also_in)}", style="dim"))
+    if verbose:
+        out.print(Text(f"   {_explain(hit)}", style="dim"))
+    out.print()
+
+
+def _explain(hit: Hit) -> str:
+    """Where a hit's rank comes from: its place and score in each leg."""
+    legs = []
+    for leg, rank, score in (
+        ("dense", hit.dense_rank, hit.dense_score),
+        ("lexical", hit.lexical_rank, hit.lexical_score),
+    ):
+        if rank is not None:
+            legs.append(f"{leg} #{rank} ({score:.4f})")
+        elif score is not None:  # beyond the dense leg's list, fused with its own cosine
+            legs.append(f"{leg}: not in its list ({score:.4f})")
+        else:
+            legs.append(f"{leg}: not found")
+    return " · ".join(legs)

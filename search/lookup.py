@@ -1,0 +1,57 @@
+"""One search from the command line: open the index, search it once, close it, with timings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from semsearch.search.service import Hit, SearchService, validate_query
+from semsearch.search.settings import Settings
+
+__all__ = ["Lookup", "search_once"]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A search's hits, the mode it ran in, and how long it took (in all and by stage)."""
+
+    query: str
+    mode: str
+    k: int
+    hits: list[Hit]
+    took_ms: float
+    timings: dict[str, float] = field(default_factory=dict)  # seconds, by stage
+
+
+def search_once(
+    settings: Settings,
+    query: str,
+    *,
+    k: int = 10,
+    mode: str | None = None,
+    per_article: int | None = None,
+    collapse: bool = True,
+    article: str | None = None,
+) -> Lookup:
+    """Search the configured index once (`mode` None: the settings' default mode).
+
+    The query is checked before the model loads.
+
+    Raises:
+        InvalidQuery: an empty or too long query, a k out of range or an unknown mode.
+        IndexNotFound: nothing is built yet (and its kin for an unusable index).
+    """
+    mode = mode or settings.default_mode
+    validate_query(query, k, mode)  # fail fast, before the model loads
+    service = SearchService.open(settings)
+    try:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        hits = service.search(
+            query, k=k, mode=mode, max_per_article=per_article, collapse=collapse,
+            timings=timings, article=article,
+        )  # fmt: skip
+        took_ms = round((time.perf_counter() - started) * 1000, 2)
+    finally:
+        service.close()
+    return Lookup(query, mode, k, hits, took_ms, timings)
