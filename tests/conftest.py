@@ -69,7 +69,16 @@ class FakeEmbedder:
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One folder for OpenVINO exports, so the model is exported once per test session."""
+    """The session's one folder of OpenVINO exports: each model is exported once per session.
+
+    Every test that loads a real model uses it: as `make_embedder(cache_dir=...)`, or through
+    SEMSEARCH_MODEL_CACHE (set for every test by `clean_environ`) where Settings choose the
+    embedder (the CLI, the server, `semsearch bench` and `eval`, which would otherwise export
+    into each test's own index folder). Exports in it are keyed by the model:
+    `openvino_runtime.export_folder` names each one by model id, the model's files and the
+    openvino version. Only tests of the export itself (one refused, an unwritable folder) use
+    folders of their own.
+    """
     return tmp_path_factory.mktemp("models")
 
 

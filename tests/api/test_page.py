@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -117,13 +119,16 @@ def test_metrics_count_requests_by_route_and_mode(client: TestClient) -> None:
         assert f"semsearch_search_stage_duration_seconds_count{{{labels}}}" in text
 
 
-def test_metrics_describe_the_index(client: TestClient) -> None:
+def test_metrics_describe_the_index(client: TestClient, fake_index: Path) -> None:
     text = client.get("/metrics").text
     assert "semsearch_index_loaded 1.0" in text
     assert "semsearch_index_passages 18.0" in text
     assert "semsearch_index_generation 1.0" in text
     assert re.search(r'semsearch_index_info\{generation="gen-1",model="fake-hash"\} 1.0', text)
-    assert re.search(r"semsearch_index_size_bytes [1-9]", text)
+    manifest = json.loads((fake_index / "gen-1" / "manifest.json").read_text())
+    on_disk = sum((fake_index / "gen-1" / name).stat().st_size for name in manifest["files"])
+    size = re.search(r"^semsearch_index_size_bytes (\S+)$", text, re.M)
+    assert size and float(size.group(1)) == on_disk  # the five data files, not the manifest
 
 
 def test_metrics_without_an_index(empty_client: TestClient) -> None:
@@ -134,7 +139,9 @@ def test_requests_get_an_id_and_a_json_log_line(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="semsearch.access"):
+        started = time.perf_counter()
         response = client.get("/search", params={"q": "power", "mode": "lexical"})
+        elapsed_ms = (time.perf_counter() - started) * 1000
         echoed = client.get("/health", headers={"x-request-id": "abc-123"})
         unsafe = client.get("/health", headers={"x-request-id": "bad id\n"})
     request_id = response.headers["x-request-id"]
@@ -145,11 +152,17 @@ def test_requests_get_an_id_and_a_json_log_line(
     first = lines[0]
     assert first["request_id"] == request_id
     assert (first["route"], first["mode"], first["status"]) == ("/search", "lexical", 200)
-    assert first["ms"] >= 0
+    assert 0 < first["ms"] <= elapsed_ms  # milliseconds, within the request
 
 
 def test_search_responses_carry_took_ms(client: TestClient) -> None:
-    assert client.get("/search", params={"q": "power"}).json()["took_ms"] >= 0
+    for call in (
+        lambda: client.get("/search", params={"q": "power"}),
+        lambda: client.post("/search", json={"query": "power", "mode": "dense"}),
+    ):
+        started = time.perf_counter()
+        took_ms = call().json()["took_ms"]
+        assert 0 < took_ms <= (time.perf_counter() - started) * 1000  # ms, within the request
 
 
 def test_article_page_without_an_index_is_a_friendly_503(empty_client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -21,20 +22,45 @@ def _flags() -> set[str]:
     return set(lines[0].split(":", 1)[1].split()) if lines else set()
 
 
-def test_kernels_follow_the_cpu_flags_and_a_users_choice_wins(
-    monkeypatch: pytest.MonkeyPatch,
+AVX512 = "avx512f avx512cd avx512bw avx512dq avx512vl"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "expected"),
+    [
+        (f"processor\t: 0\nflags\t\t: fpu sse2 avx2 fma {AVX512}\n", "SKYLAKEX"),
+        # one of the five AVX-512 flags missing: the AVX2 kernels
+        ("flags\t\t: fpu avx2 fma avx512f avx512cd avx512bw avx512dq\n", "HASWELL"),
+        ("flags\t\t: fpu sse2 avx avx2 fma\n", "HASWELL"),
+        ("flags\t\t: fpu sse2 avx avx2\n", None),  # no FMA: OpenBLAS decides
+        ("processor\t: 0\nmodel name\t: some ARM core\n", None),  # no flags line
+        # only the first processor's flags are read
+        ("flags\t\t: fpu avx2 fma\nflags\t\t: fpu " + AVX512 + "\n", "HASWELL"),
+        (OSError, None),  # no /proc/cpuinfo (not Linux)
+    ],
+)
+def test_kernels_follow_the_cpu_flags(
+    monkeypatch: pytest.MonkeyPatch, cpuinfo: str | type[OSError], expected: str | None
 ) -> None:
-    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    def fake_open(path: str, *args: object, **kwargs: object) -> io.StringIO:
+        assert path == "/proc/cpuinfo"
+        if cpuinfo is OSError:
+            raise OSError("no such file")
+        return io.StringIO(str(cpuinfo))
+
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "placeholder")  # restored after the test
+    del os.environ["OPENBLAS_CORETYPE"]
+    monkeypatch.setattr(index, "open", fake_open, raising=False)  # shadows the builtin there
     index._openblas_kernels()
-    flags = _flags()
-    expected = None
-    if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= flags:
-        expected = "SKYLAKEX"
-    elif {"avx2", "fma"} <= flags:
-        expected = "HASWELL"
     assert os.environ.get("OPENBLAS_CORETYPE") == expected
 
+
+def test_a_users_choice_of_kernels_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_read(*args: object, **kwargs: object) -> None:
+        raise AssertionError("/proc/cpuinfo read although the user chose")
+
     monkeypatch.setenv("OPENBLAS_CORETYPE", "ZEN")
+    monkeypatch.setattr(index, "open", no_read, raising=False)
     index._openblas_kernels()
     assert os.environ["OPENBLAS_CORETYPE"] == "ZEN"
 

@@ -10,8 +10,14 @@ import pytest
 
 from semsearch.index import openvino_runtime
 from semsearch.index.embedders import AutoEmbedder, make_embedder
-from semsearch.index.embedding import SentenceTransformerEmbedder
+from semsearch.index.embedding import (
+    DEFAULT_MODEL,
+    Embedder,
+    SentenceTransformerEmbedder,
+    resolve_model,
+)
 from semsearch.index.errors import ModelError
+from semsearch.index.openvino_runtime import OpenVINOEmbedder
 from tests.conftest import FakeEmbedder
 
 TEXTS = [
@@ -22,10 +28,15 @@ TEXTS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def reference() -> Embedder:
+    """The model on torch (sentence-transformers as it is), loaded once for this module."""
+    return make_embedder(runtime="torch").load()  # type: ignore[attr-defined]
+
+
 @pytest.mark.model
-def test_openvino_export_matches_torch(model_cache: Path) -> None:
+def test_openvino_export_matches_torch(model_cache: Path, reference) -> None:
     exported = make_embedder(runtime="openvino", cache_dir=model_cache).load()
-    reference = make_embedder(runtime="torch").load()
     assert exported.runtime == "openvino" and reference.runtime == "torch"
     assert exported.model_id == reference.model_id
     assert (exported.dimension, exported.max_tokens) == (reference.dimension, reference.max_tokens)
@@ -44,14 +55,13 @@ def test_openvino_export_matches_torch(model_cache: Path) -> None:
 
 
 @pytest.mark.model
-def test_openvino_queries_on_every_path_and_thread_agree(model_cache: Path) -> None:
+def test_openvino_queries_on_every_path_and_thread_agree(model_cache: Path, reference) -> None:
     """Short texts run on the fixed-shape model (one core each, or every core when asked), long
     ones and batches on the free-shape one, concurrent queries on separate inference requests:
     the vectors are the same either way."""
     from concurrent.futures import ThreadPoolExecutor
 
     exported = make_embedder(runtime="openvino", cache_dir=model_cache, batch_size=8).load()
-    reference = make_embedder(runtime="torch").load()
     short = [f"storm number {i} cut the power" for i in range(12)]
     medium = [
         f"storm number {i} cut the power to the northern towns and villages for three days"
@@ -74,15 +84,21 @@ def test_openvino_queries_on_every_path_and_thread_agree(model_cache: Path) -> N
 
 
 @pytest.mark.model
-def test_export_is_reused(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    make_embedder(runtime="openvino", cache_dir=model_cache).load()
+def test_export_is_reused(
+    model_cache: Path, real_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session's export (made for `real_embedder`) is loaded, not made again, and gives the
+    same vectors; it is the only export in the session's folder."""
 
     def no_export(source: str, folder: Path) -> None:
         raise AssertionError("exported again")
 
     monkeypatch.setattr(openvino_runtime, "_export", no_export)
     again = make_embedder(runtime="openvino", cache_dir=model_cache).load()
-    assert again.embed_query("reused").shape == (384,)
+    assert again.runtime == real_embedder.runtime == "openvino"
+    assert np.allclose(again.embed_query("reused"), real_embedder.embed_query("reused"), atol=1e-6)
+    folder = openvino_runtime.export_folder(model_cache, *resolve_model(DEFAULT_MODEL))
+    assert [p.name for p in model_cache.glob("all-MiniLM-L6-v2-openvino-*")] == [folder.name]
 
 
 @pytest.mark.model
@@ -98,17 +114,25 @@ def test_export_that_does_not_reproduce_the_model_is_refused(
 
 @pytest.mark.model
 def test_unwritable_model_cache_is_a_clear_error_and_auto_falls_back(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, real_embedder
 ) -> None:
+    """One export attempt (it traces the model before it writes): the OpenVINO runtime's error,
+    which auto logs as it falls back to torch, says what to do; torch gives the model's vectors."""
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the cache folder should be")
-    with pytest.raises(ModelError, match="cannot write the OpenVINO export"):
-        make_embedder(runtime="openvino", cache_dir=blocked / "models").load()
     auto = make_embedder(runtime="auto", cache_dir=blocked / "models")
+    assert isinstance(auto, AutoEmbedder)
     with caplog.at_level(logging.WARNING):
-        assert auto.embed_query("still searchable").shape == (384,)
+        vector = auto.embed_query("still searchable")
     assert auto.runtime == "torch"
-    assert "using the torch runtime instead" in caplog.text
+    [warning] = [r.getMessage() for r in caplog.records if r.name == AutoEmbedder.__module__]
+    assert warning.startswith("cannot write the OpenVINO export of ")
+    assert "set SEMSEARCH_MODEL_CACHE to a writable folder" in warning
+    assert warning.endswith("; using the torch runtime instead")
+    assert float(vector @ real_embedder.embed_query("still searchable")) > 0.9999
+    # nothing left behind, and the file in the way is as it was
+    assert [p.name for p in tmp_path.iterdir()] == ["not-a-folder"]
+    assert blocked.read_text() == "a file where the cache folder should be"
 
 
 def test_auto_falls_back_to_torch_when_the_export_fails(caplog: pytest.LogCaptureFixture) -> None:
@@ -125,7 +149,10 @@ def test_auto_falls_back_to_torch_when_the_export_fails(caplog: pytest.LogCaptur
     assert "using the torch runtime instead" in caplog.text
 
 
-def test_runtime_choice() -> None:
+def test_runtime_choice(tmp_path: Path) -> None:
+    # (nothing is loaded or exported until first use)
+    exported = make_embedder(runtime="openvino", cache_dir=tmp_path)
+    assert isinstance(exported, OpenVINOEmbedder) and not any(tmp_path.iterdir())
     assert isinstance(make_embedder(runtime="torch"), SentenceTransformerEmbedder)
     assert isinstance(make_embedder(runtime="auto", device="cuda"), SentenceTransformerEmbedder)
     assert isinstance(make_embedder(runtime="auto"), AutoEmbedder)

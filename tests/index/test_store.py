@@ -145,7 +145,12 @@ def test_lexical_search_stems_and_ranks(fake_index: Path) -> None:
     hits = store.lexical_search(["kharkiv"], 5)
     assert len(hits) == 1
     assert "Kharkiv regional head" in store.chunks([hits[0][0]])[hits[0][0]].text
-    assert store.lexical_search(["negotiating"], 3)  # porter: negotiating ~ negotiator/negotiation
+    # Porter: "negotiating" finds the "negotiator" and the "negotiation", though neither passage
+    # has the word itself.
+    texts = {i: record.text for i, record in store.chunks(range(18)).items()}
+    assert [i for i, text in texts.items() if re.search(r"\bnegotiat", text)] == [3, 12]
+    assert not any("negotiating" in text for text in texts.values())
+    assert sorted(i for i, _ in store.lexical_search(["negotiating"], 18)) == [3, 12]
     store.close()
 
 
@@ -321,6 +326,14 @@ def test_lexical_scores_from_kept_words_equal_fts5s(fake_index: Path) -> None:
                 store._lexical._passage_terms.get(term) is not None for term in terms
             )  # kept
             assert store.lexical_search(terms, 10) == summed  # the kept arrays again
-        assert store.lexical_search(["energy"], 3, weights=(2.0, 1.0, 1.0))  # FTS5 itself
+        # Weighted columns are FTS5's own query: a word in no title scores as it did, while
+        # one in every passage's title ("talks") scores higher with the title weighted.
+        weighted = store.lexical_search(["energy"], 3, weights=(2.0, 1.0, 1.0))
+        kept = store.lexical_search(["energy"], 3)
+        assert [i for i, _ in weighted] == [i for i, _ in kept]
+        assert [s for _, s in weighted] == pytest.approx([s for _, s in kept], rel=1e-12)
+        plain = dict(store.lexical_search(["talks"], 18))
+        titled = dict(store.lexical_search(["talks"], 18, weights=(2.0, 1.0, 1.0)))
+        assert set(titled) == set(plain) and all(titled[i] > plain[i] for i in plain)
     finally:
         store.close()

@@ -6,6 +6,7 @@ compared with FAISS's exact search and with numpy.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -153,7 +154,12 @@ def test_article_filter_on_both_legs(seeded) -> None:
 
 def test_lexical_stems_and_hostile_terms(seeded) -> None:
     store, _, _ = seeded
-    assert store.lexical_search(["negotiating"], 3)  # Porter: negotiating ~ negotiation
+    # Porter: "negotiating" finds the passages of "negotiator" and "negotiation" (3 and 12),
+    # neither of which has the word itself.
+    texts = {i: record.text for i, record in store.chunks(range(18)).items()}
+    assert not any("negotiating" in text for text in texts.values())
+    found = [i for i, _ in store.lexical_search(["negotiating"], 18)]
+    assert sorted(found) == [i for i, text in texts.items() if "negotiat" in text] == [3, 12]
     for query in HOSTILE:
         store.lexical_search(query.split(), 5)
 
@@ -161,9 +167,17 @@ def test_lexical_stems_and_hostile_terms(seeded) -> None:
 def test_the_bm25_ceiling_is_the_same_asked_again(seeded, backend: Store) -> None:
     """FAISS's store keeps document frequencies once looked up: the answer must not change."""
     store, _, _ = seeded
-    terms = ["energy", "attacks", "energy", "zzzunknown"]
+    texts = [f"{r.title} {r.heading} {r.text}" for r in store.chunks(range(18)).values()]
+    assert sum("energ" in t for t in texts) == 3 and sum("attack" in t for t in texts) == 11
+    # Each word found adds idf * (k1 + 1) = idf * 2.2, with 18 passages: "energy" in 3 of them,
+    # "attacks" in 11 (FTS5's idf ln(7.5 / 11.5) < 0 is clipped to 1e-6; Milvus's is Lucene's).
+    if backend.kind == "milvus":
+        expected = 2.2 * (math.log(1 + 15.5 / 3.5) + math.log(1 + 7.5 / 11.5))
+    else:
+        expected = 2.2 * (math.log(15.5 / 3.5) + 1e-6)
+    terms = ["energy", "attacks", "zzzunknown"]
     first = store.lexical_ceiling(terms)
-    assert first > 0
+    assert first == pytest.approx(expected, rel=1e-9)
     assert store.lexical_ceiling(terms) == first  # now from the kept frequencies
     assert store.lexical_ceiling(["attacks", "zzzunknown"]) < first
     fresh = backend.open(model_id=store.manifest["model"]["id"])

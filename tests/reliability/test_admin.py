@@ -75,7 +75,9 @@ def test_reindex_builds_in_the_background_and_serves_the_result(seeded) -> None:
         state = wait_for_job(client, job["id"])
         assert state["status"] == "succeeded", state
         assert (state["generation"], state["articles"]) == ("gen-2", 2)
-        assert state["embedded"] > 0 and state["finished_at"]
+        # The one new passage is embedded; the seed's 18 come from the embedding cache.
+        assert (state["passages"], state["embedded"], state["reused"]) == (19, 1, 18)
+        assert state["finished_at"] >= state["started_at"] == job["started_at"]  # ISO times
         assert client.get("/health").json()["generation"] == "gen-2"
         hits = client.get("/search", params={"q": "glacier retreated", "mode": "lexical"})
         assert hits.json()["hits"][0]["article_id"] == "new.txt"
@@ -164,7 +166,7 @@ def test_reindex_and_reload_on_milvus(
 ) -> None:
     """The background reindex writes a new Milvus collection and the server moves to it."""
     milvus = {
-        "backend": "milvus",
+        "store": "milvus",
         "milvus_uri": milvus_uri,
         "milvus_collection": milvus_alias,
         "milvus_index": "flat",
@@ -175,6 +177,7 @@ def test_reindex_and_reload_on_milvus(
         first = wait_for_job(client, client.post("/admin/reindex", headers=AUTH).json()["id"])
         assert (first["status"], first["generation"]) == ("succeeded", "gen-1"), first
         assert client.get("/search", params={"q": "power"}).status_code == 200
+        assert client.get("/stats").json()["store"] == "milvus"
         add_article(copy_seeds, "storm.txt", "Storm cuts power", "A storm cut the grid power.")
         second = wait_for_job(client, client.post("/admin/reindex", headers=AUTH).json()["id"])
         assert (second["status"], second["generation"]) == ("succeeded", "gen-2"), second

@@ -41,7 +41,7 @@ def test_a_leased_generation_outlives_the_swap_and_is_removed_after(seeded) -> N
             assert [h.chunk_id for h in old.search("Abu Dhabi talks", k=3)] == [
                 h.chunk_id for h in before
             ]
-            assert found and found[0]
+            assert found == [old.search("Abu Dhabi", k=3)] and len(found[0]) == 3
         for _ in range(100):  # the last user finished: removed in the background (bounded: 5 s)
             if not (index_dir / "gen-1").exists():
                 break

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from semsearch.search.errors import InvalidQuery
+from semsearch.search.fusion import fuse_bounded
 from semsearch.search.service import SearchService
 from semsearch.search.settings import Settings
 from semsearch.search.text import lexical_terms
@@ -39,19 +41,38 @@ def test_hit_fields(service: SearchService) -> None:
     assert (hit.lexical_rank, hit.dense_rank) == (1, None)
 
 
-def test_hybrid_hits_explain_both_legs(service: SearchService) -> None:
-    hit = service.search("Kharkiv regional head", k=1)[0]
-    assert hit.dense_rank is not None and hit.lexical_rank is not None
-    assert hit.dense_score is not None and hit.lexical_score is not None
+def test_hybrid_hits_explain_both_legs(fake_index: Path, fake_embedder: FakeEmbedder) -> None:
+    """A hybrid hit's ranks and scores are those of the store's own dense and lexical searches."""
+    settings = Settings(index_dir=fake_index, sentence_weight=0)  # cosines as they are
+    service = SearchService.open(settings, fake_embedder)
+    query = "Kharkiv regional head"
+    try:
+        hit = service.search(query, k=1)[0]
+        dense = service.store.dense_search(fake_embedder.embed_query(query), 18)
+        lexical = service.store.lexical_search(lexical_terms(query), 18)
+    finally:
+        service.close()
+    assert (hit.chunk_id, hit.paragraph) == (11, 12)  # "Kharkiv regional head Oleh Syniehubov…"
+    assert hit.dense_rank == [i for i, _ in dense].index(11) + 1 == 2
+    assert hit.dense_score == pytest.approx(dict(dense)[11], abs=1e-6)
+    assert hit.lexical_rank == [i for i, _ in lexical].index(11) + 1 == 1
+    assert hit.lexical_score == pytest.approx(dict(lexical)[11], abs=1e-6)
 
 
 def test_rrf_fusion_is_configurable(fake_index: Path, fake_embedder: FakeEmbedder) -> None:
     settings = Settings(index_dir=fake_index, fusion="rrf", article_weight=0)
     service = SearchService.open(settings, fake_embedder)
-    hit = service.search("Kharkiv regional head", k=1)[0]
+    hits = service.search("Kharkiv regional head", k=3)
     service.close()
-    expected = 1 / (60 + hit.dense_rank) + 1 / (60 + hit.lexical_rank)
-    assert hit.score == pytest.approx(expected, abs=1e-6)
+    # Chunk 11 is first in both legs; 3 and 10 are third and fourth in one leg each: they tie
+    # on 1/63 + 1/64, and the smaller id goes first.
+    assert [(h.chunk_id, h.dense_rank, h.lexical_rank) for h in hits] == [
+        (11, 1, 1),
+        (3, 3, 4),
+        (10, 4, 3),
+    ]
+    expected = [2 / 61, 1 / 63 + 1 / 64, 1 / 63 + 1 / 64]
+    assert [h.score for h in hits] == pytest.approx(expected, abs=1e-6)  # (hits round to 6)
 
 
 def test_results_are_deterministic(service: SearchService) -> None:
@@ -159,9 +180,12 @@ def test_hostile_queries_never_raise(service: SearchService, query: str, mode: s
 )
 def test_stage_timings(service: SearchService, mode: str, stages: set[str]) -> None:
     timings: dict[str, float] = {}
+    started = time.perf_counter()
     service.search("energy infrastructure", k=3, mode=mode, timings=timings)
+    elapsed = time.perf_counter() - started
     assert set(timings) == stages
-    assert all(seconds >= 0 for seconds in timings.values())
+    # Seconds (not milliseconds), each within the search that measured it.
+    assert all(0 <= seconds <= elapsed for seconds in timings.values()), (timings, elapsed)
 
 
 def test_searches_beyond_the_concurrency_limit_wait_their_turn(
@@ -281,22 +305,26 @@ def test_hybrid_fuses_a_lexical_only_passage_with_its_own_cosine(
     service = SearchService.open(settings, fake_embedder)
     query = "drone attacks on Kharkiv wounded people"
     try:
-        # Two passages deep, the dense leg misses most of what the lexical leg finds.
-        ranked = service.rank(query, "hybrid", depth=2, collapse=False)
+        # Two passages deep, the dense leg misses what the lexical leg finds.
+        fused = service._rank(query, "hybrid", depth=2).ranked
         store = service.store
         cosine = dict(store.dense_search(fake_embedder.embed_query(query), 100))
         terms = lexical_terms(query)
-        lexical = dict(store.lexical_search(terms, 2))
+        lexical = store.lexical_search(terms, 2)
         ceiling = store.lexical_ceiling(terms)
     finally:
         service.close()
     dense_top = sorted(cosine, key=lambda i: (-cosine[i], i))[:2]
-    assert set(lexical) - set(dense_top)  # the case under test
-    fused = {
-        i: 0.6 * cosine[i] + 0.4 * lexical.get(i, min(lexical.values())) / ceiling
-        for i in set(dense_top) | set(lexical)
-    }
-    assert ranked == sorted(fused, key=lambda i: (-fused[i], i))
+    lexical_only = sorted({i for i, _ in lexical} - set(dense_top))
+    assert lexical_only == [10]  # the case under test
+    # Bounded fusion (its arithmetic is worked by hand in test_fusion.py) of every candidate
+    # with its own cosine, not the dense leg's lowest, which fuse_bounded gives a missing one.
+    candidates = sorted(set(dense_top) | set(lexical_only))
+    own = fuse_bounded([(i, cosine[i]) for i in candidates], lexical, ceiling, 0.6)
+    floor = fuse_bounded([(i, cosine[i]) for i in dense_top], lexical, ceiling, 0.6)
+    assert fused.ids.tolist() == own.ids.tolist()
+    assert fused.scores.tolist() == pytest.approx(own.scores.tolist(), abs=1e-9)
+    assert dict(floor)[10] > dict(own)[10] + 0.01  # (what the floor would have given)
 
 
 def test_a_lexical_only_hit_shows_the_cosine_it_was_fused_with(
