@@ -128,14 +128,13 @@ class MilvusGeneration:
         As in the FAISS store, from each stem's document frequency (kept beside the collection
         by the build) and the passage count; the index uses FTS5's k1 and b.
         """
-        wanted = [s for term in terms for s in stems(term)]
+        wanted = list(dict.fromkeys(s for term in terms for s in stems(term)))  # as searched
         vocab = self.manifest.get("milvus", {}).get("vocab")
         if not wanted or not vocab:
             return 0.0
         found: dict[str, int] = {}
-        distinct = sorted(set(wanted))
-        for offset in range(0, len(distinct), QUERY_BATCH):
-            batch = distinct[offset : offset + QUERY_BATCH]
+        for offset in range(0, len(wanted), QUERY_BATCH):
+            batch = wanted[offset : offset + QUERY_BATCH]
             rows = call(self._client().query, vocab, ids=batch, output_fields=["df"])
             found.update((row["term"], int(row["df"])) for row in rows)
         passages = int(self.manifest["counts"]["passages"])

@@ -118,9 +118,13 @@ class Settings(BaseSettings):
         if not isinstance(data, dict):
             return data
         for old, field in RENAMED.items():
-            value = os.environ.get(old)
+            old_field = old.removeprefix("SEMSEARCH_").lower()
+            if old_field in data:  # Settings(backend=...): the old name as an argument
+                value, data = data[old_field], {k: v for k, v in data.items() if k != old_field}
+                old, new = f"Settings({old_field}=...)", f"Settings({field}=...)"
+            else:
+                value, new = os.environ.get(old), "SEMSEARCH_" + field.upper()
             if value is not None and field not in data:
-                new = "SEMSEARCH_" + field.upper()
                 warnings.warn(
                     f"{old} is deprecated and will be removed: set {new} instead",
                     FutureWarning,

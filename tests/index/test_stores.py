@@ -179,6 +179,8 @@ def test_the_bm25_ceiling_is_the_same_asked_again(seeded, backend: Store) -> Non
     first = store.lexical_ceiling(terms)
     assert first == pytest.approx(expected, rel=1e-9)
     assert store.lexical_ceiling(terms) == first  # now from the kept frequencies
+    # A word asked twice is searched once, so it counts once in the ceiling too.
+    assert store.lexical_ceiling(["energy", "energy", *terms]) == pytest.approx(first, rel=1e-12)
     assert store.lexical_ceiling(["attacks", "zzzunknown"]) < first
     fresh = backend.open(model_id=store.manifest["model"]["id"])
     try:

@@ -48,3 +48,9 @@ def test_an_old_name_with_a_bad_value_is_a_validation_error(
 def test_an_explicit_argument_wins_over_an_old_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEMSEARCH_EMBEDDING_BACKEND", "torch")
     assert Settings(embedding_runtime="openvino").embedding_runtime == "openvino"
+
+
+def test_an_old_name_as_an_argument_is_not_silently_ignored() -> None:
+    with pytest.warns(FutureWarning, match=r"Settings\(backend=\.\.\.\) is deprecated"):
+        settings = Settings(backend="milvus")
+    assert settings.store == "milvus"
