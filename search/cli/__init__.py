@@ -8,8 +8,9 @@ in `output`.
 from __future__ import annotations
 
 import sys
+import warnings
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
@@ -62,4 +63,17 @@ app.command("info")(info_command)
 
 def main() -> None:
     """Entry point of the `semsearch` console script."""
+    warnings.showwarning = _warning_line
     app(args=optional_ray_address(sys.argv[1:]), prog_name="semsearch")
+
+
+def _warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A warning (such as a deprecated setting's) as one line, without the library's source."""
+    print(f"semsearch: warning: {message}", file=file or sys.stderr)

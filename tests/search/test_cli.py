@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -129,3 +130,17 @@ def test_quiet_and_verbose_search(real_index: Path) -> None:
 
 def test_completion_is_offered() -> None:
     assert "--install-completion" in run("--help").stdout
+
+
+def test_a_deprecated_setting_warns_in_one_line(fake_index: Path) -> None:
+    done = subprocess.run(
+        [SEMSEARCH, "info", "--index", str(fake_index)],
+        env={**os.environ, "SEMSEARCH_BACKEND": "faiss"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    warning = "semsearch: warning: SEMSEARCH_BACKEND is deprecated and will be removed: "
+    assert f"{warning}set SEMSEARCH_STORE instead" in done.stderr.splitlines()
+    assert "FutureWarning" not in done.stderr  # no library source line either
