@@ -28,13 +28,18 @@ from semsearch.index.lock import claim_for_removal
 __all__ = [
     "CURRENT",
     "KEEP_GENERATIONS",
+    "fsync_dir",
+    "fsync_file",
     "generation_name",
     "generation_names",
     "generation_number",
+    "is_generation_name",
     "live_generation",
     "new_generation_dir",
     "publish_generation",
     "remove_old_generations",
+    "sha256_of",
+    "write_json",
 ]
 
 CURRENT = "CURRENT"
