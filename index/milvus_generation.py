@@ -9,6 +9,7 @@ index are not kept here: see `capabilities`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,8 @@ if TYPE_CHECKING:  # the store imports this module
 
 __all__ = ["MilvusGeneration"]
 
-# The fields of a ChunkRecord, in its order.
-_ID_FIELDS = ["id", "article_id", "title", "paragraph", "part", "heading", "text", "start", "end"]
+# The collection's fields a ChunkRecord is made of, in its order (they share their names).
+_ID_FIELDS = [field.name for field in dataclasses.fields(ChunkRecord)]
 
 
 class MilvusGeneration:
