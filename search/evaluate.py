@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,12 +14,12 @@ from semsearch.index.builder import build_from_articles
 from semsearch.index.embedding import Embedder
 from semsearch.index.errors import CorpusError
 from semsearch.index.stores import PassageStore, Store
+from semsearch.search.feedback import Progress
 from semsearch.search.service import FUSION_DEPTH, MODES, SearchService
 from semsearch.search.settings import Settings
 
 __all__ = ["BeirDataset", "ensure_index", "evaluate", "load_beir"]
 
-Progress = Callable[[int, int], None]
 # Documents ranked per query: Recall@100 needs at least 100.
 DOC_DEPTH = 100
 PASSAGE_HIT_AT = 5

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 __all__ = ["Feedback", "Progress", "Tasks"]
 
-# done, total: how far one task has come
+# done, total: how far one task has come (as `index.builder.Progress`; not imported from there,
+# which would load the whole build, faiss included, for every CLI command)
 Progress = Callable[[int, int], None]
 # A new task, by its description: returns where to report its progress.
 Tasks = Callable[[str], Progress]

@@ -23,6 +23,7 @@ from rich.progress import (
 
 from semsearch.index.errors import IndexNotFound, SemsearchError
 from semsearch.search.cli.options import index_command_line
+from semsearch.search.feedback import Progress as Reporter
 from semsearch.search.settings import Settings
 
 __all__ = [
@@ -109,7 +110,7 @@ class Bars:
         )
         self._started = False
 
-    def task(self, description: str) -> Callable[[int, int], None]:
+    def task(self, description: str) -> Reporter:
         """A new bar; the callback takes how many of how many are done."""
         if not self._started:
             self._progress.start()
