@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     sentence_vectors: bool = Field(
         True, description="embed each passage's sentences too when building (FAISS store)"
     )
+    follow_symlinks: bool = Field(
+        False,
+        description="index files and folders that symlinks in the seeds folder point to outside "
+        "it; off: such links are skipped with a warning",
+    )
     admin_token: SecretStr | None = Field(
         None, description="bearer token of the /admin endpoints; unset: they do not exist"
     )
@@ -109,6 +114,21 @@ class Settings(BaseSettings):
     )
     reload_interval: float = Field(
         2.0, ge=0, le=3600, description="seconds between checks of CURRENT by the server; 0: off"
+    )
+    allowed_hosts: str = Field(
+        "",
+        description="comma-separated Host header values the server answers (`*` any); empty: "
+        "the loopback names when bound to loopback, any host otherwise",
+    )
+    max_requests: int = Field(
+        64,
+        ge=1,
+        le=100_000,
+        description="requests handled at once, /health and /metrics aside; more get a 503 "
+        "with Retry-After",
+    )
+    keep_alive_timeout: float = Field(
+        5.0, gt=0, le=3600, description="seconds an idle HTTP connection is kept open"
     )
 
     @model_validator(mode="before")
