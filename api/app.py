@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 
 from semsearch.api.admin import install_admin
 from semsearch.api.metrics import install_metrics
@@ -47,12 +48,16 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         finally:
             holder.close()
 
-    app = FastAPI(
+    # /docs and /redoc load their scripts and styles from this server (no CDN: they work
+    # offline, and a reader's browser asks no third party).
+    app = FastAPIOffline(
         title="semsearch",
         summary="Paragraph-level semantic search over a folder of articles.",
         version=_version(),
         lifespan=lifespan,
+        static_url="/static/docs",
     )
+    app.state.settings = settings
     app.include_router(router)
     install_admin(app, settings, embedder)  # only when SEMSEARCH_ADMIN_TOKEN is set
     install_page(app)

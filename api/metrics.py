@@ -26,6 +26,9 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # An incoming X-Request-ID is kept only when it is short and plain, so it is safe to log.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# HTTP methods counted under their own name; any other (a client may send any token) is
+# counted as "other", so that clients cannot create time series without limit.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 class Metrics:
@@ -143,7 +146,8 @@ class RequestObserver:
             seconds = time.perf_counter() - started
             route = _route_template(scope)
             mode = str(scope.get("state", state).get("search_mode", ""))
-            self.metrics.requests.labels(route, scope["method"], mode, str(status)).inc()
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            self.metrics.requests.labels(route, method, mode, str(status)).inc()
             self.metrics.latency.labels(route, mode).observe(seconds)
             log.info(
                 json.dumps(
@@ -192,7 +196,7 @@ metrics_router = APIRouter()
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
 )
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus metrics: requests and latency per route and mode, search stages, the index."""
     registry: Metrics = request.app.state.metrics
     return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)

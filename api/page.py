@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from semsearch.api.metrics import record_search
 from semsearch.index.errors import SemsearchError
 from semsearch.index.records import ArticleRecord
 from semsearch.search.errors import InvalidQuery
-from semsearch.search.service import MAX_K, MODES
+from semsearch.search.query import MAX_K, MAX_QUERY_CHARS, MODES
+from semsearch.search.serving import ServiceHolder
 from semsearch.search.text import highlight_spans, mark
 
 __all__ = ["article_page", "error_page", "install_page", "page_router", "wants_html"]
@@ -25,6 +27,9 @@ HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 K_CHOICES = (5, 10, 20, 50, 100)
 DEFAULT_K = 10
+# A number in a query string: ASCII digits only (str.isdigit also takes "²" and "٣", which
+# int() then refuses or reads), and few of them (int() refuses over 4,300 digits).
+_NUMBER = re.compile(r"[0-9]{1,9}")
 
 page_router = APIRouter()
 
@@ -71,7 +76,7 @@ def search_page(
 
     Takes the same `q`, `mode` and `k` as GET /search; a bad value is shown on the page.
     """
-    holder = request.app.state.holder
+    holder: ServiceHolder = request.app.state.holder
     mode = mode if mode in MODES else holder.settings.default_mode
     context: dict[str, Any] = {
         "q": q or "",
@@ -86,14 +91,19 @@ def search_page(
     status = 200
     try:
         if k not in (None, ""):
-            if not k.strip().isdigit() or not 1 <= int(k) <= MAX_K:
-                raise InvalidQuery(f"the number of results must be from 1 to {MAX_K}, not {k!r}")
-            context["k"] = int(k)
+            number = _number(k)
+            if number is None or not 1 <= number <= MAX_K:
+                shown = k if len(k) <= 20 else k[:20] + "…"
+                raise InvalidQuery(
+                    f"the number of results must be from 1 to {MAX_K}, not {shown!r}"
+                )
+            context["k"] = number
         if q is not None and q.strip():
-            service = holder.get()
             timings: dict[str, float] = {}
             started = time.perf_counter()
-            hits = service.search(q, k=context["k"], mode=mode, timings=timings)
+            # Leased, as for /search: a reload during the search never closes it underneath.
+            with holder.lease() as service:
+                hits = service.search(q, k=context["k"], mode=mode, timings=timings)
             context["took_ms"] = round((time.perf_counter() - started) * 1000, 1)
             record_search(request, mode, timings)
             context["hits"] = [
@@ -129,8 +139,14 @@ def article_page(request: Request, article_id: str, record: ArticleRecord | None
         }
         return templates.TemplateResponse(request, "article.html", context, status_code=404)
     query = request.query_params.get("q", "")
-    raw = request.query_params.get("p", "")
-    target = int(raw) if raw.isdigit() else None
+    if len(query) > MAX_QUERY_CHARS:  # highlighting compiles the query's words into a pattern
+        return error_page(
+            request,
+            422,
+            "That query is too long to mark",
+            f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}",
+        )
+    target = _number(request.query_params.get("p", ""))  # a bad ?p= is ignored
     paragraphs, heading = [], ""
     for passage in record.passages:
         paragraphs.append(
@@ -153,6 +169,12 @@ def article_page(request: Request, article_id: str, record: ArticleRecord | None
         "error": None,
     }
     return templates.TemplateResponse(request, "article.html", context)
+
+
+def _number(text: str) -> int | None:
+    """A whole number written in ASCII digits (at most nine), else None."""
+    text = text.strip()
+    return int(text) if _NUMBER.fullmatch(text) else None
 
 
 def _back_url(request: Request) -> str:

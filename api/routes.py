@@ -7,11 +7,13 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
 from semsearch.api.deps import GENERATION_HEADER, Service
 from semsearch.api.metrics import record_search
 from semsearch.api.page import article_page, wants_html
+from semsearch.api.security import is_admin
 from semsearch.api.schemas import (
     ArticleResponse,
     HealthResponse,
@@ -103,12 +105,15 @@ def search_post(body: SearchRequest, service: Service, request: Request) -> Resp
 
 
 @router.get("/health", response_model=HealthResponse, tags=["meta"])
-def health(request: Request) -> HealthResponse:
-    """Liveness, and whether an index is loaded."""
+async def health(request: Request) -> HealthResponse:
+    """Liveness, and whether an index is loaded.
+
+    Runs on the event loop, not in the thread pool, so it answers while searches fill the pool.
+    """
     holder: ServiceHolder = request.app.state.holder
     service = holder.current
     if service is None:
-        service = holder.try_open()
+        service = await run_in_threadpool(holder.try_open)
     if service is None:
         return HealthResponse(
             status="ok",
@@ -123,9 +128,15 @@ def health(request: Request) -> HealthResponse:
 
 
 @router.get("/stats", response_model=StatsResponse, tags=["meta"])
-def stats(service: Service) -> StatsResponse:
-    """What is indexed: articles, passages, model, generation, when it was built."""
-    return StatsResponse(**service.stats())
+def stats(service: Service, request: Request) -> StatsResponse:
+    """What is indexed: articles, passages, model, generation, when it was built.
+
+    `source` and `index_dir` (paths on the server) are given only with the admin token.
+    """
+    figures = service.stats()
+    if not is_admin(request, request.app.state.settings):
+        figures.update(source=None, index_dir=None)
+    return StatsResponse(**figures)
 
 
 @router.get(

@@ -116,9 +116,11 @@ class StatsResponse(BaseModel):
     dimension: int
     generation: str
     built_at: str
-    source: str | None
-    index_dir: str
-    store: Literal["faiss", "milvus"] = Field(description="the store searched (SEMSEARCH_BACKEND)")
+    source: str | None = Field(
+        description="the folder the articles were read from; only with the admin token"
+    )
+    index_dir: str | None = Field(description="the index folder; only with the admin token")
+    store: Literal["faiss", "milvus"] = Field(description="the store searched (SEMSEARCH_STORE)")
 
 
 class PassageModel(BaseModel):

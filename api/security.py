@@ -1,26 +1,72 @@
-"""HTTP hardening: caps on request bodies (64 KiB) and headers (16 KiB); CORS, off by default."""
+"""HTTP hardening: allowed Host names, a cap on requests at once, caps on request bodies (64 KiB)
+and headers (16 KiB); CORS, off by default; who counts as the admin."""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from semsearch.search.settings import Settings
 
 __all__ = [
+    "LOOPBACK_HOSTS",
     "MAX_BODY_BYTES",
     "MAX_HEADER_BYTES",
+    "UNLIMITED_PATHS",
+    "RequestLimit",
     "RequestSizeLimits",
+    "allowed_hosts",
     "cors_origins",
     "install_security",
+    "is_admin",
 ]
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 16 * 1024  # far above any real client's; uvicorn's parser stops at ~100 KiB
+# Host headers answered by default by a server bound to a loopback address: a page on another
+# site that points its own name at 127.0.0.1 (DNS rebinding) sends its name, and gets a 400.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+# Answered however busy the server is: a monitor must be able to tell "busy" from "down".
+UNLIMITED_PATHS = frozenset({"/health", "/metrics"})
+# Seconds a client told "busy" (503) is asked to wait before trying again.
+RETRY_AFTER_SECONDS = 1
+
+
+class RequestLimit:
+    """Answer 503 with Retry-After to a request past `limit` already in progress.
+
+    /health and /metrics are never refused (they run on the event loop, not in the thread pool
+    the searches share). The count is kept on the event loop's thread, so it needs no lock.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+        self.in_progress = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.in_progress >= self.limit:
+            detail = (
+                f"the server is busy ({self.limit} requests in progress): "
+                f"try again in {RETRY_AFTER_SECONDS} s"
+            )
+            await _refuse(send, 503, detail, [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())])
+            return
+        self.in_progress += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_progress -= 1
 
 
 class RequestSizeLimits:
@@ -93,12 +139,15 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+async def _refuse(
+    send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     payload = json.dumps({"detail": detail}).encode("utf-8")
     headers: list[Any] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode("ascii")),
         (b"connection", b"close"),  # the unread body makes the connection unusable
+        *(extra or []),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
@@ -109,8 +158,37 @@ def cors_origins(settings: Settings) -> list[str]:
     return [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
 
 
+def allowed_hosts(settings: Settings) -> list[str]:
+    """The Host names the server answers: SEMSEARCH_ALLOWED_HOSTS when set (`*`: any); else the
+    loopback names when it is bound to a loopback address, and any name otherwise."""
+    named = [host.strip().lower() for host in settings.allowed_hosts.split(",") if host.strip()]
+    if named:
+        return named
+    return list(LOOPBACK_HOSTS) if _is_loopback(settings.host) else ["*"]
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_admin(request: Request, settings: Settings) -> bool:
+    """True when the request carries the configured admin token (`Authorization: Bearer ...`),
+    compared in constant time; always False when no token is configured."""
+    token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
+
+
 def install_security(app: FastAPI, settings: Settings) -> None:
-    """Add CORS (only when origins are configured) and the size limits (outside CORS)."""
+    """Add CORS (only when origins are configured), the size limits (outside CORS), the cap on
+    requests at once and the allowed Host names (outermost)."""
     origins = cors_origins(settings)
     if origins:
         # Browsers may search from these origins; the admin token header is not allowed, so the
@@ -123,3 +201,7 @@ def install_security(app: FastAPI, settings: Settings) -> None:
             max_age=600,
         )
     app.add_middleware(RequestSizeLimits)
+    app.add_middleware(RequestLimit, limit=settings.max_requests)
+    hosts = allowed_hosts(settings)
+    if hosts != ["*"]:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)

@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="semsearch-load-"))
     seeds, index = work / "seeds", work / "index"
     shutil.copytree(args.seeds, seeds)
-    token = secrets.token_urlsafe(16)
+    token = secrets.token_urlsafe(32)
     env = {
         **os.environ,
         "SEMSEARCH_SEEDS_DIR": str(seeds),

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from semsearch.index.embedders import make_embedder
@@ -21,11 +21,21 @@ from semsearch.search.fusion import (
     SENTENCE_WEIGHT,
 )
 
-__all__ = ["Fusion", "Mode", "Settings", "embedder_for", "store_for", "vector_index_spec"]
+__all__ = [
+    "MIN_ADMIN_TOKEN_CHARS",
+    "Fusion",
+    "Mode",
+    "Settings",
+    "embedder_for",
+    "store_for",
+    "vector_index_spec",
+]
 
 Mode = Literal["hybrid", "dense", "lexical"]
 Fusion = Literal["bounded", "zscore", "rrf"]
 
+# The shortest admin token accepted: 32 characters of a random token are about 190 bits.
+MIN_ADMIN_TOKEN_CHARS = 32
 # Settings renamed, by their old environment variable: still read, with a warning.
 RENAMED = {"SEMSEARCH_BACKEND": "store", "SEMSEARCH_EMBEDDING_BACKEND": "embedding_runtime"}
 
@@ -121,7 +131,7 @@ class Settings(BaseSettings):
         "the loopback names when bound to loopback, any host otherwise",
     )
     max_requests: int = Field(
-        64,
+        32,
         ge=1,
         le=100_000,
         description="requests handled at once, /health and /metrics aside; more get a 503 "
@@ -130,6 +140,25 @@ class Settings(BaseSettings):
     keep_alive_timeout: float = Field(
         5.0, gt=0, le=3600, description="seconds an idle HTTP connection is kept open"
     )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="seconds a client has to send a request's headers, from connecting or from "
+        "the previous answer; then the connection is closed",
+    )
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        """An admin token is a secret a client must not guess: refuse a short one."""
+        if token is not None and 0 < len(token.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(
+                f"an admin token of {len(token.get_secret_value())} characters is too easy to "
+                f"guess: use at least {MIN_ADMIN_TOKEN_CHARS}, such as the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return token
 
     @model_validator(mode="before")
     @classmethod

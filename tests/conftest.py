@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -20,6 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 SEED_FILE = SEEDS / "000_9d59a1cdc1672ff3.txt"
 SHARED = ROOT.parent / "shared"
+# Starlette's TestClient sends `Host: testserver`, and a server bound to loopback answers only
+# loopback names unless told otherwise (tests/reliability/test_limits.py checks that default).
+# Set for the whole run, module-scoped fixtures and collection included.
+TEST_ALLOWED_HOSTS = "testserver,127.0.0.1,localhost"
+os.environ["SEMSEARCH_ALLOWED_HOSTS"] = TEST_ALLOWED_HOSTS
 
 
 class FakeEmbedder:
@@ -85,12 +91,12 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> None:
     """No SEMSEARCH_* variable from the caller's shell leaks into a test."""
-    import os
 
     for name in list(os.environ):
         if name.startswith("SEMSEARCH_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SEMSEARCH_MODEL_CACHE", str(model_cache))
+    monkeypatch.setenv("SEMSEARCH_ALLOWED_HOSTS", TEST_ALLOWED_HOSTS)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from semsearch.index.errors import SemsearchError
 from semsearch.search.settings import Settings
@@ -38,11 +39,20 @@ def settings_from(**overrides: Any) -> Settings:
     """
     try:
         settings = Settings()
-    except ValueError as error:  # pydantic's ValidationError: a bad SEMSEARCH_* variable
-        first = str(error).splitlines()
-        raise SemsearchError(f"bad configuration: {' '.join(first[:3])}") from None
+    except ValidationError as error:  # a bad SEMSEARCH_* variable
+        raise SemsearchError(f"bad configuration: {settings_problem(error)}") from None
     changes = {key: value for key, value in overrides.items() if value is not None}
     return settings.model_copy(update=changes)
+
+
+def settings_problem(error: ValidationError) -> str:
+    """What is wrong with the settings, one line a problem, without the values given (one may
+    be a secret)."""
+    return "; ".join(
+        f"SEMSEARCH_{'_'.join(str(part) for part in e['loc']).upper()}: "
+        f"{e['msg'].removeprefix('Value error, ')}"
+        for e in error.errors()
+    )
 
 
 def index_flags(settings: Settings) -> list[str]:

@@ -19,7 +19,7 @@ from semsearch.index.builder import build_index
 from semsearch.search.settings import Settings
 from tests.conftest import FakeEmbedder
 
-TOKEN = "s3cret-admin-token"
+TOKEN = "s3cret-admin-token-of-32-characters"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
