@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse, Response
 from semsearch.api.deps import GENERATION_HEADER, Service
 from semsearch.api.metrics import record_search
 from semsearch.api.page import article_page, wants_html
-from semsearch.api.security import is_admin
 from semsearch.api.schemas import (
     ArticleResponse,
     HealthResponse,
@@ -23,6 +22,7 @@ from semsearch.api.schemas import (
     SearchResponse,
     StatsResponse,
 )
+from semsearch.api.security import is_admin
 from semsearch.search.service import Hit, SearchService
 from semsearch.search.serving import ServiceHolder
 
