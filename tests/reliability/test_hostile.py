@@ -43,6 +43,14 @@ def post(body: Any, content_type: str = "application/json") -> dict:
             "headers": {"content-type": content_type}}  # fmt: skip
 
 
+LIMITS = "tests/reliability/test_limits.py::"
+
+
+def page(url: str, **params: Any) -> dict:
+    """A browser's request for an HTML page."""
+    return {"method": "GET", "url": url, "params": params, "headers": {"accept": "text/html"}}
+
+
 # row name -> (inputs, expected status)
 API_ROWS: dict[str, tuple[list[dict], int]] = {
     "empty or whitespace-only query": (
@@ -106,6 +114,18 @@ API_ROWS: dict[str, tuple[list[dict], int]] = {
         413,
     ),
     "wrong method or unknown path": ([{"method": "DELETE", "url": "/search"}], 405),
+    "search page k not a plain number": (
+        [page("/", q="power", k=k) for k in ("²", "١٠", "1" * 5000, "0", "101", "-5")],
+        422,
+    ),
+    "article page p not a plain number": (
+        [page(f"/articles/{SEED_FILE.name}", p=p) for p in ("²", "9" * 5000, "-1", "1e3")],
+        200,
+    ),
+    "article page query over 1,000 characters": (
+        [page(f"/articles/{SEED_FILE.name}", q=q) for q in ("power " * 200, "a" * 1001)],
+        422,
+    ),
 }
 API_CASES = [
     pytest.param(request, status, id=f"{row}-{i}")
@@ -126,7 +146,11 @@ def client(tmp_path_factory: pytest.TempPathFactory):
 def test_hostile_request(client: TestClient, request_: dict, status: int) -> None:
     response = client.request(**request_)
     assert response.status_code == status, response.text[:300]
-    if status != 200:
+    if response.headers["content-type"].startswith("text/html"):  # a page, for a browser
+        assert "Traceback" not in response.text
+        if status != 200:  # the page says what is wrong
+            assert re.search(r"must be from 1 to|the limit is", response.text), response.text
+    elif status != 200:
         detail = response.json()["detail"]
         assert detail  # says what is wrong
         assert "root:" not in response.text
@@ -266,6 +290,24 @@ def test_docs_table_lists_every_row() -> None:
     section = operations.split("## Hostile input", 1)[1].split("\n## ", 1)[0]
     rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")}
     rows -= {"input"}
-    expected = set(API_ROWS) | set(INDEXER_ROWS)
+    expected = set(API_ROWS) | set(INDEXER_ROWS) | set(ELSEWHERE)
     expected |= {"unreadable file", "missing seeds folder, a file, or no articles"}
     assert rows == expected
+    for test in ELSEWHERE.values():  # each row tested elsewhere names a test that exists
+        module, _, name = test.partition("::")
+        assert f"def {name}(" in (ROOT / module).read_text(encoding="utf-8"), test
+
+
+# Rows of the table tested in other files: row name -> the test.
+ELSEWHERE = {
+    "unknown Host header": LIMITS + "test_only_loopback_host_names_by_default_on_loopback",
+    "made-up HTTP methods": LIMITS + "test_unknown_methods_share_one_metrics_label",
+    "a flood of searches": LIMITS
+    + "test_past_the_request_cap_a_503_with_retry_after_and_health_still_answers",
+    "slow or silent connections": LIMITS
+    + "test_a_connection_that_never_finishes_its_headers_is_closed",
+    "a reload during a page search": LIMITS
+    + "test_the_search_page_keeps_its_generation_through_a_reload",
+    "`/stats` without the admin token": LIMITS + "test_stats_shows_paths_only_to_the_admin",
+    "a short admin token": LIMITS + "test_a_short_admin_token_is_refused_at_start",
+}
