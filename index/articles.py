@@ -30,6 +30,8 @@ _BINARY_SNIFF_BYTES = 8192
 MAX_ARTICLE_BYTES = 10 * 1024 * 1024
 # Tried in order; latin-1 decodes any byte string, so reading never fails.
 _FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+# Why a symlink out of the articles folder is skipped, and how to index it anyway.
+_LINK_OUT = "a symlink to a {kind} outside the seeds folder (use --follow-symlinks to index it)"
 
 Warn = Callable[[str], None]
 
@@ -118,22 +120,32 @@ def _decode(data: bytes) -> tuple[str, str]:
     raise AssertionError("latin-1 decodes every byte string")  # pragma: no cover
 
 
-def read_article(path: Path, root: Path, warn: Warn) -> Article | None:
+def read_article(
+    path: Path, root: Path, warn: Warn, *, follow_symlinks: bool = False
+) -> Article | None:
     """Read one article file; problems are reported through `warn`, never raised.
 
     Args:
         path: the file to read.
         root: the corpus root; the article id is the path relative to it.
         warn: called with one line for each file that is skipped or read with a fallback.
+        follow_symlinks: also read a symlink to a file outside `root` (skipped otherwise).
 
     Returns:
-        The article, or None when the file is empty, binary or unreadable.
+        The article, or None when the file is empty, binary, unreadable, a symlink out of
+        `root` or named in bytes that are not UTF-8.
     """
     article_id = path.relative_to(root).as_posix()
+    if not _is_utf8(article_id):
+        warn(f"{_printable(article_id)}: skipped, the file name is not valid UTF-8: rename it")
+        return None
     try:
         info = path.stat()  # follows a symlink; a link loop or a dangling link fails here
         if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
             warn(f"{article_id}: skipped, not a regular file")
+            return None
+        if not follow_symlinks and path.is_symlink() and not _inside(path, root):
+            warn(f"{article_id}: skipped, {_LINK_OUT.format(kind='file')}")
             return None
         if info.st_size > MAX_ARTICLE_BYTES:
             warn(_too_big(article_id, info.st_size))
@@ -168,10 +180,19 @@ def _too_big(article_id: str, size: int) -> str:
     )
 
 
-def find_article_files(root: Path) -> list[Path]:
+def find_article_files(
+    root: Path, warn: Warn | None = None, *, follow_symlinks: bool = False
+) -> list[Path]:
     """Every `.txt` file under `root`, recursively, in a stable order.
 
-    Symlinked folders are not followed, so a link loop cannot trap the walk.
+    A symlinked folder is followed only with `follow_symlinks`, and only when it leads out of
+    `root` to a folder not walked yet, so a link loop cannot trap the walk. Without it, a link
+    to a folder outside `root` is reported through `warn`; one to a folder inside is passed
+    over in silence (its files are found where they are). A folder named in bytes that are not
+    UTF-8 is skipped with a warning.
+
+    Raises:
+        CorpusError: `root` is missing or not a folder.
     """
     if not root.exists():
         raise CorpusError(f"articles folder {root} does not exist: pass --seeds DIR")
@@ -179,16 +200,87 @@ def find_article_files(root: Path) -> list[Path]:
         raise CorpusError(
             f"{root} is not a folder: pass --seeds DIR with a folder of .txt articles"
         )
+    walked = {_identity(root)}
     found: list[Path] = []
-    for folder, subfolders, files in os.walk(root, followlinks=False):
-        subfolders.sort()
+    for folder, subfolders, files in os.walk(root, followlinks=follow_symlinks):
+        subfolders[:] = [
+            name
+            for name in sorted(subfolders)
+            if _walk_into(Path(folder, name), root, walked, warn or _ignore, follow_symlinks)
+        ]
         found.extend(Path(folder, name) for name in sorted(files) if name.endswith(".txt"))
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def read_corpus(root: Path, warn: Warn) -> Iterator[Article]:
-    """Yield each readable article under `root`; skipped files are reported through `warn`."""
-    for path in find_article_files(root):
-        article = read_article(path, root, warn)
+def _walk_into(
+    folder: Path, root: Path, walked: set[tuple[int, int]], warn: Warn, follow_symlinks: bool
+) -> bool:
+    """Whether the walk goes into `folder` (a subfolder of `root`); says why not when it matters.
+
+    `walked` holds the (device, inode) of every folder walked so far, and gets this one's.
+    """
+    name = folder.relative_to(root).as_posix()
+    if not _is_utf8(name):
+        warn(f"{_printable(name)}: skipped, the folder name is not valid UTF-8: rename it")
+        return False
+    if folder.is_symlink():
+        if _inside(folder, root):
+            return False  # its files are found where the link points
+        if not follow_symlinks:
+            warn(f"{name}: skipped, {_LINK_OUT.format(kind='folder')}")
+            return False
+    try:
+        identity = _identity(folder)
+    except OSError:
+        return False  # gone, or a dangling link: nothing to walk
+    if identity in walked:
+        return False  # reached again through a link: walking it twice could loop forever
+    walked.add(identity)
+    return True
+
+
+def _identity(folder: Path) -> tuple[int, int]:
+    info = folder.stat()
+    return info.st_dev, info.st_ino
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether `path`, its symlinks resolved, lies within `root` (its symlinks resolved too)."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+def _is_utf8(name: str) -> bool:
+    """Whether `name` came from bytes that are valid UTF-8 (no surrogate escapes in it)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    """`name` with each byte that is not valid UTF-8 written as an escape, `caf\\xe9.txt`.
+
+    The result encodes to UTF-8 (no lone surrogates), so it can be printed, logged and stored.
+    """
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file name decodes to
+        raw = name.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _ignore(message: str) -> None:
+    """A `Warn` that drops the message."""
+
+
+def read_corpus(root: Path, warn: Warn, *, follow_symlinks: bool = False) -> Iterator[Article]:
+    """Yield each readable article under `root`; skipped files are reported through `warn`.
+
+    Symlinks to files or folders outside `root` are skipped with a warning unless
+    `follow_symlinks`.
+    """
+    for path in find_article_files(root, warn, follow_symlinks=follow_symlinks):
+        article = read_article(path, root, warn, follow_symlinks=follow_symlinks)
         if article is not None:
             yield article

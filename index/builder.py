@@ -89,6 +89,7 @@ def build_index(
     skip_unchanged: bool = False,
     store: Store | None = None,
     sentence_vectors: bool = True,
+    follow_symlinks: bool = False,
 ) -> BuildReport:
     """Index every article under `seeds_dir` into a new generation of `index_dir`.
 
@@ -108,6 +109,8 @@ def build_index(
         store: where the generation is written (default: FAISS + SQLite in `index_dir`);
             `index_dir` keeps the embedding cache either way.
         sentence_vectors: also embed each passage's sentences, for stores that keep them.
+        follow_symlinks: also index what symlinks point to outside `seeds_dir` (skipped, with
+            a warning, otherwise).
 
     Raises:
         CorpusError: the folder is missing or holds no readable article.
@@ -120,7 +123,7 @@ def build_index(
         if warn is not None:
             warn(message)
 
-    articles: list[Article] = list(read_corpus(seeds_dir, note))
+    articles = list(read_corpus(seeds_dir, note, follow_symlinks=follow_symlinks))
     if not articles:
         raise CorpusError(
             f"no readable .txt article under {seeds_dir}: add articles (title on the first line, "

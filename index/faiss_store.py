@@ -15,6 +15,7 @@ from semsearch.index.faiss_writer import FaissWriter, reindex_vectors
 from semsearch.index.generations import (
     CURRENT,
     KEEP_GENERATIONS,
+    check_current,
     generation_names,
     live_generation,
     remove_old_generations,
@@ -46,8 +47,16 @@ class FaissStore:
         dimension: int | None = None,
         generation: str | None = None,
     ) -> FaissGeneration:
+        """Open the live generation (or `generation`), checked before use.
+
+        Raises:
+            IndexNotFound, IndexIncompatible, IndexCorrupt (CURRENT names no generation, too).
+        """
+        name = generation or self.live_generation()
+        if name is not None:
+            check_current(self.index_dir, name)
         return FaissGeneration.open(
-            self.index_dir, model_id=model_id, dimension=dimension, generation=generation
+            self.index_dir, model_id=model_id, dimension=dimension, generation=name
         )
 
     def writer(self, vector_index: VectorIndexSpec | None = None) -> FaissWriter:

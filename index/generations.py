@@ -28,6 +28,7 @@ from semsearch.index.lock import claim_for_removal
 __all__ = [
     "CURRENT",
     "KEEP_GENERATIONS",
+    "check_current",
     "fsync_dir",
     "fsync_file",
     "generation_name",
@@ -48,6 +49,8 @@ CURRENT = "CURRENT"
 KEEP_GENERATIONS = 2
 _GENERATION = re.compile(r"gen-(\d+)")
 _TMP_PREFIX = ".tmp-"
+# CURRENT holds one short name; more than this is garbage, and is not read whole.
+_CURRENT_MAX_BYTES = 4096
 
 
 def generation_name(number: int) -> str:
@@ -165,9 +168,39 @@ def remove_old_generations(index_dir: Path, keep: int = KEEP_GENERATIONS) -> lis
 
 
 def live_generation(index_dir: Path) -> str | None:
-    """The generation CURRENT names, or None when nothing is published."""
+    """The generation CURRENT names, or None when nothing is published.
+
+    What CURRENT holds is returned as it is, even when it names no generation (bytes that are
+    not UTF-8 read as U+FFFD): `check_current` says what is wrong with it.
+
+    Raises:
+        IndexCorrupt: CURRENT is there but cannot be read (a folder, no permission).
+    """
     try:
-        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+        with open(index_dir / CURRENT, "rb") as handle:
+            data = handle.read(_CURRENT_MAX_BYTES)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return name or None
+    except OSError as error:
+        raise IndexCorrupt(
+            f"cannot read {index_dir / CURRENT} ({error.strerror}): make it a readable file "
+            "holding the live generation's name, such as gen-3"
+        ) from None
+    return data.decode("utf-8", "replace").strip() or None
+
+
+def check_current(index_dir: Path, name: str) -> None:
+    """Raise IndexCorrupt, saying how to mend it, when CURRENT holds `name` and `name` is no
+    published generation of `index_dir` (garbage, "gen-2.bak", a generation removed by hand).
+
+    A `name` that CURRENT does not hold (a generation asked for by name) is left to its opener.
+    """
+    names = generation_names(index_dir)
+    if name in names or name != live_generation(index_dir):
+        return
+    shown = repr(name) if len(name) <= 40 else repr(name[:40]) + "..."
+    what = "which does not exist" if is_generation_name(name) else "not a generation such as gen-3"
+    fix = "run `semsearch index`"
+    if names:
+        fix = f"write {names[-1]} (the newest generation) into it, or {fix}"
+    raise IndexCorrupt(f"{index_dir / CURRENT} names {shown}, {what}: {fix}")

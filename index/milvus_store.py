@@ -146,13 +146,18 @@ class MilvusStore:
         return [generation_name(n) for n in self.generation_numbers()]
 
     def live_generation(self) -> str | None:
-        """The generation the alias points at, or None when nothing is published."""
+        """The generation the alias points at, or None when nothing is published (or the alias
+        points at a collection that is none of its generations)."""
+        target = self._alias_target()
+        match = self._collection_pattern().fullmatch(target or "")
+        return generation_name(int(match.group(1))) if match else None
+
+    def _alias_target(self) -> str | None:
+        """The collection the alias points at, or None when there is no alias."""
         client = self.client()
         if self.alias not in call(client.list_aliases).get("aliases", []):
             return None
-        target = call(client.describe_alias, alias=self.alias)["collection_name"]
-        match = self._collection_pattern().fullmatch(target)
-        return generation_name(int(match.group(1))) if match else None
+        return str(call(client.describe_alias, alias=self.alias)["collection_name"])
 
     def open(
         self,
@@ -168,6 +173,7 @@ class MilvusStore:
 
         name = generation or self.live_generation()
         if name is None:
+            self._check_alias()
             raise IndexNotFound(
                 f"nothing indexed in {self.describe()}: run `semsearch index` first"
             )
@@ -196,6 +202,17 @@ class MilvusStore:
                 f"{manifest['counts']['passages']}: rebuild with `semsearch index`"
             )
         return opened
+
+    def _check_alias(self) -> None:
+        """Raise IndexCorrupt when the alias points at a collection that is none of its
+        generations (moved by hand): Milvus's counterpart of a CURRENT file holding garbage."""
+        target = self._alias_target()
+        if target is not None and not self._collection_pattern().fullmatch(target):
+            raise IndexCorrupt(
+                f"Milvus alias {self.alias} points at collection {target}, which is not one of "
+                f"its generations ({self.alias}_gen_<n>): run `semsearch index` to build one "
+                "and point the alias at it"
+            )
 
     def writer(self, vector_index: VectorIndexSpec | None = None) -> MilvusWriter:
         """A writer for a new generation (the FAISS index choice does not apply here)."""

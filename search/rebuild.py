@@ -67,6 +67,7 @@ class Rebuild:
                 skip_unchanged=not force,
                 store=self.store,
                 sentence_vectors=self.settings.sentence_vectors,
+                follow_symlinks=self.settings.follow_symlinks,
             )
         finally:
             self.release()

@@ -4,7 +4,8 @@ The holder serves one index generation at a time and swaps to a new one atomical
 request leases the service it starts with and keeps it to the end, new requests get the new one,
 and a replaced generation is closed (its files then free to be removed) only when its last
 request has finished. A generation that fails its checks is refused: the holder keeps serving
-what it has, or falls back to the newest older generation that passes them.
+what it has, or falls back to the newest older generation that passes them (the newest of all
+when CURRENT, or the Milvus alias, names none of the generations).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class ServiceHolder:
         refused, slot = self._refused, self._slot
         if refused is None or slot is None:
             return None
-        return f"{refused[0]} was refused ({refused[1]}); serving {slot.generation}"
+        return f"{_label(refused[0])} was refused ({refused[1]}); serving {slot.generation}"
 
     def try_open(self) -> SearchService | None:
         """Open the index now; log and return None when it cannot be opened."""
@@ -216,9 +217,9 @@ class ServiceHolder:
             except IndexCorrupt as error:
                 if self.store.live_generation() != name:
                     continue
-                self._refused = (name or "CURRENT", str(error))
-                log.error("refusing index generation %s: %s", name, error)
-                if not fallback or name is None:
+                self._refused = (name or "the live generation", str(error))
+                log.error("refusing index generation %s: %s", _label(name or "(none)"), error)
+                if not fallback:
                     raise
                 service = self._open_older(name, error)
             else:
@@ -226,9 +227,11 @@ class ServiceHolder:
             return service
         raise IndexCorrupt(f"{self.store.describe()} keeps changing while being opened")
 
-    def _open_older(self, refused: str, error: IndexCorrupt) -> SearchService:
+    def _open_older(self, refused: str | None, error: IndexCorrupt) -> SearchService:
+        """The newest generation that opens: older than `refused` when that is one of the
+        store's, else any (CURRENT, or the alias, names none of them)."""
         names = self.store.generation_names()  # oldest first
-        older = names[: names.index(refused)] if refused in names else []
+        older = names[: names.index(refused)] if refused in names else names
         for name in reversed(older):
             try:
                 service = SearchService.open(self.settings, self.embedder, generation=name)
@@ -241,7 +244,10 @@ class ServiceHolder:
 
     def check_for_new(self) -> ReloadResult | None:
         """Reload if CURRENT names a generation neither served nor already refused."""
-        name = self.store.live_generation()
+        try:
+            name = self.store.live_generation()
+        except IndexCorrupt:
+            return None  # CURRENT cannot be read: keep serving (the next open says why)
         slot, refused = self._slot, self._refused
         if name is None or slot is None or name == slot.generation:
             return None  # with nothing served, the next request opens the index itself
@@ -250,7 +256,7 @@ class ServiceHolder:
         try:
             return self.reload()
         except SemsearchError as error:
-            log.error("not switching to %s: %s", name, error)
+            log.error("not switching to %s: %s", _label(name), error)
             return None
 
     def start_watching(self, interval: float) -> None:
@@ -281,3 +287,9 @@ class ServiceHolder:
                 finished = slot.users == 0
         if slot is not None and finished:
             self._dispose(slot, clean_up=False)
+
+
+def _label(name: str) -> str:
+    """A generation name for a message: as it is, or "CURRENT" when CURRENT holds garbage (its
+    content, quoted, is in the reason given beside it)."""
+    return name if name.isprintable() and len(name) <= 40 else "CURRENT"

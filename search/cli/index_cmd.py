@@ -49,6 +49,14 @@ def index_command(
             "cluster at ADDRESS (host:port of its head node)",
         ),
     ] = None,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="also index files and folders that symlinks in the articles folder point to "
+            "outside it (skipped with a warning otherwise) [env SEMSEARCH_FOLLOW_SYMLINKS]",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors")] = False,
     verbose: Annotated[
         bool,
@@ -64,7 +72,12 @@ def index_command(
     from semsearch.search.indexing import build, rebuild_vectors
 
     with errors():
-        settings = settings_from(seeds_dir=seeds, index_dir=index_dir, model=model)
+        settings = settings_from(
+            seeds_dir=seeds,
+            index_dir=index_dir,
+            model=model,
+            follow_symlinks=follow_symlinks or None,  # not given: SEMSEARCH_FOLLOW_SYMLINKS
+        )
         if reindex_vectors:
             rebuilt = rebuild_vectors(settings)
             if not quiet:

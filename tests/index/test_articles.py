@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,73 @@ def test_symlink_loop_does_not_hang(tmp_path: Path) -> None:
 def test_missing_folder_is_a_corpus_error(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="does not exist"):
         find_article_files(tmp_path / "nope")
+
+
+def corpus_ids(root: Path, follow_symlinks: bool = False) -> tuple[list[str], list[str]]:
+    """The ids read from `root` and the warnings, with or without following symlinks out."""
+    warnings: list[str] = []
+    options = {"follow_symlinks": True} if follow_symlinks else {}  # the default: not followed
+    ids = [a.id for a in read_corpus(root, warnings.append, **options)]
+    return ids, warnings
+
+
+def test_a_name_that_is_not_utf8_is_skipped_with_an_escaped_warning(tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    (seeds / "sub").mkdir(parents=True)
+    (seeds / "ok.txt").write_text("Fine\n\nBody text.\n")
+    root = os.fsencode(seeds)
+    for name in (b"caf\xe9.txt", b"sub/na\xefve.txt", b"d\xe9j\xe0/vu.txt"):
+        os.makedirs(os.path.dirname(root + b"/" + name), exist_ok=True)
+        with open(root + b"/" + name, "wb") as handle:
+            handle.write(b"Title\n\nBody text.\n")
+    ids, warnings = corpus_ids(seeds)
+    assert ids == ["ok.txt"]
+    assert warnings == [
+        "d\\xe9j\\xe0: skipped, the folder name is not valid UTF-8: rename it",
+        "caf\\xe9.txt: skipped, the file name is not valid UTF-8: rename it",
+        "sub/na\\xefve.txt: skipped, the file name is not valid UTF-8: rename it",
+    ]
+    for warning in warnings:
+        warning.encode("utf-8")  # no lone surrogate: it prints, logs and goes into JSON
+
+
+def outside_and_inside_links(tmp_path: Path) -> Path:
+    """seeds/ with a link to a file and one to a folder outside it, and one to a file inside."""
+    seeds, elsewhere = tmp_path / "seeds", tmp_path / "elsewhere"
+    (elsewhere / "deep").mkdir(parents=True)
+    (elsewhere / "secret.txt").write_text("Secret\n\nOutside the seeds.\n")
+    (elsewhere / "deep" / "more.txt").write_text("More\n\nAlso outside.\n")
+    (elsewhere / "deep" / "again").symlink_to(elsewhere, target_is_directory=True)  # a loop
+    (elsewhere / "deep" / "home").symlink_to(seeds, target_is_directory=True)  # back in
+    seeds.mkdir()
+    (seeds / "real.txt").write_text("Real\n\nInside the seeds.\n")
+    (seeds / "file.txt").symlink_to(elsewhere / "secret.txt")
+    (seeds / "folder").symlink_to(elsewhere, target_is_directory=True)
+    (seeds / "alias.txt").symlink_to("real.txt")  # inside: indexed as before
+    (seeds / "self").symlink_to(seeds, target_is_directory=True)  # inside: never walked
+    return seeds
+
+
+def test_symlinks_out_of_the_folder_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    ids, warnings = corpus_ids(outside_and_inside_links(tmp_path))
+    assert ids == ["alias.txt", "real.txt"]
+    assert warnings == [
+        "folder: skipped, a symlink to a folder outside the seeds folder "
+        "(use --follow-symlinks to index it)",
+        "file.txt: skipped, a symlink to a file outside the seeds folder "
+        "(use --follow-symlinks to index it)",
+    ]
+
+
+def test_follow_symlinks_indexes_them_walking_each_folder_once(tmp_path: Path) -> None:
+    ids, warnings = corpus_ids(outside_and_inside_links(tmp_path), follow_symlinks=True)
+    assert ids == ["alias.txt", "file.txt", "folder/deep/more.txt", "folder/secret.txt", "real.txt"]
+    assert warnings == []
+
+
+def test_a_seeds_folder_reached_through_a_symlink_is_inside_itself(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.txt").write_text("A\n\nBody.\n")
+    (tmp_path / "real" / "b.txt").symlink_to(tmp_path / "real" / "a.txt")  # absolute, inside
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    assert corpus_ids(tmp_path / "link") == (["a.txt", "b.txt"], [])

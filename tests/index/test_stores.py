@@ -476,3 +476,72 @@ def test_passages_added_in_several_calls_keep_their_own_ids(backend: Store, tmp_
         assert {a for a, _ in locations} == {"b.txt", "c.txt"}
     finally:
         store.close()
+
+
+# File names (article ids) Linux allows: line breaks, control characters, quotes, backslashes.
+ODD_IDS = ["a\nb.txt", "c\rd.txt", "tab\tbed.txt", "esc\x1b[31m.txt", 'say "hi".txt',
+           "back\\slash.txt", "\\.txt", "n\\\nn.txt", "cr\r\nlf.txt"]  # fmt: skip
+
+
+def test_an_article_filter_finds_any_article_id(backend: Store, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for number, name in enumerate(ODD_IDS):
+        (corpus / name).write_text(f"Report {number}\n\nPower talks, part w{number}.\n")
+    embedder = FakeEmbedder()
+    build_index(corpus, tmp_path / "index", embedder, store=backend)
+    store = backend.open()
+    try:
+        query = embedder.embed_query("power talks")
+        for name in ODD_IDS:
+            dense = store.dense_search(query, 5, article=name)
+            lexical = store.lexical_search(["power"], 5, article=name)
+            assert len(dense) == len(lexical) == 1 and dense[0][0] == lexical[0][0]
+            assert store.chunks([dense[0][0]])[dense[0][0]].article_id == name
+            found = store.article(name)
+            assert found is not None and found.id == name
+        for none in ["a\nb", "a\x00b", "\r", "\t", "\x1b", '"', "\\", "\\n", 'a" or "1" == "1']:
+            assert store.dense_search(query, 5, article=none) == []
+            assert store.lexical_search(["power"], 5, article=none) == []
+            assert store.article(none) is None
+        service = SearchService(store, embedder, settings_for(backend, tmp_path))
+        for mode in ("hybrid", "dense", "lexical"):
+            hits = service.search("power talks", k=5, mode=mode, article="a\nb.txt")
+            assert [h.article_id for h in hits] == ["a\nb.txt"]
+            assert service.search("power talks", k=5, mode=mode, article="a\nb") == []
+    finally:
+        store.close()
+
+
+def test_a_milvus_alias_moved_to_another_collection_is_a_clear_error(
+    tmp_path: Path, milvus_uri: str, milvus_alias: str
+) -> None:
+    from semsearch.index.errors import IndexCorrupt
+    from semsearch.search.serving import ServiceHolder
+
+    settings = Settings(index_dir=tmp_path / "index", store="milvus", milvus_uri=milvus_uri,
+                        milvus_collection=milvus_alias, milvus_index="flat")  # fmt: skip
+    milvus = MilvusStore(milvus_uri, alias=milvus_alias, index_type="flat")
+    try:
+        build_index(SEEDS, settings.index_dir, FakeEmbedder(), store=milvus)
+        client = milvus.client()
+        client.create_collection(f"{milvus_alias}_other", dimension=4)
+        client.alter_alias(collection_name=f"{milvus_alias}_other", alias=milvus_alias)
+        with pytest.raises(IndexCorrupt) as caught:
+            milvus.open()
+        assert str(caught.value) == (
+            f"Milvus alias {milvus_alias} points at collection {milvus_alias}_other, which is not "
+            f"one of its generations ({milvus_alias}_gen_<n>): run `semsearch index` to build one "
+            "and point the alias at it"
+        )
+        holder = ServiceHolder(settings, FakeEmbedder())  # falls back to the newest generation
+        try:
+            assert holder.get().store.generation == "gen-1"
+            problem = holder.problem or ""
+            assert problem.startswith("the live generation was refused (Milvus alias ")
+        finally:
+            holder.close()
+    finally:
+        milvus.drop()
+        milvus.client().drop_collection(f"{milvus_alias}_other")
+        milvus.close()

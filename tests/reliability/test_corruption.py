@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from semsearch.index.builder import build_index
 from semsearch.index.errors import IndexCorrupt
 from semsearch.index.faiss_generation import FaissGeneration
+from semsearch.index.faiss_store import FaissStore
 from semsearch.search.serving import ServiceHolder
 from semsearch.search.settings import Settings
 from tests.conftest import FakeEmbedder
@@ -118,3 +119,84 @@ def test_with_no_good_generation_search_is_503_with_the_reason(seeded) -> None:
         assert "store.sqlite is missing or damaged" in response.json()["detail"]
         health = client.get("/health").json()
         assert health["index"] == "missing" and "damaged" in health["detail"]
+
+
+MALFORMED_CURRENT = {
+    "a backup's name": b"gen-2.bak\n",
+    "garbage": b"\xff\xfe\x00junk\x1b[2J\n",
+    "a generation that does not exist": b"gen-9\n",
+    "a path": b"../../etc\n",
+    "two names": b"gen-1\ngen-2\n",
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_CURRENT)
+def test_a_malformed_current_is_a_clear_error(seeded, case: str) -> None:
+    _, index_dir = seeded
+    (index_dir / "CURRENT").write_bytes(MALFORMED_CURRENT[case])
+    with pytest.raises(IndexCorrupt) as caught:
+        FaissStore(index_dir).open()
+    message = str(caught.value)
+    assert message.startswith(f"{index_dir / 'CURRENT'} names '")
+    assert message.endswith(
+        ": write gen-1 (the newest generation) into it, or run `semsearch index`"
+    )
+    assert "\n" not in message and message.isprintable()
+
+
+@pytest.mark.parametrize("case", MALFORMED_CURRENT)
+def test_the_server_serves_the_newest_good_generation_past_a_malformed_current(
+    seeded, case: str
+) -> None:
+    seeds, index_dir = seeded
+    two_generations(seeds, index_dir)
+    (index_dir / "CURRENT").write_bytes(MALFORMED_CURRENT[case])
+    with TestClient(make_app(index_dir), raise_server_exceptions=False) as client:
+        health = client.get("/health").json()
+        assert (health["index"], health["generation"]) == ("loaded", "gen-2")
+        assert "was refused" in health["detail"] and "CURRENT names '" in health["detail"]
+        assert health["detail"].endswith("; serving gen-2") and "\n" not in health["detail"]
+        response = client.get("/search", params={"q": "glacier"})
+        assert response.status_code == 200
+        assert response.headers["x-semsearch-generation"] == "gen-2"
+        assert response.json()["hits"][0]["article_id"] == "new.txt"
+
+
+def test_past_a_malformed_current_a_damaged_generation_is_passed_over(seeded) -> None:
+    seeds, index_dir = seeded
+    two_generations(seeds, index_dir)
+    flip_byte(index_dir / "gen-2" / "store.sqlite")
+    (index_dir / "CURRENT").write_text("gen-2.bak\n", encoding="utf-8")
+    with TestClient(make_app(index_dir)) as client:
+        assert client.get("/health").json()["generation"] == "gen-1"
+        assert client.get("/search", params={"q": "talks"}).status_code == 200
+
+
+def test_a_malformed_current_is_not_swapped_in_and_a_build_mends_it(seeded) -> None:
+    seeds, index_dir = seeded
+    holder = ServiceHolder(Settings(index_dir=index_dir), FakeEmbedder())
+    try:
+        assert holder.get().store.generation == "gen-1"
+        (index_dir / "CURRENT").write_text("gen-1.bak\n", encoding="utf-8")
+        assert holder.check_for_new() is None
+        assert holder.current is not None and holder.current.store.generation == "gen-1"
+        assert holder.problem is not None and holder.problem.startswith("gen-1.bak was refused")
+        report = build_index(seeds, index_dir, FakeEmbedder(), skip_unchanged=True)
+        assert (report.generation, report.up_to_date) == ("gen-2", False)
+        result = holder.check_for_new()
+        assert result is not None and result.generation == "gen-2"
+        assert holder.problem is None
+    finally:
+        holder.close()
+
+
+def test_a_current_that_cannot_be_read_is_a_503_with_the_reason(seeded) -> None:
+    _, index_dir = seeded
+    (index_dir / "CURRENT").unlink()
+    (index_dir / "CURRENT").mkdir()
+    with pytest.raises(IndexCorrupt, match=r"cannot read .*CURRENT \(Is a directory\): make it"):
+        FaissStore(index_dir).open()
+    with TestClient(make_app(index_dir)) as client:
+        response = client.get("/search", params={"q": "talks"})
+        assert response.status_code == 503
+        assert "CURRENT (Is a directory)" in response.json()["detail"]

@@ -175,7 +175,8 @@ def index_with(seeds: Path, tmp_path: Path) -> tuple[set[str], list[str]]:
     with TestClient(make_app(tmp_path / "index")) as client:
         hits = client.get("/search", params={"q": "talks power text", "k": 100}).json()["hits"]
         assert client.get(f"/articles/{SEED_FILE.name}").status_code == 200
-    return {h["article_id"] for h in hits} | {SEED_FILE.name}, warnings
+    ids = {h["article_id"] for h in hits} | {a for h in hits for a in h["also_in"]}
+    return ids | {SEED_FILE.name}, warnings
 
 
 def non_utf8(seeds: Path) -> None:
@@ -196,10 +197,32 @@ def huge(seeds: Path) -> None:
         handle.truncate(50 * 1024 * 1024)
 
 
-def symlinked_file(seeds: Path) -> None:
+def non_utf8_name(seeds: Path) -> None:
+    folder = os.fsencode(seeds)
+    with open(folder + b"/caf\xe9.txt", "wb") as handle:  # cp1252 bytes: not UTF-8
+        handle.write(b"Cafe power talks\n\nThe cafe talks about power.")
+    os.mkdir(folder + b"/d\xe9j\xe0")
+    with open(folder + b"/d\xe9j\xe0/vu.txt", "wb") as handle:
+        handle.write(b"Deja vu\n\nThe talks about power again.")
+
+
+def symlink_out_to_a_file(seeds: Path) -> None:
     other = seeds.parent / "elsewhere.txt"
     other.write_text("Linked power report\n\nThe linked text talks about power.", encoding="utf-8")
     (seeds / "linked.txt").symlink_to(other)
+
+
+def symlink_out_to_a_folder(seeds: Path) -> None:
+    other = seeds.parent / "elsewhere"
+    other.mkdir()
+    (other / "report.txt").write_text("Power report\n\nThe text talks about power.")
+    (seeds / "linked").symlink_to(other, target_is_directory=True)
+
+
+def symlink_within(seeds: Path) -> None:
+    (seeds / "alias.txt").symlink_to(SEED_FILE.name)  # relative: the seed file beside it
+    (seeds / "sub").mkdir()
+    (seeds / "sub" / "up.txt").symlink_to(seeds / SEED_FILE.name)
 
 
 def dangling_symlink(seeds: Path) -> None:
@@ -227,7 +250,28 @@ INDEXER_ROWS: dict[str, tuple[Any, set[str], list[str]]] = {
     ),
     "binary file": (binary, set(), [r"image\.txt: skipped, looks like a binary file"]),
     "50 MB file": (huge, set(), [r"huge\.txt: skipped, 50\.0 MiB is over the 10 MiB limit"]),
-    "symlinked file": (symlinked_file, {"linked.txt"}, []),
+    "file name not valid UTF-8": (
+        non_utf8_name,
+        set(),
+        [
+            r"^caf\\xe9\.txt: skipped, the file name is not valid UTF-8: rename it$",
+            r"^d\\xe9j\\xe0: skipped, the folder name is not valid UTF-8: rename it$",
+        ],
+    ),
+    "symlink to a file outside the folder": (
+        symlink_out_to_a_file,
+        set(),
+        [
+            r"^linked\.txt: skipped, a symlink to a file outside the seeds folder "
+            r"\(use --follow-symlinks to index it\)$"
+        ],
+    ),
+    "symlink to a folder outside the folder": (
+        symlink_out_to_a_folder,
+        set(),
+        [r"^linked: skipped, a symlink to a folder outside the seeds folder \(use --follow-"],
+    ),
+    "symlink to a file inside the folder": (symlink_within, {"alias.txt", "sub/up.txt"}, []),
     "dangling symlink": (dangling_symlink, set(), [r"dangling\.txt: skipped, cannot be read"]),
     "symlink loop": (
         symlink_loop,
@@ -247,6 +291,10 @@ def test_hostile_file(copy_seeds: Path, tmp_path: Path, row: str) -> None:
     for pattern in patterns:
         assert any(re.search(pattern, w) for w in warnings), (pattern, warnings)
     assert len(warnings) == len(patterns)
+    for warning in warnings:  # each can be printed and sent as JSON (no lone surrogate)
+        json.dumps(warning, ensure_ascii=False).encode("utf-8")
+        skipped, _, _ = warning.partition(": skipped,")
+        assert not {i for i in ids if i == skipped or i.startswith(skipped + "/")}, warning
 
 
 def test_unreadable_file(copy_seeds: Path, tmp_path: Path, monkeypatch) -> None:

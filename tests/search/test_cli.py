@@ -144,3 +144,62 @@ def test_a_deprecated_setting_warns_in_one_line(fake_index: Path) -> None:
     warning = "semsearch: warning: SEMSEARCH_BACKEND is deprecated and will be removed: "
     assert f"{warning}set SEMSEARCH_STORE instead" in done.stderr.splitlines()
     assert "FutureWarning" not in done.stderr  # no library source line either
+
+
+@pytest.fixture
+def linked_seeds(copy_seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of seeds/ with `linked.txt`, a symlink to an article outside it; `semsearch index`
+    embeds with the fake embedder."""
+    from semsearch.search import indexing
+    from tests.conftest import FakeEmbedder
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("Outside report\n\nThe linked text talks about power.\n", encoding="utf-8")
+    (copy_seeds / "linked.txt").symlink_to(outside)
+    monkeypatch.setattr(indexing, "_loaded_embedder", lambda settings, feedback: FakeEmbedder())
+    return copy_seeds
+
+
+def indexed_articles(stdout: str) -> int:
+    rows = dict(re.sub(r" {2,}", "|", line.strip()).split("|", 1) for line in stdout.splitlines()
+                if re.match(r"\s*articles {2,}\d+$", line))  # fmt: skip
+    return int(rows["articles"])
+
+
+def test_index_skips_a_symlink_out_of_the_seeds_unless_told(
+    linked_seeds: Path, tmp_path: Path
+) -> None:
+    args = ["index", "--seeds", str(linked_seeds), "--index", str(tmp_path / "ix")]
+    skipped = run(*args)
+    assert skipped.exit_code == 0, skipped.output
+    assert indexed_articles(skipped.stdout) == 1
+    assert skipped.stderr == (
+        "warning: linked.txt: skipped, a symlink to a file outside the seeds folder "
+        "(use --follow-symlinks to index it)\n"
+    )
+    followed = run(*args, "--follow-symlinks")
+    assert followed.exit_code == 0, followed.output
+    assert indexed_articles(followed.stdout) == 2 and followed.stderr == ""
+
+
+def test_follow_symlinks_is_also_a_setting(linked_seeds: Path, tmp_path: Path) -> None:
+    args = ["index", "--seeds", str(linked_seeds), "--index", str(tmp_path / "ix")]
+    followed = run(*args, env={"SEMSEARCH_FOLLOW_SYMLINKS": "true"})
+    assert followed.exit_code == 0, followed.output
+    assert indexed_articles(followed.stdout) == 2 and followed.stderr == ""
+
+
+@pytest.mark.parametrize("current", ["gen-2.bak", "garbage\x00\x1b[31m", "gen-9"])
+@pytest.mark.parametrize("command", [["info"], ["search", "power"]])
+def test_a_malformed_current_is_one_line_naming_the_fix(
+    fake_index: Path, current: str, command: list[str]
+) -> None:
+    (fake_index / "CURRENT").write_text(current + "\n", encoding="utf-8")
+    done = subprocess.run([SEMSEARCH, *command, "--index", str(fake_index)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "\x1b" not in done.stderr
+    assert done.stderr.startswith(f"semsearch: error: {fake_index / 'CURRENT'} names {current!r}")
+    assert done.stderr.endswith(
+        ": write gen-1 (the newest generation) into it, or run `semsearch index`\n"
+    )
