@@ -7,13 +7,13 @@ heading and text) and `articles_fts` (each article whole). Both use FTS5's porte
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections import OrderedDict
+import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from semsearch.index.bm25 import bm25_ceiling
+from semsearch.index.bounded_cache import BoundedCache
 from semsearch.index.chunking import Chunk
 
 __all__ = ["LEXICAL_SCHEMA", "LexicalIndex", "TermScores", "write_lexical"]
@@ -29,9 +29,15 @@ CREATE VIRTUAL TABLE articles_fts USING fts5(
 """
 
 # Per-term BM25 scores kept per open generation (see TermScores), least recently used dropped
-# first. The BBC corpus's passages need 7 MB for every word they hold.
+# first, bounded in bytes and in entries: a word no passage holds still costs its key and
+# bookkeeping (about 0.8 KB), so queries of random words fill the entries, not the bytes.
+# The BBC corpus's passages need 7 MB for every word they hold (some 30,000 words), so
+# the bytes keep the arrays of any query vocabulary of that size many times over, and
+# 50,000 entries keep that vocabulary whole; at most 128 + 64 MB a generation either way.
 PASSAGE_TERMS_BYTES = 128 * 1024 * 1024
+PASSAGE_TERMS_ENTRIES = 50_000
 ARTICLE_TERMS_BYTES = 64 * 1024 * 1024
+ARTICLE_TERMS_ENTRIES = 50_000
 
 
 def write_lexical(
@@ -78,8 +84,12 @@ class LexicalIndex:
         self._passages = passages
         self._articles = articles
         self._has_articles_fts: bool | None = None  # format 2 generations lack the table
-        self._passage_terms = TermScores(db, "chunks_fts", PASSAGE_TERMS_BYTES)
-        self._article_terms = TermScores(db, "articles_fts", ARTICLE_TERMS_BYTES)
+        self._passage_terms = TermScores(
+            db, "chunks_fts", PASSAGE_TERMS_BYTES, PASSAGE_TERMS_ENTRIES
+        )
+        self._article_terms = TermScores(
+            db, "articles_fts", ARTICLE_TERMS_BYTES, ARTICLE_TERMS_ENTRIES
+        )
 
     def search(
         self,
@@ -173,28 +183,27 @@ class TermScores:
     normalisation), so a query is a sum of its words' arrays, with FTS5's scores and order.
     Looking a word up reads its rows once (1.2-1.8 us a row against FTS5's ~1 us for a top-k
     OR query, which reads every row of every word each time); then it costs nothing. Kept up to
-    `budget` bytes, least recently used dropped first.
+    `budget` bytes and `entries` words, least recently used dropped first; a word's cost is its
+    key, its arrays and their objects, and the cache's own bookkeeping (`BoundedCache`), so a
+    word found nowhere costs something too.
     """
 
-    def __init__(self, db: Callable[[], sqlite3.Connection], table: str, budget: int):
+    def __init__(self, db: Callable[[], sqlite3.Connection], table: str, budget: int, entries: int):
         self._db = db
         self._table = table
-        self._budget = budget
-        self._kept: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
+        # Any one word may fill the budget: a word in most passages of a large corpus is the
+        # one whose rows take longest to read again.
+        self._kept: BoundedCache[str, tuple[np.ndarray, np.ndarray]] = BoundedCache(
+            entries, budget, _term_cost, largest=budget
+        )
 
     def get(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The kept rows and scores of `term`, or None when it was not looked up (or dropped)."""
-        with self._lock:
-            kept = self._kept.get(term)
-            if kept is not None:
-                self._kept.move_to_end(term)
-            return kept
+        return self._kept.get(term)
 
     def fetch(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """The rows holding `term` and its BM25 in each, looked up now if not kept."""
-        kept = self.get(term)
+        kept = self._kept.get(term)
         if kept is not None:
             return kept
         rows = (
@@ -207,14 +216,24 @@ class TermScores:
         )
         pairs = np.array(rows, dtype=np.float64).reshape(-1, 2)
         kept = (pairs[:, 0].astype(np.int64), -pairs[:, 1])  # bm25() is negated in FTS5
-        with self._lock:
-            if term not in self._kept:
-                self._kept[term] = kept
-                self._bytes += kept[0].nbytes + kept[1].nbytes
-                while self._bytes > self._budget and self._kept:
-                    _, (rowids, scores) = self._kept.popitem(last=False)
-                    self._bytes -= rowids.nbytes + scores.nbytes
+        self._kept.put(term, kept)
         return kept
+
+
+# What a numpy array object holds besides its data (sys.getsizeof of an empty one: 112 bytes).
+_ARRAY_OBJECT = 128
+
+
+def _term_cost(term: str, kept: tuple[np.ndarray, np.ndarray]) -> int:
+    """The bytes a kept word holds: its key, the pair, and both arrays with their data."""
+    rowids, scores = kept
+    return (
+        sys.getsizeof(term)
+        + sys.getsizeof(kept)
+        + 2 * _ARRAY_OBJECT
+        + rowids.nbytes
+        + scores.nbytes
+    )
 
 
 def _summed(

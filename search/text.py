@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 from collections.abc import Sequence
-from functools import lru_cache
+from typing import NamedTuple
 
 from semsearch.index.analysis import TOKEN as _TOKEN
 from semsearch.index.analysis import fold as _fold
 from semsearch.index.analysis import stem as _stem
+from semsearch.index.bounded_cache import BoundedCache
+from semsearch.search.query import MAX_QUERY_CHARS
 
 __all__ = ["highlight_spans", "lexical_terms", "mark", "query_terms"]
 
@@ -45,14 +48,60 @@ def _stems(terms: Sequence[str]) -> set[str]:
     return {_stem(term) for term in content} - {""}  # "s" stems to nothing: no word to mark
 
 
-@lru_cache(maxsize=4096)
-def _query_stems(query: str) -> frozenset[str]:
-    return frozenset(_stems(query_terms(query)))
+# Each highlighted query's stems and word pattern, kept for the other passages of its results
+# and its next pages, least recently used dropped first, bounded in entries and bytes (a
+# query's key, stems and compiled pattern: ~2-3 KB for a query of a few words, ~27 KB for one
+# of 1,000 characters, so 16 MB keep 4,096 ordinary queries or ~600 of the longest). A query
+# longer than the searches' own limit (MAX_QUERY_CHARS) is neither kept nor compiled into a
+# pattern (`re` keeps its last 512 patterns too): each of its passages' words is stemmed.
+HIGHLIGHT_CACHE_ENTRIES = 4096
+HIGHLIGHT_CACHE_BYTES = 16 * 1024 * 1024
+HIGHLIGHT_CACHE_CHARS = MAX_QUERY_CHARS
+
+# A pattern that finds nothing: for a query none of whose stems is ASCII.
+_NOTHING = re.compile(r"(?!)")
+# What a compiled pattern holds beyond sys.getsizeof (its code) and its source text: its group
+# tables and flags (measured with tracemalloc: 100-260 bytes for queries of 30-1,000 chars).
+_PATTERN_OBJECTS = 512
 
 
-@lru_cache(maxsize=4096)
-def _ascii_candidates(query: str) -> re.Pattern[str] | None:
-    """A pattern for the words of ASCII text that may stem to one of the query's stems.
+class _QueryWords(NamedTuple):
+    """What highlighting needs of a query: its stems, and `candidates`, a pattern finding the
+    words of ASCII text that may stem to one of them (None: stem every word)."""
+
+    stems: frozenset[str]
+    candidates: re.Pattern[str] | None
+
+
+def _query_cost(query: str, words: _QueryWords) -> int:
+    """The bytes a kept query holds: its text, its stems, its pattern and their containers."""
+    cost = sys.getsizeof(query) + sys.getsizeof(words) + sys.getsizeof(words.stems)
+    cost += sum(sys.getsizeof(word) for word in words.stems)
+    if words.candidates is not None and words.candidates is not _NOTHING:
+        pattern = words.candidates
+        cost += sys.getsizeof(pattern) + sys.getsizeof(pattern.pattern) + _PATTERN_OBJECTS
+    return cost
+
+
+_kept: BoundedCache[str, _QueryWords] = BoundedCache(
+    HIGHLIGHT_CACHE_ENTRIES, HIGHLIGHT_CACHE_BYTES, _query_cost
+)
+
+
+def _query_words(query: str) -> _QueryWords:
+    """The stems of a query and its candidates pattern, kept for the next passages."""
+    words = _kept.get(query)
+    if words is None:
+        stems = frozenset(_stems(query_terms(query)))
+        if len(query) > HIGHLIGHT_CACHE_CHARS:
+            return _QueryWords(stems, None)
+        words = _QueryWords(stems, _ascii_candidates(stems))
+        _kept.put(query, words)
+    return words
+
+
+def _ascii_candidates(stems: frozenset[str]) -> re.Pattern[str]:
+    """A pattern for the words of ASCII text that may stem to one of `stems`.
 
     Porter stemming rewrites at most the last few letters of a word (the stem of "happy" is
     "happi", of "hoping" "hope"), so a word stems to `s` only if it starts with `s` less its
@@ -60,22 +109,20 @@ def _ascii_candidates(query: str) -> re.Pattern[str] | None:
     stem differs from its word before its last letter. Scanning for those prefixes in C and
     stemming only the words found is many times faster than stemming every word.
     """
-    prefixes = {stem[: max(1, len(stem) - 2)] for stem in _query_stems(query) if stem.isascii()}
+    prefixes = {stem[: max(1, len(stem) - 2)] for stem in stems if stem.isascii()}
     if not prefixes:
-        return None
+        return _NOTHING
     alternatives = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
     return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})[A-Za-z0-9]*", re.IGNORECASE)
 
 
 def highlight_spans(text: str, query: str) -> list[tuple[int, int]]:
     """Character spans of `text` whose words match a query term after Porter stemming."""
-    wanted = _query_stems(query)
+    wanted, candidates = _query_words(query)
     if not wanted:
         return []
-    if text.isascii():  # its words are runs of [A-Za-z0-9], and folding is lower-casing
-        candidates = _ascii_candidates(query)
-        if candidates is None:
-            return []
+    if candidates is not None and text.isascii():
+        # Its words are runs of [A-Za-z0-9], and folding is lower-casing.
         words = candidates.finditer(text)
     else:
         words = _TOKEN.finditer(text)
