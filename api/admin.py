@@ -7,7 +7,6 @@ They exist only when SEMSEARCH_ADMIN_TOKEN is set, and then require `Authorizati
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 import uuid
@@ -20,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from semsearch.api.security import admin_token_matches
 from semsearch.index.builder import now_iso
 from semsearch.index.embedding import Embedder
 from semsearch.index.errors import BuildRunning, SemsearchError
@@ -156,9 +156,7 @@ class ReindexJobs:
 _bearer = HTTPBearer(auto_error=False, description="the value of SEMSEARCH_ADMIN_TOKEN")
 
 
-def _require_token(token: str) -> Callable[..., None]:
-    expected = token.encode("utf-8")
-
+def _require_token(settings: Settings) -> Callable[..., None]:
     def require(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
@@ -168,7 +166,7 @@ def _require_token(token: str) -> Callable[..., None]:
                 detail="admin endpoints need an `Authorization: Bearer <token>` header",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if not hmac.compare_digest(credentials.credentials.encode("utf-8"), expected):
+        if not admin_token_matches(credentials.credentials, settings):
             raise HTTPException(status_code=403, detail="wrong admin token")
 
     return require
@@ -221,8 +219,7 @@ def _router() -> APIRouter:
 
 def install_admin(app: FastAPI, settings: Settings, embedder: Embedder | None = None) -> None:
     """Add the admin routes when an admin token is configured; otherwise they do not exist."""
-    token = settings.admin_token.get_secret_value() if settings.admin_token else ""
-    if not token:
+    if not (settings.admin_token and settings.admin_token.get_secret_value()):
         return
     if embedder is not None:
         make_embedder: Callable[[], Embedder] = lambda: embedder  # noqa: E731
@@ -232,4 +229,4 @@ def install_admin(app: FastAPI, settings: Settings, embedder: Embedder | None = 
             return embedder_for(settings)
 
     app.state.reindex_jobs = ReindexJobs(settings, make_embedder)
-    app.include_router(_router(), dependencies=[Depends(_require_token(token))])
+    app.include_router(_router(), dependencies=[Depends(_require_token(settings))])

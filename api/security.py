@@ -22,6 +22,7 @@ __all__ = [
     "UNLIMITED_PATHS",
     "RequestLimit",
     "RequestSizeLimits",
+    "admin_token_matches",
     "allowed_hosts",
     "cors_origins",
     "install_security",
@@ -176,14 +177,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def is_admin(request: Request, settings: Settings) -> bool:
-    """True when the request carries the configured admin token (`Authorization: Bearer ...`),
-    compared in constant time; always False when no token is configured."""
+def admin_token_matches(given: str, settings: Settings) -> bool:
+    """True when `given` is the configured admin token, compared in constant time; always
+    False when no token is configured."""
     token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    return bool(token) and hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
+
+
+def is_admin(request: Request, settings: Settings) -> bool:
+    """True when the request carries the admin token (`Authorization: Bearer <token>`)."""
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if not token or scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
+    return scheme.lower() == "bearer" and admin_token_matches(given.strip(), settings)
 
 
 def install_security(app: FastAPI, settings: Settings) -> None:

@@ -358,4 +358,10 @@ ELSEWHERE = {
     + "test_the_search_page_keeps_its_generation_through_a_reload",
     "`/stats` without the admin token": LIMITS + "test_stats_shows_paths_only_to_the_admin",
     "a short admin token": LIMITS + "test_a_short_admin_token_is_refused_at_start",
+    "random words in lexical or hybrid queries": "tests/index/test_caches.py::"
+    "test_random_words_keep_the_word_caches_within_their_bounds",
+    "huge or many distinct queries to highlight": "tests/search/test_text.py::"
+    "test_long_queries_keep_the_highlight_cache_within_its_bytes",
+    "tokens that fold to long text": "tests/index/test_caches.py::"
+    "test_stems_of_tokens_that_fold_long_are_not_kept",
 }
