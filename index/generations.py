@@ -125,8 +125,14 @@ def new_generation_dir(index_dir: Path) -> tuple[str, Path]:
     """Reserve the next generation name and a temporary folder to build it in.
 
     Half-written folders left by an interrupted build are removed first.
+
+    Raises:
+        IndexCorrupt: CURRENT is there but is no file (it could never be replaced).
     """
     index_dir.mkdir(parents=True, exist_ok=True)
+    current = index_dir / CURRENT
+    if (current.exists() or current.is_symlink()) and not current.is_file():
+        raise IndexCorrupt(f"{current} is not a file: remove it, then build again")
     for child in index_dir.iterdir():
         if child.name.startswith(_TMP_PREFIX) and child.is_dir():
             shutil.rmtree(child, ignore_errors=True)

@@ -191,7 +191,7 @@ def test_a_malformed_current_is_not_swapped_in_and_a_build_mends_it(seeded) -> N
 
 
 def test_a_current_that_cannot_be_read_is_a_503_with_the_reason(seeded) -> None:
-    _, index_dir = seeded
+    seeds, index_dir = seeded
     (index_dir / "CURRENT").unlink()
     (index_dir / "CURRENT").mkdir()
     with pytest.raises(IndexCorrupt, match=r"cannot read .*CURRENT \(Is a directory\): make it"):
@@ -200,3 +200,7 @@ def test_a_current_that_cannot_be_read_is_a_503_with_the_reason(seeded) -> None:
         response = client.get("/search", params={"q": "talks"})
         assert response.status_code == 503
         assert "CURRENT (Is a directory)" in response.json()["detail"]
+    # A build says so before writing anything (it could never replace a folder), in one line.
+    with pytest.raises(IndexCorrupt, match=r"CURRENT is not a file: remove it, then build again"):
+        build_index(seeds, index_dir, FakeEmbedder())
+    assert sorted(p.name for p in index_dir.glob("*gen-*")) == ["gen-1"]
