@@ -8,6 +8,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from semsearch.index.errors import CorpusError
 
@@ -38,22 +39,36 @@ Warn = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Block:
-    """A run of text between blank lines, with its character span in the file."""
+    """A run of text between blank lines, with its character span in the source.
+
+    `role` is what a reader that knows the document's structure says the block is: "heading"
+    (an <h2>, a Markdown heading: context for the paragraphs under it) or "paragraph"; "" leaves
+    it to the chunker's rules for plain text (short lines without punctuation are headings).
+    """
 
     text: str
     start: int
     end: int
+    role: Literal["", "heading", "paragraph"] = ""
 
 
 @dataclass(frozen=True)
 class Article:
-    """One article: its id (path relative to the corpus root), title and body blocks."""
+    """One article: its id (path relative to the corpus root), title, body blocks and metadata.
+
+    Metadata: `section` (given by the source, else the article's top folder, "" at the root),
+    `published` (an ISO date, YYYY-MM-DD, or None), `author` and `url` ("" when unknown).
+    """
 
     id: str
     path: Path
     title: str
     blocks: tuple[Block, ...]
     encoding: str = "utf-8"
+    section: str = ""
+    published: str | None = None
+    author: str = ""
+    url: str = ""
 
 
 def parse_article(article_id: str, text: str, path: Path | None = None) -> Article | None:
