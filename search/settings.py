@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     sentence_vectors: bool = Field(
         True, description="embed each passage's sentences too when building (FAISS store)"
     )
+    formats: str = Field(
+        "txt,md,html,jsonl",
+        description="comma-separated article formats `semsearch index` reads: txt, md (and "
+        ".markdown), html (and .htm), jsonl",
+    )
     follow_symlinks: bool = Field(
         False,
         description="index files and folders that symlinks in the seeds folder point to outside "
