@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -17,7 +17,7 @@ from semsearch.api.metrics import record_search
 from semsearch.index.errors import SemsearchError
 from semsearch.index.records import ArticleRecord
 from semsearch.search.errors import InvalidQuery
-from semsearch.search.query import MAX_K, MAX_QUERY_CHARS, MODES
+from semsearch.search.query import MAX_K, MAX_QUERY_CHARS, MAX_RESULTS, MODES
 from semsearch.search.serving import ServiceHolder
 from semsearch.search.text import highlight_spans, mark
 
@@ -68,16 +68,37 @@ def _article_url(article_id: str, **params: Any) -> str:
     )
 
 
+def _source(url: str) -> str | None:
+    """An article's url as a link, only when it is http(s): never `javascript:` or `data:`."""
+    return url if url.lower().startswith(("http://", "https://")) else None
+
+
+def _page_url(**params: Any) -> str:
+    """The search page with these parameters (a list repeats its name; empty ones left out)."""
+    kept = {name: value for name, value in params.items() if value not in (None, "", [], 0)}
+    return "/?" + urlencode(kept, doseq=True)
+
+
 @page_router.get("/", response_class=HTMLResponse, tags=["page"])
 def search_page(
-    request: Request, q: str | None = None, mode: str | None = None, k: str | None = None
+    request: Request,
+    q: str | None = None,
+    mode: str | None = None,
+    k: str | None = None,
+    section: Annotated[list[str] | None, Query()] = None,
+    after: str | None = None,
+    before: str | None = None,
+    offset: str | None = None,
 ) -> HTMLResponse:
     """The search page: a search box, and for `?q=...` the best passages with matched words marked.
 
-    Takes the same `q`, `mode` and `k` as GET /search; a bad value is shown on the page.
+    Takes the same `q`, `mode`, `k`, `section`, `after`, `before` and `offset` as GET /search;
+    a bad value is shown on the page. Below the hits: a link to the next ones, and the sections
+    of the query's first results, each a link that adds it to the query.
     """
     holder: ServiceHolder = request.app.state.holder
     mode = mode if mode in MODES else holder.settings.default_mode
+    sections = list(dict.fromkeys(section or ()))
     context: dict[str, Any] = {
         "q": q or "",
         "mode": mode,
@@ -87,6 +108,10 @@ def search_page(
         "hits": None,
         "error": None,
         "took_ms": None,
+        "offset": 0,
+        "filters": {"section": sections, "after": after or "", "before": before or ""},
+        "more": None,
+        "facets": [],
     }
     status = 200
     try:
@@ -98,22 +123,55 @@ def search_page(
                     f"the number of results must be from 1 to {MAX_K}, not {shown!r}"
                 )
             context["k"] = number
+        if offset not in (None, ""):
+            skipped = _number(offset)
+            if skipped is None or skipped + context["k"] > MAX_RESULTS:
+                shown = offset if len(offset) <= 20 else offset[:20] + "…"
+                raise InvalidQuery(
+                    f"results go {MAX_RESULTS} deep at most: an offset from 0 to "
+                    f"{MAX_RESULTS - context['k']} with {context['k']} results, not {shown!r}"
+                )
+            context["offset"] = skipped
         if q is not None and q.strip():
             timings: dict[str, float] = {}
             started = time.perf_counter()
             # Leased, as for /search: a reload during the search never closes it underneath.
             with holder.lease() as service:
-                hits = service.search(q, k=context["k"], mode=mode, timings=timings)
+                page = service.search_page(
+                    q, k=context["k"], mode=mode, timings=timings, sections=sections,
+                    after=after or None, before=before or None, offset=context["offset"],
+                )  # fmt: skip
             context["took_ms"] = round((time.perf_counter() - started) * 1000, 1)
             record_search(request, mode, timings)
+            here = {"q": q, "mode": mode, "k": context["k"], "after": after, "before": before}
             context["hits"] = [
                 {
                     "hit": hit,
                     "url": _article_url(
                         hit.article_id, q=q, mode=mode, k=context["k"], p=hit.paragraph
                     ),
+                    "about": [part for part in (hit.section, hit.published, hit.author) if part],
+                    "source": _source(hit.url),
                 }
-                for hit in hits
+                for hit in page.hits
+            ]
+            if page.more:
+                next_offset = context["offset"] + context["k"]
+                context["more"] = _page_url(**here, section=sections, offset=next_offset)
+            context["facets"] = [
+                {
+                    "name": name,
+                    "count": count,
+                    "selected": name in sections,
+                    # A click adds the section to the query (or, selected, takes it out).
+                    "url": _page_url(
+                        **here,
+                        section=[s for s in sections if s != name]
+                        if name in sections
+                        else [*sections, name],
+                    ),
+                }
+                for name, count in page.sections
             ]
     except InvalidQuery as error:
         context["error"] = {"title": "That search cannot be run", "detail": str(error)}
@@ -162,6 +220,8 @@ def article_page(request: Request, article_id: str, record: ArticleRecord | None
         heading = passage.heading
     context = {
         "article": record,
+        "about": [part for part in (record.section, record.published, record.author) if part],
+        "source": _source(record.url),
         "paragraphs": paragraphs,
         "q": query,
         "target": target,

@@ -40,6 +40,10 @@ def _search(
     per_article: int | None,
     collapse: bool,
     article: str | None = None,
+    sections: list[str] | None = None,
+    after: str | None = None,
+    before: str | None = None,
+    offset: int = 0,
 ) -> Response:
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -51,6 +55,10 @@ def _search(
         collapse=collapse,
         timings=timings,
         article=article,
+        sections=sections or (),
+        after=after,
+        before=before,
+        offset=offset,
     )
     took_ms = round((time.perf_counter() - started) * 1000, 2)
     record_search(request, mode, timings)
@@ -58,6 +66,7 @@ def _search(
         query=query,
         mode=mode,
         k=k,
+        offset=offset,
         took_ms=took_ms,
         hits=[{field: getattr(hit, field) for field in _HIT_FIELDS} for hit in hits],
     )
@@ -76,7 +85,9 @@ _HIT_FIELDS = tuple(field.name for field in dataclasses.fields(Hit))
 def search_get(
     params: Annotated[SearchParams, Query()], service: Service, request: Request
 ) -> Response:
-    """Search with a query string: `/search?q=...&k=10&mode=hybrid`."""
+    """Search with a query string: `/search?q=...&k=10&mode=hybrid` (filters:
+    `section=...` (repeatable), `after=YYYY-MM-DD`, `before=YYYY-MM-DD`; the next page:
+    `offset=10`)."""
     return _search(
         request,
         service,
@@ -86,6 +97,10 @@ def search_get(
         params.per_article,
         params.collapse,
         params.article,
+        params.section,
+        params.after,
+        params.before,
+        params.offset,
     )
 
 
@@ -101,6 +116,10 @@ def search_post(body: SearchRequest, service: Service, request: Request) -> Resp
         body.per_article,
         body.collapse,
         body.article,
+        body.section,
+        body.after,
+        body.before,
+        body.offset,
     )
 
 
@@ -159,5 +178,9 @@ def article(article_id: str, service: Service, request: Request) -> ArticleRespo
     return ArticleResponse(
         id=record.id,
         title=record.title,
+        section=record.section,
+        published=record.published,
+        author=record.author,
+        url=record.url,
         paragraphs=[PassageModel.model_validate(p, from_attributes=True) for p in record.passages],
     )

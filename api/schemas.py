@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from semsearch.search.errors import InvalidQuery
+from semsearch.search.query import (
+    MAX_RESULTS,
+    MAX_SECTION_CHARS,
+    MAX_SECTIONS,
+    check_date,
+    check_offset,
+    check_sections,
+    make_filter,
+)
 from semsearch.search.service import MAX_K, MAX_QUERY_CHARS, check_query_text
 
 __all__ = [
@@ -21,6 +37,12 @@ __all__ = [
 ]
 
 ModeName = Literal["hybrid", "dense", "lexical"]
+# Checked by the search service (`search.query`), whose 422 says what is wrong with them.
+SectionName = Annotated[str, Field(max_length=MAX_SECTION_CHARS)]
+SECTION = "search only articles of this section (repeat it: any of them)"
+AFTER = "only articles published on or after this date (YYYY-MM-DD, inclusive)"
+BEFORE = "only articles published on or before this date (YYYY-MM-DD, inclusive)"
+OFFSET = f"skip this many hits first (the next page: offset + k); offset + k <= {MAX_RESULTS}"
 
 
 def _not_blank(value: str) -> str:
@@ -31,7 +53,40 @@ def _not_blank(value: str) -> str:
     return value
 
 
-class SearchRequest(BaseModel):
+def _date(value: str | None, info: ValidationInfo) -> str | None:
+    try:
+        return None if value is None else check_date(value, info.field_name or "date")
+    except InvalidQuery as error:
+        raise ValueError(str(error)) from None
+
+
+def _sections(value: list[str]) -> list[str]:
+    try:
+        check_sections(value)
+    except InvalidQuery as error:
+        raise ValueError(str(error)) from None
+    return value
+
+
+class _Filtered(BaseModel):
+    """The checks across fields shared by both search requests (as the service makes them)."""
+
+    k: int
+    offset: int
+    after: str | None
+    before: str | None
+
+    @model_validator(mode="after")
+    def _check_page_and_dates(self) -> _Filtered:
+        try:
+            check_offset(self.k, self.offset)
+            make_filter(after=self.after, before=self.before)
+        except InvalidQuery as error:
+            raise ValueError(str(error)) from None
+        return self
+
+
+class SearchRequest(_Filtered):
     """Body of POST /search."""
 
     model_config = ConfigDict(extra="forbid")
@@ -46,11 +101,19 @@ class SearchRequest(BaseModel):
     article: str | None = Field(
         None, min_length=1, max_length=1024, description="search only this article (its id)"
     )
+    section: list[SectionName] = Field(
+        default_factory=list, max_length=MAX_SECTIONS, description=SECTION
+    )
+    after: str | None = Field(None, max_length=32, description=AFTER)
+    before: str | None = Field(None, max_length=32, description=BEFORE)
+    offset: int = Field(0, ge=0, lt=MAX_RESULTS, strict=True, description=OFFSET)
 
     _check_query = field_validator("query")(_not_blank)
+    _check_dates = field_validator("after", "before")(_date)
+    _check_sections = field_validator("section")(_sections)
 
 
-class SearchParams(BaseModel):
+class SearchParams(_Filtered):
     """Query string of GET /search."""
 
     model_config = ConfigDict(extra="forbid")
@@ -63,8 +126,16 @@ class SearchParams(BaseModel):
     article: str | None = Field(
         None, min_length=1, max_length=1024, description="search only this article (its id)"
     )
+    section: list[SectionName] = Field(
+        default_factory=list, max_length=MAX_SECTIONS, description=SECTION
+    )
+    after: str | None = Field(None, max_length=32, description=AFTER)
+    before: str | None = Field(None, max_length=32, description=BEFORE)
+    offset: int = Field(0, ge=0, lt=MAX_RESULTS, description=OFFSET)
 
     _check_query = field_validator("q")(_not_blank)
+    _check_dates = field_validator("after", "before")(_date)
+    _check_sections = field_validator("section")(_sections)
 
 
 class HitModel(BaseModel):
@@ -74,6 +145,10 @@ class HitModel(BaseModel):
     score: float
     article_id: str
     title: str
+    section: str = Field(description="the article's section; empty when it has none")
+    published: str | None = Field(description="the article's date, YYYY-MM-DD, when known")
+    author: str = Field(description="the article's author; empty when unknown")
+    url: str = Field(description="where the article was published; empty when unknown")
     paragraph: int = Field(description="1-based paragraph number in the article")
     part: int = Field(description="0, or the piece of a paragraph too long for the model")
     heading: str
@@ -98,6 +173,7 @@ class SearchResponse(BaseModel):
     query: str
     mode: ModeName
     k: int
+    offset: int = Field(description="hits skipped before these (their ranks start at offset + 1)")
     took_ms: float
     hits: list[HitModel]
 
@@ -135,4 +211,8 @@ class PassageModel(BaseModel):
 class ArticleResponse(BaseModel):
     id: str
     title: str
+    section: str
+    published: str | None
+    author: str
+    url: str
     paragraphs: list[PassageModel]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from semsearch.index.articles import Article, read_corpus
+from semsearch.index.articles import FORMATS, Article, CorpusTally, read_corpus
 from semsearch.index.chunking import Chunk, chunk_articles, sentences
 from semsearch.index.dedup import near_duplicate_groups
 from semsearch.index.embedding import Embedder, count_tokens_many
@@ -62,6 +62,12 @@ class BuildReport:
     texts_embedded: int = 0  # passages and sentences the model embedded (cache misses)
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Articles and files read, by format (txt, md, html, jsonl); files not read, by extension
+    # (".pdf"), and each with why ("report.pdf (not an article format)").
+    formats: dict[str, int] = field(default_factory=dict)
+    format_files: dict[str, int] = field(default_factory=dict)
+    ignored: dict[str, int] = field(default_factory=dict)
+    ignored_files: list[str] = field(default_factory=list)
     removed_generations: list[str] = field(default_factory=list)
     up_to_date: bool = False
 
@@ -90,6 +96,7 @@ def build_index(
     store: Store | None = None,
     sentence_vectors: bool = True,
     follow_symlinks: bool = False,
+    formats: Sequence[str] = FORMATS,
 ) -> BuildReport:
     """Index every article under `seeds_dir` into a new generation of `index_dir`.
 
@@ -97,7 +104,7 @@ def build_index(
     switched atomically and generations older than the previous one are removed.
 
     Args:
-        seeds_dir: the folder of `.txt` articles.
+        seeds_dir: the folder of articles (.txt, .md, .html, .jsonl).
         index_dir: the index folder.
         embedder: turns embed texts into normalised vectors.
         warn: called with one line per skipped or oddly encoded file.
@@ -111,6 +118,8 @@ def build_index(
         sentence_vectors: also embed each passage's sentences, for stores that keep them.
         follow_symlinks: also index what symlinks point to outside `seeds_dir` (skipped, with
             a warning, otherwise).
+        formats: the article formats read (see `index.readers`); other files are counted in
+            `BuildReport.ignored`.
 
     Raises:
         CorpusError: the folder is missing or holds no readable article.
@@ -123,12 +132,12 @@ def build_index(
         if warn is not None:
             warn(message)
 
-    articles = list(read_corpus(seeds_dir, note, follow_symlinks=follow_symlinks))
+    tally = CorpusTally()
+    articles = list(
+        read_corpus(seeds_dir, note, follow_symlinks=follow_symlinks, formats=formats, tally=tally)
+    )
     if not articles:
-        raise CorpusError(
-            f"no readable .txt article under {seeds_dir}: add articles (title on the first line, "
-            "paragraphs separated by blank lines) or pass --seeds DIR"
-        )
+        raise CorpusError(_no_articles(seeds_dir, formats, tally))
     report = build_from_articles(
         articles,
         index_dir,
@@ -142,8 +151,28 @@ def build_index(
     )
     report.warnings = warnings
     report.skipped = [w for w in warnings if ": skipped," in w]
+    report.formats = {name: tally.articles[name] for name in FORMATS if tally.articles[name]}
+    report.format_files = {name: tally.files[name] for name in FORMATS if tally.files[name]}
+    report.ignored = dict(sorted(tally.ignored.items(), key=lambda item: (-item[1], item[0])))
+    report.ignored_files = tally.ignored_files
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _no_articles(seeds_dir: Path, formats: Sequence[str], tally: CorpusTally) -> str:
+    """Why a build found nothing to index, and what to do: one line, such as
+    `no readable .txt article under seeds (nor .md, .html, .jsonl; ignored: 2 .pdf): ...`."""
+    first, *others = formats
+    notes = [f"nor {', '.join('.' + name for name in others)}"] if others else []
+    if tally.ignored:
+        counts = sorted(tally.ignored.items(), key=lambda item: (-item[1], item[0]))
+        notes.append("ignored: " + ", ".join(f"{count} {ext}" for ext, count in counts))
+    detail = f" ({'; '.join(notes)})" if notes else ""
+    if tuple(formats) == FORMATS:
+        todo = "add articles or pass --seeds DIR"
+    else:
+        todo = "add articles, pass --seeds DIR or change --formats"
+    return f"no readable .{first} article under {seeds_dir}{detail}: {todo}"
 
 
 def build_from_articles(
@@ -178,8 +207,10 @@ def build_from_articles(
     store = store or make_store("faiss", index_dir)
     with_sentences = sentence_vectors and store.keeps_sentences
     digests = [article_digest(article) for article in articles]
+    # The articles' metadata is stored too: a change of date or section alone is a new input.
+    metadata = [json.dumps([a.section, a.published, a.author, a.url]) for a in articles]
     fingerprint = inputs_fingerprint(
-        digests, embedder, vector_index or VectorIndexSpec(), with_sentences
+        [*digests, *metadata], embedder, vector_index or VectorIndexSpec(), with_sentences
     )
     if skip_unchanged:
         report = _up_to_date(store, index_dir, fingerprint, len(articles))
@@ -226,8 +257,12 @@ def build_from_articles(
 
 
 def article_digest(article: Article) -> str:
-    """A digest of what chunking reads from an article: id, title, blocks and their spans."""
-    blocks = [[block.start, block.end, block.text] for block in article.blocks]
+    """A digest of what chunking reads from an article: id, title, blocks, their spans and
+    roles (a role only when a reader gave one: a plain-text article keeps its digest)."""
+    blocks = [
+        [block.start, block.end, block.text, *([block.role] if block.role else [])]
+        for block in article.blocks
+    ]
     text = json.dumps([article.id, article.title, blocks], ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -59,7 +59,8 @@ class Chunk:
     """A passage: one paragraph, or one piece of a paragraph too long for the model.
 
     `text` is what a hit shows; `embed_text` adds the title and heading as context.
-    `start`/`end` are character offsets of the passage in the decoded source file.
+    `start`/`end` are character offsets of the passage in the text the article shows: the decoded
+    file for .txt, the extracted text for HTML, Markdown and JSONL (see `index.readers.model`).
     """
 
     article_id: str
@@ -111,8 +112,10 @@ def _is_short_line(text: str) -> bool:
 def classify_blocks(article: Article) -> list[tuple[str, Block]]:
     """Label each body block "paragraph", "heading", "fragment" or "boilerplate".
 
-    A block that repeats the title, or a short line that is known page furniture, is boilerplate.
-    Another short line without sentence punctuation is a heading when it starts like one and a
+    A block that repeats the title, or a short line that is known page furniture, is boilerplate,
+    whatever its role. Otherwise a block whose reader gave it a role (HTML, Markdown) keeps it:
+    a "heading" is a heading (never a passage), a "paragraph" a paragraph. Another short line
+    without sentence punctuation (plain text) is a heading when it starts like one and a
     paragraph follows it; otherwise it is a fragment (a list item, a broken-off line): content
     that is kept, joined with the fragments next to it.
     """
@@ -123,6 +126,8 @@ def classify_blocks(article: Article) -> list[tuple[str, Block]]:
         short = _is_short_line(text)
         if text.casefold() == title or (short and _BOILERPLATE.fullmatch(text)):
             labels.append(("boilerplate", block))
+        elif block.role:
+            labels.append((block.role, block))
         else:
             labels.append(("short" if short else "paragraph", block))
     resolved: list[tuple[str, Block]] = []

@@ -36,7 +36,11 @@ RECORDS_SCHEMA = """
 CREATE TABLE articles (
     id TEXT PRIMARY KEY,
     title TEXT NOT NULL,
-    encoding TEXT NOT NULL
+    encoding TEXT NOT NULL,
+    section TEXT NOT NULL DEFAULT '',  -- format 5 on, as the four below
+    published TEXT,  -- an ISO date (YYYY-MM-DD), NULL when unknown
+    author TEXT NOT NULL DEFAULT '',
+    url TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE chunks (
     id INTEGER PRIMARY KEY,
@@ -52,4 +56,6 @@ CREATE TABLE chunks (
 );
 CREATE INDEX chunks_by_article ON chunks(article_id, paragraph, part);
 CREATE INDEX chunks_by_group ON chunks(dup_group);
+CREATE INDEX articles_by_section ON articles(section);
+CREATE INDEX articles_by_date ON articles(published);
 """

@@ -160,9 +160,11 @@ def write_generation(
     try:
         connection.executescript(RECORDS_SCHEMA + LEXICAL_SCHEMA)
         connection.executemany(
-            "INSERT INTO articles (id, title, encoding) VALUES (?, ?, ?)",
-            [(a.id, a.title, a.encoding) for a in articles],
-        )
+            "INSERT INTO articles (id, title, encoding, section, published, author, url) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(a.id, a.title, a.encoding, a.section, a.published or None, a.author, a.url)
+             for a in articles],
+        )  # fmt: skip
         rows = [
             (i, c.article_id, c.paragraph, c.part, c.heading, c.text, c.start, c.end,
              text_hash(c.embed_text), int(g))

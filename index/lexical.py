@@ -95,38 +95,36 @@ class LexicalIndex:
         self,
         terms: Sequence[str],
         k: int,
-        article: str | None = None,
+        keep: np.ndarray | None = None,
         weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
     ) -> list[tuple[int, float]]:
         """BM25 over title, heading and text: (chunk id, score), higher is better.
 
         Each term is quoted as an FTS5 string and the terms are joined with OR, so no user text
-        is ever read as FTS5 query syntax. `article` keeps only that article's passages;
-        `weights` scale the title, heading and text columns.
+        is ever read as FTS5 query syntax. `keep`, a mask over chunk ids, keeps only the
+        passages where it is true, before the best `k` are taken; `weights` scale the title,
+        heading and text columns.
         """
         wanted = list(dict.fromkeys(term for term in terms if term.strip()))
         if not wanted:
             return []
-        if article is None and tuple(weights) == (1.0, 1.0, 1.0):
+        if tuple(weights) == (1.0, 1.0, 1.0):
             # FTS5's own scores and order, summed from each word's kept array.
-            rowids, scores = _summed([self._passage_terms.fetch(term) for term in wanted], k)
+            found = [self._passage_terms.fetch(term) for term in wanted]
+            rowids, scores = _summed(found, k, keep)
             return list(zip(rowids.tolist(), scores.tolist(), strict=True))
         quoted = ['"' + term.replace('"', '""') + '"' for term in wanted]
-        within = ""
-        if article is not None:
-            within = "AND rowid IN (SELECT id FROM chunks WHERE article_id = ?) "
         rows = self._db().execute(
             "SELECT rowid, bm25(chunks_fts, ?, ?, ?) AS rank FROM chunks_fts "
-            f"WHERE chunks_fts MATCH ? {within}ORDER BY rank, rowid LIMIT ?",
-            (
-                *(float(w) for w in weights),
-                " OR ".join(quoted),
-                *(() if article is None else (article,)),
-                k,
-            ),
+            "WHERE chunks_fts MATCH ? ORDER BY rank, rowid LIMIT ?",
+            # Filtered: every match, the mask applied below (LIMIT -1 is none).
+            (*(float(w) for w in weights), " OR ".join(quoted), k if keep is None else -1),
         )
         # FTS5's bm25() is negated so that smaller sorts first; flip it back.
-        return [(rowid, -rank) for rowid, rank in rows.fetchall()]
+        hits = [(rowid, -rank) for rowid, rank in rows.fetchall()]
+        if keep is not None:
+            hits = [hit for hit in hits if hit[0] < len(keep) and keep[hit[0]]][:k]
+        return hits
 
     def ceiling(self, terms: Sequence[str]) -> float:
         """The largest BM25 score `search(terms)` could give a passage here.
@@ -145,12 +143,15 @@ class LexicalIndex:
         rows of its kept scores, which a search for it has usually looked up already."""
         return len(self._passage_terms.fetch(term)[0])
 
-    def article_search(self, terms: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray, float]:
+    def article_search(
+        self, terms: Sequence[str], k: int, keep: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         """BM25 of whole articles (title, headings and text) for the query's terms.
 
         Returns the `k` best articles' codes (as `passage_keys` gives them) and scores, and
         the query's largest possible article BM25 (see `ceiling`); nothing (and 0.0)
-        from a generation written before articles had their own full-text index.
+        from a generation written before articles had their own full-text index. `keep`, a
+        mask over article codes, keeps only the articles where it is true.
         """
         wanted = list(dict.fromkeys(term for term in terms if term.strip()))
         nothing = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), 0.0)
@@ -159,7 +160,7 @@ class LexicalIndex:
         # FTS5's BM25 of an OR query is the sum of each term's own BM25, so each term's
         # scores are looked up once and kept (a query's words are mostly words seen before).
         found = [self._article_terms.fetch(term) for term in wanted]
-        codes, scores = _summed(found, k)
+        codes, scores = _summed(found, k, keep)
         if not len(codes):
             return nothing
         # A word's document frequency is the number of articles holding it: its kept rows.
@@ -237,14 +238,18 @@ def _term_cost(term: str, kept: tuple[np.ndarray, np.ndarray]) -> int:
 
 
 def _summed(
-    found: Sequence[tuple[np.ndarray, np.ndarray]], k: int
+    found: Sequence[tuple[np.ndarray, np.ndarray]], k: int, keep: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The `k` rows with the largest summed score (ties to the smaller rowid) and their sums."""
+    """The `k` rows with the largest summed score (ties to the smaller rowid) and their sums;
+    only rows where the mask `keep` is true, when given."""
     rowids = np.concatenate([r for r, _ in found])
     if not len(rowids):
         return rowids, np.zeros(0, dtype=np.float64)
     totals = np.bincount(rowids, weights=np.concatenate([s for _, s in found]))
     present = np.flatnonzero(np.bincount(rowids))
+    if keep is not None:
+        present = present[present < len(keep)]
+        present = present[keep[present]]
     scores = totals[present]
     if len(scores) > k:  # sort only the best k and those tied with the k-th
         kth = np.partition(scores, len(scores) - k)[len(scores) - k]

@@ -18,6 +18,7 @@ __all__ = [
     "INSERT_BATCH",
     "MANIFEST_PROPERTY",
     "MAX_TOP_K",
+    "METADATA_FIELDS",
     "QUERY_BATCH",
     "VARCHAR_MAX",
     "VOCAB_SUFFIX",
@@ -33,6 +34,8 @@ INSERT_BATCH = 1000
 QUERY_BATCH = 1000  # ids per `query` call, and rows per page when reading everything
 MAX_TOP_K = 16384  # Milvus's limit on one search
 VARCHAR_MAX = 65535
+# Each passage row's copy of its article's metadata (format 5 on); "published" is "" when none.
+METADATA_FIELDS = ("section", "published", "author", "url")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
 _LITERAL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
 

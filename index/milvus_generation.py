@@ -18,17 +18,54 @@ import numpy as np
 from semsearch.index.analysis import stems
 from semsearch.index.bm25 import bm25_ceiling
 from semsearch.index.manifest import check_compatible
-from semsearch.index.milvus_client import MAX_TOP_K, QUERY_BATCH, call, literal
+from semsearch.index.milvus_client import (
+    MAX_TOP_K,
+    METADATA_FIELDS,
+    QUERY_BATCH,
+    call,
+    literal,
+)
 from semsearch.index.records import ArticleRecord, ChunkRecord
-from semsearch.index.stores import Capabilities
+from semsearch.index.stores import Capabilities, PassageFilter
 
 if TYPE_CHECKING:  # the store imports this module
     from semsearch.index.milvus_store import MilvusStore
 
-__all__ = ["MilvusGeneration"]
+__all__ = ["MilvusGeneration", "filter_expression"]
 
-# The collection's fields a ChunkRecord is made of, in its order (they share their names).
+# The collection's fields a ChunkRecord is made of, in its order (they share their names);
+# a collection older than format 5 has no metadata fields.
 _ID_FIELDS = [field.name for field in dataclasses.fields(ChunkRecord)]
+_BASE_FIELDS = [name for name in _ID_FIELDS if name not in METADATA_FIELDS]
+
+
+def _record(row: dict[str, Any], fields: list[str]) -> ChunkRecord:
+    values = {field: row[field] for field in fields}
+    if values.get("published") == "":  # stored as "" when the article has no date
+        values["published"] = None
+    return ChunkRecord(**values)
+
+
+def filter_expression(where: PassageFilter | None, metadata: bool = True) -> str:
+    """A Milvus filter expression keeping the passages `where` keeps ("" keeps all); strings
+    quoted by `literal`. `metadata`: whether the collection has the metadata fields (without
+    them a section or date filter keeps nothing)."""
+    if where is None or where.is_empty:
+        return ""
+    parts = []
+    if where.article is not None:
+        parts.append(f"article_id == {literal(where.article)}")
+    if where.uses_metadata and not metadata:
+        return "id < 0"  # no passage of an older format has a section or a date
+    if where.sections:
+        parts.append(f"section in [{', '.join(literal(s) for s in where.sections)}]")
+    if where.after is not None or where.before is not None:
+        parts.append('published != ""')  # an article without a date matches no bound
+    if where.after is not None:
+        parts.append(f"published >= {literal(where.after)}")  # ISO dates sort as text
+    if where.before is not None:
+        parts.append(f"published <= {literal(where.before)}")
+    return " and ".join(parts)
 
 
 class MilvusGeneration:
@@ -49,7 +86,9 @@ class MilvusGeneration:
             sentence_vectors=False,  # the writer does not keep them
             article_lexical=False,
             in_process=False,  # Milvus searches in its own server: more may run at once
+            metadata=int(manifest.get("format_version", 0)) >= 5,
         )
+        self._fields = _ID_FIELDS if self.capabilities.metadata else _BASE_FIELDS
 
     @property
     def generation(self) -> str:
@@ -80,7 +119,12 @@ class MilvusGeneration:
         }
 
     def _search(
-        self, data: list[Any], field: str, k: int, params: dict[str, Any], article: str | None
+        self,
+        data: list[Any],
+        field: str,
+        k: int,
+        params: dict[str, Any],
+        where: PassageFilter | None,
     ) -> list[tuple[int, float]]:
         found = call(
             self._client().search,
@@ -88,25 +132,26 @@ class MilvusGeneration:
             data=data,
             anns_field=field,
             limit=min(k, MAX_TOP_K),
-            filter="" if article is None else f"article_id == {literal(article)}",
+            # Milvus applies the filter inside the search: the best k of the passages it keeps.
+            filter=filter_expression(where, self.capabilities.metadata),
             search_params=params,
             output_fields=["id"],
         )
         return [(int(hit["id"]), float(hit["distance"])) for hit in found[0]]
 
     def dense_search(
-        self, vector: np.ndarray, k: int, article: str | None = None
+        self, vector: np.ndarray, k: int, where: PassageFilter | None = None
     ) -> list[tuple[int, float]]:
         """The `k` passages nearest to a normalised query vector: (chunk id, inner product)."""
         params: dict[str, Any] = {"metric_type": "IP"}
         if self.store.index_type == "hnsw":
             params["params"] = {"ef": max(self.store.ef_search, min(k, MAX_TOP_K))}
         query = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
-        hits = self._search([query], "vector", k, params, article)
+        hits = self._search([query], "vector", k, params, where)
         return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
 
     def lexical_search(
-        self, terms: Sequence[str], k: int, article: str | None = None
+        self, terms: Sequence[str], k: int, where: PassageFilter | None = None
     ) -> list[tuple[int, float]]:
         """BM25 over the stems of title, heading and text: (chunk id, score), higher is better.
 
@@ -119,7 +164,7 @@ class MilvusGeneration:
         wanted = list(dict.fromkeys(s for term in terms for s in stems(term)))
         if not wanted:
             return []
-        hits = self._search([" ".join(wanted)], "sparse", k, {"metric_type": "BM25"}, article)
+        hits = self._search([" ".join(wanted)], "sparse", k, {"metric_type": "BM25"}, where)
         # Milvus returns BM25 scores best first; Milvus Lite negates them. Scores are >= 0.
         return sorted(((i, abs(s)) for i, s in hits), key=lambda hit: (-hit[1], hit[0]))
 
@@ -143,7 +188,7 @@ class MilvusGeneration:
         return bm25_ceiling([found.get(term, 0) for term in wanted], passages, idf="lucene")
 
     def article_lexical_search(
-        self, terms: Sequence[str], k: int
+        self, terms: Sequence[str], k: int, where: PassageFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray, float]:
         """No articles' own full-text index here: nothing, and 0.0 (see `capabilities`)."""
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), 0.0
@@ -184,8 +229,7 @@ class MilvusGeneration:
         """The stored passages with these ids (unknown ids are left out)."""
         wanted = list(dict.fromkeys(int(i) for i in ids))
         return {
-            int(row["id"]): ChunkRecord(*(row[field] for field in _ID_FIELDS))
-            for row in self._rows(wanted, _ID_FIELDS)
+            int(row["id"]): _record(row, self._fields) for row in self._rows(wanted, self._fields)
         }
 
     def passage_keys(self, ids: np.ndarray) -> tuple[dict[int, int], dict[int, str]]:
@@ -242,15 +286,24 @@ class MilvusGeneration:
             self._client().query,
             self.collection,
             filter=f"article_id == {literal(article_id)}",
-            output_fields=_ID_FIELDS,
+            output_fields=self._fields,
         )
         if not rows:
             return None
         records = sorted(
-            (ChunkRecord(*(row[field] for field in _ID_FIELDS)) for row in rows),
+            (_record(row, self._fields) for row in rows),
             key=lambda record: (record.paragraph, record.part),
         )
-        return ArticleRecord(article_id, records[0].title, tuple(records))
+        first = records[0]
+        return ArticleRecord(
+            article_id,
+            first.title,
+            tuple(records),
+            first.section,
+            first.published,
+            first.author,
+            first.url,
+        )
 
     def close(self) -> None:
         """Disconnect this generation's client (a later call would reconnect)."""

@@ -5,9 +5,10 @@ For corpora that outgrow one machine. Works with Milvus Lite (a local folder suc
 
 One collection per generation (`<alias>_gen_<n>`) holds, per passage: the chunk id (primary
 key), article id, paragraph, part, heading, title, text, character span, near-duplicate group,
-the dense vector (an HNSW or FLAT index, inner product), and `terms`, the Porter stems of title,
-heading and text (`index.analysis`), which a BM25 function turns into a sparse vector for
-Milvus's own full-text search. Stemming here rather than in the engine gives the lexical leg the
+the article's section, date ("" when none), author and url (format 5 on), the dense vector
+(an HNSW or FLAT index, inner product), and `terms`, the Porter stems of title, heading and
+text (`index.analysis`), which a BM25 function turns into a sparse vector for Milvus's own
+full-text search. Stemming here rather than in the engine gives the lexical leg the
 words SQLite FTS5 sees on every Milvus version (Milvus Lite's analyzer does not stem).
 
 A build fills a new collection, flushes it, records the manifest as a collection property, and

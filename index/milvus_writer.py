@@ -28,6 +28,7 @@ from semsearch.index.manifest import FORMAT_VERSION
 from semsearch.index.milvus_client import (
     INSERT_BATCH,
     MANIFEST_PROPERTY,
+    METADATA_FIELDS,
     VARCHAR_MAX,
     VOCAB_SUFFIX,
     call,
@@ -79,7 +80,8 @@ class MilvusWriter:
             for field in ("paragraph", "part", "start", "end", "dup_group"):
                 made.add_field(field, DataType.INT64)
             made.add_field("grouped", DataType.BOOL)
-            for field in ("heading", "title", "text"):
+            for field in ("heading", "title", "text", *METADATA_FIELDS):
+                # (format 5 on: the article's section, date ("" when none), author and url)
                 made.add_field(field, DataType.VARCHAR, max_length=VARCHAR_MAX)
             made.add_field("terms", DataType.VARCHAR, max_length=VARCHAR_MAX, enable_analyzer=True)
             made.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
@@ -139,6 +141,15 @@ class MilvusWriter:
         first_id = self._next_id
         self._next_id += len(chunks)
         titles = {article.id: article.title for article in articles}
+        metadata = {
+            article.id: {
+                "section": article.section,
+                "published": article.published or "",
+                "author": article.author,
+                "url": article.url,
+            }
+            for article in articles
+        }
         for article in articles:
             self._articles.setdefault(article.id, 0)
         groups = np.asarray(groups, dtype=np.int64)
@@ -166,6 +177,7 @@ class MilvusWriter:
                         "heading": chunk.heading,
                         "title": title,
                         "text": chunk.text,
+                        **metadata[chunk.article_id],
                         "terms": terms,
                         "vector": np.asarray(vectors[row], dtype=np.float32).tolist(),
                     }
@@ -272,7 +284,7 @@ class MilvusWriter:
 
 def _check_lengths(rows: list[dict[str, Any]]) -> None:
     for row in rows:
-        for field in ("article_id", "heading", "title", "text", "terms"):
+        for field in ("article_id", "heading", "title", "text", *METADATA_FIELDS, "terms"):
             if len(row[field].encode("utf-8", "surrogatepass")) > VARCHAR_MAX:
                 raise StoreUnavailable(
                     f"{row['article_id']}: a passage's {field} is longer than Milvus's "

@@ -55,7 +55,8 @@ class SentenceVectors:
 
 @dataclass(frozen=True)
 class ChunkRecord:
-    """A stored passage with its article title."""
+    """A stored passage with its article's title and metadata (`index.articles.Article`'s:
+    section, ISO date or None, author, url; empty in a generation older than format 5)."""
 
     id: int
     article_id: str
@@ -66,15 +67,23 @@ class ChunkRecord:
     text: str
     start: int
     end: int
+    section: str = ""
+    published: str | None = None
+    author: str = ""
+    url: str = ""
 
 
 @dataclass(frozen=True)
 class ArticleRecord:
-    """A stored article: its title and passages in reading order."""
+    """A stored article: its title, passages in reading order, and metadata (as `ChunkRecord`)."""
 
     id: str
     title: str
     passages: tuple[ChunkRecord, ...]
+    section: str = ""
+    published: str | None = None
+    author: str = ""
+    url: str = ""
 
 
 def check_rows(chunks: Sequence[Chunk], vectors: np.ndarray, groups: np.ndarray) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "KEEP_GENERATIONS",
     "VECTOR_INDEX_KINDS",
     "Capabilities",
+    "PassageFilter",
     "PassageStore",
     "Store",
     "StoreWriter",
@@ -53,6 +54,8 @@ class Capabilities:
     article_lexical: whole articles have their own BM25 (`article_lexical_search`).
     in_process: searches run on this process's CPU (FAISS), not in a server (Milvus): a
         service then runs no more of them at once than there are cores.
+    metadata: articles carry their section, date, author and url (format 5 on): a search may
+        filter by them (without, every article reads as having none).
     """
 
     lexical: bool = True
@@ -60,6 +63,33 @@ class Capabilities:
     sentence_vectors: bool = False
     article_lexical: bool = False
     in_process: bool = True
+    metadata: bool = True
+
+
+@dataclass(frozen=True)
+class PassageFilter:
+    """Which passages a search may return, applied inside each leg's ranking (never a cut of
+    its top k afterwards): a filter never loses a passage that matches it.
+
+    article: only this article's passages. sections: only articles of any of these sections.
+    after, before: only articles published on or after / on or before these ISO dates
+    (YYYY-MM-DD, checked by the caller); an article with no date matches neither. Every field
+    given must hold; none given keeps every passage.
+    """
+
+    article: str | None = None
+    sections: tuple[str, ...] = ()
+    after: str | None = None
+    before: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.article is None and not self.uses_metadata
+
+    @property
+    def uses_metadata(self) -> bool:
+        """Whether it filters by section or date (which articles of format 4 and older lack)."""
+        return bool(self.sections) or self.after is not None or self.before is not None
 
 
 @dataclass(frozen=True)
@@ -136,8 +166,10 @@ class PassageStore(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
     def dense_search(
-        self, vector: np.ndarray, k: int, article: str | None = None
-    ) -> list[tuple[int, float]]: ...
+        self, vector: np.ndarray, k: int, where: PassageFilter | None = None
+    ) -> list[tuple[int, float]]:
+        """The `k` passages nearest to a query vector that `where` keeps: (chunk id, score)."""
+        ...
 
     def similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
         """The inner product of a query vector with these passages' vectors, exactly."""
@@ -152,16 +184,19 @@ class PassageStore(Protocol):
         ...
 
     def lexical_search(
-        self, terms: Sequence[str], k: int, article: str | None = None
-    ) -> list[tuple[int, float]]: ...
+        self, terms: Sequence[str], k: int, where: PassageFilter | None = None
+    ) -> list[tuple[int, float]]:
+        """The `k` best passages by BM25 that `where` keeps: (chunk id, score)."""
+        ...
 
     def lexical_ceiling(self, terms: Sequence[str]) -> float: ...
 
     def article_lexical_search(
-        self, terms: Sequence[str], k: int
+        self, terms: Sequence[str], k: int, where: PassageFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray, float]:
-        """The `k` best articles' codes (as `passage_keys` gives them), their BM25, and the
-        query's largest possible article BM25; nothing (and 0.0) without that capability."""
+        """The `k` best articles' codes (as `passage_keys` gives them) among those `where`
+        keeps, their BM25, and the query's largest possible article BM25; nothing (and 0.0)
+        without that capability."""
         ...
 
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]: ...

@@ -6,6 +6,7 @@ The only module besides the FAISS store's that imports faiss.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,11 +18,14 @@ from semsearch.index.stores import ivf_list_count
 __all__ = [
     "build_vector_index",
     "close_neighbours",
+    "filtered_search_parameters",
     "one_thread",
     "set_search_breadth",
     "vector_index_bytes",
 ]
 
+# The widest graph search a filtered HNSW search makes (see `filtered_search_parameters`).
+FILTERED_EF_MAX = 4096
 # k-means wants at least this many training vectors per list; more only costs time.
 _IVF_TRAIN_PER_LIST = 64
 
@@ -118,6 +122,34 @@ def set_search_breadth(index: Any, layout: dict[str, Any]) -> None:
         inner.hnsw.efSearch = int(layout["ef_search"])
     elif layout.get("type") == "ivf":
         inner.nprobe = int(layout["nprobe"])
+
+
+def filtered_search_parameters(
+    index: Any, layout: dict[str, Any], bits: np.ndarray, allowed: int, k: int
+) -> Any:
+    """Search parameters for `index` (an `IndexIDMap2` of `build_vector_index`) that let it
+    return only the ids whose bit is set in `bits` (bit i of byte i // 8, least significant
+    first; `allowed` of them set).
+
+    HNSW and IVF look as much wider as the filter is narrow: a graph search that may only
+    return one passage in ten looks at ten times the candidates (efSearch, at most
+    `FILTERED_EF_MAX`), and IVF probes ten times the lists, so that about as many allowed
+    passages are compared as unfiltered. The caller keeps `bits` alive until the search is
+    over: FAISS reads it in place.
+    """
+    api: Any = faiss  # (its stubs lack the parameter classes' keywords)
+    total = int(index.ntotal)
+    widen = total / max(allowed, 1)
+    selector = api.IDSelectorBitmap(total, api.swig_ptr(bits))
+    if layout.get("type") == "hnsw":
+        ef = max(int(layout["ef_search"]), k) * widen
+        return api.SearchParametersHNSW(sel=selector, efSearch=int(min(ef, FILTERED_EF_MAX)))
+    if layout.get("type") == "ivf":
+        # IVF refuses parameters of another type; nprobe is not kept in the file either.
+        inner: Any = api.downcast_index(index.index)
+        nprobe = math.ceil(int(layout.get("nprobe", inner.nprobe)) * widen)
+        return api.SearchParametersIVF(sel=selector, nprobe=min(nprobe, int(inner.nlist)))
+    return api.SearchParameters(sel=selector)
 
 
 def vector_index_bytes(index: Any) -> int:

@@ -28,6 +28,10 @@ class Hit:
     score: float
     article_id: str
     title: str
+    section: str  # the article's metadata: "" when unknown
+    published: str | None  # YYYY-MM-DD
+    author: str
+    url: str
     paragraph: int
     part: int
     heading: str
@@ -63,8 +67,10 @@ def build_hits(
     k: int,
     max_per_article: int | None,
     collapse: bool,
+    offset: int = 0,
 ) -> list[Hit]:
-    """The first `k` hits of `ranked` (at most `max_per_article` from one article when set).
+    """The `k` hits of `ranked` after the first `offset` (at most `max_per_article` from one
+    article when set), ranked offset + 1 on.
 
     Args:
         store: where the passages are looked up.
@@ -74,12 +80,14 @@ def build_hits(
         cosines: with bounded fusion, the cosine of every candidate (both legs'), else None.
         collapse: whether near-duplicates were collapsed (hits then list them in `also_in`).
     """
-    # Without a cap, only the first k can become hits: only they are looked up.
+    # Without a cap, only ranks offset + 1 to offset + k can become hits: only they are looked up.
+    window = slice(offset, offset + k)
     shown = (
         ranked.pairs()
         if max_per_article is not None
-        else Ranking(ranked.ids[:k], ranked.scores[:k]).pairs()
+        else Ranking(ranked.ids[window], ranked.scores[window]).pairs()
     )
+    skip = offset if max_per_article is not None else 0  # capped: counted from the first
     records = store.chunks(chunk_id for chunk_id, _ in shown)
     dense_at = _places(dense, records)
     lexical_at = _places(lexical, records)
@@ -100,15 +108,22 @@ def build_hits(
             if per_article.get(record.article_id, 0) >= max_per_article:
                 continue
             per_article[record.article_id] = per_article.get(record.article_id, 0) + 1
+        if skip:
+            skip -= 1
+            continue
         spans = highlight_spans(record.text, query)
         d_rank, d_score = dense_at.get(chunk_id, (None, None))
         l_rank, l_score = lexical_at.get(chunk_id, (None, None))
         hits.append(
             Hit(
-                rank=len(hits) + 1,
+                rank=offset + len(hits) + 1,
                 score=round(score, 6),
                 article_id=record.article_id,
                 title=record.title,
+                section=record.section,
+                published=record.published,
+                author=record.author,
+                url=record.url,
                 paragraph=record.paragraph,
                 part=record.part,
                 heading=record.heading,

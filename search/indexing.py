@@ -65,13 +65,14 @@ def build(
 
     Raises:
         BuildRunning: another build holds the lock.
-        CorpusError: the folder is missing (found before the model loads) or holds no article.
+        CorpusError: the folder is missing or the formats setting names an unknown format
+            (both found before the model loads), or the folder holds no article.
         RayUnavailable: Ray is not installed or its cluster cannot be reached.
     """
     feedback = feedback or Feedback()
     with ExitStack() as held:
         rebuild = held.enter_context(Rebuild(settings))
-        rebuild.check_corpus()  # a missing folder fails before the model loads
+        rebuild.check_corpus()  # a missing folder or a bad format fails before the model loads
         embedder = _loaded_embedder(settings, feedback)
         if ray_address is not None:
             embedder = held.enter_context(_ray_embedder(embedder, settings, ray_address, feedback))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from semsearch.search.query import check_offset, make_filter
 from semsearch.search.service import Hit, SearchService, validate_query
 from semsearch.search.settings import Settings
 
@@ -32,24 +33,32 @@ def search_once(
     per_article: int | None = None,
     collapse: bool = True,
     article: str | None = None,
+    sections: tuple[str, ...] = (),
+    after: str | None = None,
+    before: str | None = None,
+    offset: int = 0,
 ) -> Lookup:
     """Search the configured index once (`mode` None: the settings' default mode).
 
     The query is checked before the model loads.
 
     Raises:
-        InvalidQuery: an empty or too long query, a k out of range or an unknown mode.
+        InvalidQuery: an empty or too long query, a k or offset out of range, an unknown mode,
+            a bad date or section.
         IndexNotFound: nothing is built yet (and its kin for an unusable index).
     """
     mode = mode or settings.default_mode
     validate_query(query, k, mode)  # fail fast, before the model loads
+    check_offset(k, offset)
+    make_filter(article, sections, after, before)
     service = SearchService.open(settings)
     try:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         hits = service.search(
             query, k=k, mode=mode, max_per_article=per_article, collapse=collapse,
-            timings=timings, article=article,
+            timings=timings, article=article, sections=sections, after=after, before=before,
+            offset=offset,
         )  # fmt: skip
         took_ms = round((time.perf_counter() - started) * 1000, 2)
     finally:

@@ -15,6 +15,7 @@ from typing import Any
 from semsearch.index.articles import find_article_files
 from semsearch.index.builder import BuildReport, Progress, build_index, now_iso
 from semsearch.index.embedding import Embedder
+from semsearch.index.readers import parse_formats
 from semsearch.index.stores import Store
 from semsearch.search.settings import Settings, store_for, vector_index_spec
 
@@ -39,8 +40,9 @@ class Rebuild:
         self._held = True
 
     def check_corpus(self) -> None:
-        """Raise CorpusError now, before a model loads, if the seeds folder is missing."""
-        find_article_files(self.settings.seeds_dir)
+        """Raise CorpusError now, before a model loads, if the seeds folder is missing or the
+        formats setting names an unknown format."""
+        find_article_files(self.settings.seeds_dir, formats=parse_formats(self.settings.formats))
 
     def run(
         self,
@@ -54,7 +56,8 @@ class Rebuild:
         prune old ones; then release the lock.
 
         Raises:
-            CorpusError: the folder is missing or holds no readable article.
+            CorpusError: the folder is missing or holds no readable article, or the formats
+                setting names an unknown format.
         """
         try:
             return build_index(
@@ -68,6 +71,7 @@ class Rebuild:
                 store=self.store,
                 sentence_vectors=self.settings.sentence_vectors,
                 follow_symlinks=self.settings.follow_symlinks,
+                formats=parse_formats(self.settings.formats),
             )
         finally:
             self.release()

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from semsearch.index.embedding import Embedder
 from semsearch.index.records import ArticleRecord
-from semsearch.index.stores import PassageStore
+from semsearch.index.stores import PassageFilter, PassageStore
 from semsearch.search.errors import InvalidQuery
 from semsearch.search.fusion import (
     Ranking,
@@ -31,7 +33,16 @@ from semsearch.search.fusion import (
     lift_to_sentences,
 )
 from semsearch.search.hits import Hit, build_hits
-from semsearch.search.query import MAX_K, MAX_QUERY_CHARS, MODES, check_query_text, validate_query
+from semsearch.search.query import (
+    MAX_K,
+    MAX_QUERY_CHARS,
+    MAX_RESULTS,
+    MODES,
+    check_offset,
+    check_query_text,
+    make_filter,
+    validate_query,
+)
 from semsearch.search.settings import Settings, embedder_for, store_for
 from semsearch.search.text import lexical_terms
 
@@ -39,8 +50,11 @@ __all__ = [
     "FUSION_DEPTH",
     "MAX_K",
     "MAX_QUERY_CHARS",
+    "MAX_RESULTS",
     "MODES",
+    "PER_ARTICLE_DEPTH",
     "Hit",
+    "ResultPage",
     "SearchService",
     "check_query_text",
     "validate_query",
@@ -48,12 +62,27 @@ __all__ = [
 
 # How deep each leg looks before fusion: fusion needs more than the k it returns, and a deep
 # list costs little (FAISS scans everything anyway; FTS5 ranks every match before LIMIT).
+# The same whatever k and offset ask for (at most MAX_RESULTS), so that every page of a query is
+# a slice of one ranking.
 FUSION_DEPTH = 300
+# As deep with a cap on hits per article, whose hits lie further down (again the same for
+# every k and offset: 10 candidates for each of the first 100 hits).
+PER_ARTICLE_DEPTH = 1000
 # Articles matched as wholes whose BM25 joins their passages' scores (the rest add nothing).
 ARTICLE_DEPTH = 300
 # Threads that run the lexical leg of hybrid queries beside the dense leg.
 LEXICAL_THREADS = 8
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    """One page of a search: its hits, whether a next page has more, and how many of the
+    query's first `MAX_RESULTS` ranked passages are in each section (most first)."""
+
+    hits: list[Hit]
+    more: bool
+    sections: tuple[tuple[str, int], ...]
 
 
 class _Ranked(NamedTuple):
@@ -154,6 +183,10 @@ class SearchService:
         collapse: bool = True,
         timings: dict[str, float] | None = None,
         article: str | None = None,
+        sections: Iterable[str] = (),
+        after: str | None = None,
+        before: str | None = None,
+        offset: int = 0,
     ) -> list[Hit]:
         """Rank passages for a query.
 
@@ -164,6 +197,12 @@ class SearchService:
             max_per_article: when set, at most this many hits from one article.
             collapse: show near-duplicate passages once, the other articles in `also_in`.
             article: when given, only this article's passages are searched.
+            sections: when given, only articles of any of these sections are searched.
+            after, before: when given, only articles published on or after / on or before
+                these dates (YYYY-MM-DD; an article without a date matches neither). The
+                filters are applied inside each leg's ranking, never to its top k afterwards.
+            offset: skip this many hits first (the next page: offset + k); offset + k is at
+                most `MAX_RESULTS`, and every page is a slice of the same ranking.
             timings: when given, filled with the seconds spent in each stage that ran
                 ("embed", "faiss", "fts5", "fts5_articles" (whole articles), "fuse"; in
                 hybrid mode the lexical leg runs beside the dense one, and "lexical_wait" is
@@ -171,18 +210,85 @@ class SearchService:
                 "queue" when it waited for other searches to finish first), for metrics.
 
         Returns:
-            Hits, best first, ranked 1..n (n <= k).
+            Hits, best first, ranked offset + 1 .. offset + n (n <= k).
 
         Raises:
-            InvalidQuery: the query, k or mode is out of bounds.
+            InvalidQuery: the query, k, mode, offset or a filter is out of bounds, or a filter
+                needs metadata that the index predates.
         """
+        return self._page(
+            query, k, mode, max_per_article, collapse, timings, article, sections, after,
+            before, offset, facets=False,
+        ).hits  # fmt: skip
+
+    def search_page(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        max_per_article: int | None = None,
+        collapse: bool = True,
+        timings: dict[str, float] | None = None,
+        article: str | None = None,
+        sections: Iterable[str] = (),
+        after: str | None = None,
+        before: str | None = None,
+        offset: int = 0,
+    ) -> ResultPage:
+        """`search`, with whether a next page has hits, and the sections of the query's first
+        `MAX_RESULTS` ranked passages (after collapsing near-duplicates), for the search page."""
+        return self._page(
+            query, k, mode, max_per_article, collapse, timings, article, sections, after,
+            before, offset, facets=True,
+        )  # fmt: skip
+
+    def _page(
+        self,
+        query: str,
+        k: int,
+        mode: str,
+        max_per_article: int | None,
+        collapse: bool,
+        timings: dict[str, float] | None,
+        article: str | None,
+        sections: Iterable[str],
+        after: str | None,
+        before: str | None,
+        offset: int,
+        facets: bool,
+    ) -> ResultPage:
+        """A page of hits; with `facets`, whether the next page has any and the section counts
+        (`more` is False without)."""
         query = validate_query(query, k, mode)
+        check_offset(k, offset)
+        where = make_filter(article, sections, after, before)
         self._check_lexical(mode)
-        depth = max(FUSION_DEPTH, k * 10 if max_per_article is not None else k)
+        self._check_metadata(where)
+        # Independent of k and offset, so that pages agree (see FUSION_DEPTH).
+        depth = FUSION_DEPTH if max_per_article is None else PER_ARTICLE_DEPTH
         with self._turn(timings):
-            legs = self._rank(query, mode, depth, timings, article)
+            legs = self._rank(query, mode, depth, timings, None if where.is_empty else where)
             ranked = self._collapse(legs.ranked, legs.keys) if collapse else legs.ranked
-            return self._hits(query, ranked, legs, k, max_per_article, collapse)
+            # One hit more than asked says whether the next page has any.
+            wanted = k + 1 if facets and offset + k < MAX_RESULTS else k
+            hits = self._hits(query, ranked, legs, wanted, max_per_article, collapse, offset)
+            counted = self._section_counts(ranked) if facets else ()
+        return ResultPage(hits[:k], len(hits) > k, counted)
+
+    def _section_counts(self, ranked: Ranking) -> tuple[tuple[str, int], ...]:
+        """The sections of the first `MAX_RESULTS` ranked passages, most first, then by name."""
+        if not self.store.capabilities.metadata or not len(ranked):
+            return ()
+        records = self.store.chunks(ranked.ids[:MAX_RESULTS].tolist())
+        counts = Counter(record.section for record in records.values() if record.section)
+        return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    def _check_metadata(self, where: PassageFilter) -> None:
+        if where.uses_metadata and not self.store.capabilities.metadata:
+            raise InvalidQuery(
+                f"the index {self.store.generation} was built before articles had sections and "
+                "dates: run `semsearch index` to rebuild it, then filter by them"
+            )
 
     def rank(
         self, query: str, mode: str = "hybrid", depth: int = FUSION_DEPTH, collapse: bool = True
@@ -242,9 +348,11 @@ class SearchService:
         mode: str,
         depth: int,
         timings: dict[str, float] | None = None,
-        article: str | None = None,
+        where: PassageFilter | None = None,
     ) -> _Ranked:
-        """The fused ranking, the legs it came from, and the store's passage keys if looked up."""
+        """The fused ranking, the legs it came from, and the store's passage keys if looked up.
+
+        `where` (None: every passage) is applied by the store inside each leg's ranking."""
         cosines = None
         lexical: list[tuple[int, float]] = []
         keys = None
@@ -257,24 +365,24 @@ class SearchService:
         # ranking, unless one article is searched (it would add the same to every passage).
         words = (
             (bounded or mode == "lexical")
-            and article is None
+            and (where is None or where.article is None)
             and self.settings.article_words_weight > 0
         )
         if mode == "hybrid":
             pending = self._lexical_pool.submit(
-                self._lexical, query, depth, timings, article, bounded or words, words
+                self._lexical, query, depth, timings, where, bounded or words, words
             )
         dense_leg = Ranking.of([])
         if mode in ("hybrid", "dense"):
             vector = clock.lap("embed", self._embed_query(query))
-            dense_leg = Ranking.of(self.store.dense_search(vector, depth, article))
+            dense_leg = Ranking.of(self.store.dense_search(vector, depth, where))
             if not bounded:  # (bounded fusion lifts the leg with the lexical candidates, below)
                 dense_leg = self._with_sentences(dense_leg, vector)
             clock.lap("faiss", None)
         if pending is not None:
             lexical, ceiling, matched = pending.result()
         elif mode == "lexical":
-            lexical, ceiling, matched = self._lexical(query, depth, timings, article, words, words)
+            lexical, ceiling, matched = self._lexical(query, depth, timings, where, words, words)
         if mode == "hybrid":
             clock.lap("lexical_wait", None)
             if self.settings.fusion == "rrf":
@@ -341,7 +449,7 @@ class SearchService:
         query: str,
         depth: int,
         timings: dict[str, float] | None,
-        article: str | None = None,
+        where: PassageFilter | None = None,
         with_ceiling: bool = False,
         with_articles: bool = False,
     ) -> tuple[list[tuple[int, float]], float, tuple[np.ndarray, np.ndarray, float] | None]:
@@ -350,14 +458,16 @@ class SearchService:
         has no index of whole articles or nothing matched."""
         started = time.perf_counter()
         terms = lexical_terms(query)
-        found = self.store.lexical_search(terms, depth, article)
+        found = self.store.lexical_search(terms, depth, where)
         ceiling = self.store.lexical_ceiling(terms) if with_ceiling and found else 0.0
         if timings is not None:
             timings["fts5"] = time.perf_counter() - started
         matched = None
         if with_articles and found and self.store.capabilities.article_lexical:
             started = time.perf_counter()
-            codes, scores, article_ceiling = self.store.article_lexical_search(terms, ARTICLE_DEPTH)
+            codes, scores, article_ceiling = self.store.article_lexical_search(
+                terms, ARTICLE_DEPTH, where
+            )
             if len(codes) and article_ceiling > 0:
                 matched = (codes, scores, article_ceiling)
             if timings is not None:
@@ -372,6 +482,7 @@ class SearchService:
         k: int,
         max_per_article: int | None,
         collapse: bool,
+        offset: int = 0,
     ) -> list[Hit]:
         """The hits `ranked` shows, explained by `legs` (`search.hits.build_hits`)."""
         return build_hits(
@@ -384,6 +495,7 @@ class SearchService:
             k,
             max_per_article,
             collapse,
+            offset,
         )
 
     def article(self, article_id: str) -> ArticleRecord | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from semsearch.search.indexing import Built, VectorsRebuilt
 
 __all__ = ["index_command"]
+
+# A skipped line of a JSONL file, not a file: `export.jsonl:3: skipped, not valid JSON (...)`.
+_SKIPPED_LINE = re.compile(r".*\.jsonl:\d+: skipped, ", re.IGNORECASE)
 
 
 def index_command(
@@ -49,6 +53,15 @@ def index_command(
             "cluster at ADDRESS (host:port of its head node)",
         ),
     ] = None,
+    formats: Annotated[
+        str | None,
+        typer.Option(
+            "--formats",
+            metavar="LIST",
+            help="the article formats to read, comma-separated: txt, md, html, jsonl (default: "
+            "all); files of the others are counted as ignored [env SEMSEARCH_FORMATS]",
+        ),
+    ] = None,
     follow_symlinks: Annotated[
         bool,
         typer.Option(
@@ -60,7 +73,9 @@ def index_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors")] = False,
     verbose: Annotated[
         bool,
-        typer.Option("--verbose", "-v", help="also list skipped files and removed generations"),
+        typer.Option(
+            "--verbose", "-v", help="also list skipped and ignored files, and removed generations"
+        ),
     ] = False,
 ) -> None:
     """Build (or rebuild) the index from a folder of articles.
@@ -77,6 +92,7 @@ def index_command(
             index_dir=index_dir,
             model=model,
             follow_symlinks=follow_symlinks or None,  # not given: SEMSEARCH_FOLLOW_SYMLINKS
+            formats=formats,
         )
         if reindex_vectors:
             rebuilt = rebuild_vectors(settings)
@@ -109,14 +125,20 @@ def _print_built(built: Built, settings: Settings, verbose: bool) -> None:
             f"Up to date: {built.where} was built from the "
             f"same {plural(report.articles, 'article')}, model and settings "
             f"({plural(report.passages, 'passage')}); nothing to do. "
-            "Use --force to rebuild anyway.",
+            "Use --force to rebuild anyway."
+            + (f" Ignored: {_ignored(report)}." if report.ignored else ""),
             markup=False,
         )
+        if verbose:
+            for line in report.ignored_files:
+                out.print(f"ignored: {line}", markup=False)
         return
     out.print(_summary_table(report, settings.model, built.where))
     if verbose:
         for name in report.skipped:
             out.print(f"skipped: {name}", markup=False)
+        for line in report.ignored_files:
+            out.print(f"ignored: {line}", markup=False)
         for name in report.removed_generations:
             out.print(f"removed old generation: {name}", markup=False)
     flags = "".join(" " + word for word in index_flags(settings))  # search and serve take --index
@@ -138,13 +160,17 @@ def _summary_table(report: BuildReport, model: str, where: str) -> Table:
     )
     table.add_column("what")
     table.add_column("count", justify="right")
+    lines = [name for name in report.skipped if _SKIPPED_LINE.match(name)]
     rows = [
         ("articles", report.articles),
+        ("by format", _by_format(report)),
         ("passages", report.passages),
         ("sentence vectors", report.sentences),
         ("embedded now", report.embedded),
         ("reused from cache", report.reused),
-        ("files skipped", len(report.skipped)),
+        ("files skipped", len(report.skipped) - len(lines)),
+        *([("JSONL lines skipped", len(lines))] if lines else []),
+        ("files ignored", _ignored(report) or 0),
         ("near-duplicate passages", report.duplicates),
         ("time", f"{report.seconds:.1f} s"),
         ("model", model),
@@ -152,3 +178,17 @@ def _summary_table(report: BuildReport, model: str, where: str) -> Table:
     for name, value in rows:
         table.add_row(name, str(value))
     return table
+
+
+def _by_format(report: BuildReport) -> str:
+    """Articles by format, `2 txt, 1 md, 3 jsonl (1 file)`: a file's count where it differs."""
+    shown = []
+    for name, count in report.formats.items():
+        files = report.format_files.get(name, count)
+        shown.append(f"{count} {name}" + (f" ({plural(files, 'file')})" if files != count else ""))
+    return ", ".join(shown) or "none"
+
+
+def _ignored(report: BuildReport) -> str:
+    """Files not read, by extension: `2 .pdf, 1 .docx` (-v names them)."""
+    return ", ".join(f"{count} {extension}" for extension, count in report.ignored.items())

@@ -28,6 +28,7 @@ from semsearch.search.settings import Settings
 
 __all__ = [
     "Bars",
+    "article_line",
     "err",
     "errors",
     "explain_missing_index",
@@ -67,6 +68,12 @@ def explain_missing_index(settings: Settings) -> Iterator[None]:
             where = f"in Milvus {settings.milvus_uri} (alias {settings.milvus_collection})"
         command = index_command_line(settings)
         raise SemsearchError(f"no index {where}: run `{command}` first") from None
+
+
+def article_line(section: str, published: str | None, author: str) -> str:
+    """An article's metadata in one short line, only the parts it has:
+    `business · 2005-03-01 · Jane Doe` ("" when it has none)."""
+    return " · ".join(part for part in (section, published or "", author) if part)
 
 
 def plural(count: int, noun: str) -> str:

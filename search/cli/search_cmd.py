@@ -11,7 +11,14 @@ import typer
 from rich.text import Text
 
 from semsearch.search.cli.options import IndexOption, ModelOption, settings_from
-from semsearch.search.cli.output import errors, explain_missing_index, out, plural, print_json
+from semsearch.search.cli.output import (
+    article_line,
+    errors,
+    explain_missing_index,
+    out,
+    plural,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from semsearch.search.lookup import Lookup
@@ -38,6 +45,21 @@ def search_command(
     article: Annotated[
         str | None, typer.Option("--article", help="search only this article (its id)")
     ] = None,
+    section: Annotated[
+        list[str] | None,
+        typer.Option("--section", help="search only this section's articles (repeat: any of them)"),
+    ] = None,
+    after: Annotated[
+        str | None,
+        typer.Option("--after", metavar="DATE", help="only articles published on or after DATE"),
+    ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option("--before", metavar="DATE", help="only articles published on or before DATE"),
+    ] = None,
+    offset: Annotated[
+        int, typer.Option("--offset", help="skip this many hits first (the next page: k)")
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
     as_jsonl: Annotated[
         bool, typer.Option("--jsonl", help="print one JSON object per hit, a line each")
@@ -60,7 +82,8 @@ def search_command(
         with explain_missing_index(settings):
             found = search_once(
                 settings, query, k=k, mode=mode, per_article=per_article, collapse=collapse,
-                article=article,
+                article=article, sections=tuple(section or ()), after=after, before=before,
+                offset=offset,
             )  # fmt: skip
     if as_jsonl:
         _print_jsonl(found)
@@ -115,6 +138,9 @@ def _print_hit(hit: Hit, verbose: bool) -> None:
     header.append(hit.title, style="bold")
     header.append(f"  {_where(hit)}  score {hit.score:.4f}", style="dim")
     out.print(header)
+    about = article_line(hit.section, hit.published, hit.author)
+    if about:
+        out.print(Text(f"   {about}", style="dim"))
     if hit.heading:
         out.print(Text(f"   [{hit.heading}]", style="italic"))
     body = Text(hit.text)

@@ -42,7 +42,8 @@ def test_hit_fields(client: TestClient) -> None:
         0
     ]
     assert set(hit) == {
-        "rank", "score", "article_id", "title", "paragraph", "part", "heading", "text", "snippet",
+        "rank", "score", "article_id", "title", "section", "published", "author", "url",
+        "paragraph", "part", "heading", "text", "snippet",
         "highlights", "start", "end", "chunk_id", "dense_rank", "dense_score", "lexical_rank",
         "lexical_score", "also_in",
     }  # fmt: skip

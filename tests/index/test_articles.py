@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from semsearch.index.articles import find_article_files, parse_article, read_article, read_corpus
+from semsearch.index.articles import (
+    CorpusTally,
+    find_article_files,
+    parse_article,
+    read_article,
+    read_corpus,
+)
 from semsearch.index.errors import CorpusError
 from tests.conftest import SEED_FILE, SEEDS
 
@@ -59,13 +65,21 @@ def test_empty_and_binary_files_are_skipped_with_warning(
     )
 
 
-def test_corpus_is_recursive_sorted_and_only_txt(tmp_path: Path) -> None:
-    for name in ["b/2.txt", "a.txt", "b/1.txt", "notes.md", "c/deep/3.txt"]:
+def test_corpus_is_recursive_sorted_and_only_of_the_formats_asked(tmp_path: Path) -> None:
+    for name in ["b/2.txt", "a.txt", "b/1.txt", "notes.md", "c/deep/3.txt", "scan.pdf"]:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"Title {name}\n\nBody text here.\n")
-    ids = [a.id for a in read_corpus(tmp_path, lambda _: None)]
+    tally = CorpusTally()
+    ids = [a.id for a in read_corpus(tmp_path, lambda _: None, formats=("txt",), tally=tally)]
     assert ids == ["a.txt", "b/1.txt", "b/2.txt", "c/deep/3.txt"]
+    assert (tally.files, tally.ignored) == ({"txt": 4}, {".md": 1, ".pdf": 1})
+    assert tally.ignored_files == [
+        "notes.md (md, not in --formats txt)",
+        "scan.pdf (not an article format)",
+    ]
+    every = [a.id for a in read_corpus(tmp_path, lambda _: None)]  # all formats by default
+    assert every == ["a.txt", "b/1.txt", "b/2.txt", "c/deep/3.txt", "notes.md"]
 
 
 def test_symlink_loop_does_not_hang(tmp_path: Path) -> None:

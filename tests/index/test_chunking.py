@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from semsearch.index.articles import parse_article, read_article
+from semsearch.index.articles import Article, parse_article, read_article
 from semsearch.index.chunking import (
     chunk_article,
     chunk_articles,
@@ -13,6 +15,7 @@ from semsearch.index.chunking import (
     sentences,
     split_long_text,
 )
+from semsearch.index.readers.model import assemble
 from tests.conftest import SEED_FILE, SEEDS
 
 SEED_FIRST_WORDS = [
@@ -196,3 +199,58 @@ def test_sentences_of_a_passage() -> None:
         "Then the café closed early",
     ]  # "Yes." is too short to stand alone
     assert sentences("") == [] and sentences("   ") == [] and sentences("Two words.") == []
+
+
+def with_roles(*blocks: tuple[str, str]) -> Article:
+    """An article of blocks whose reader gave them roles (as HTML and Markdown readers do)."""
+    return Article("a.html", Path("a.html"), "The title", assemble(blocks))
+
+
+def test_a_heading_role_is_a_heading_whatever_its_punctuation() -> None:
+    article = with_roles(
+        ("Why did the council vote for it?", "heading"),  # a question: text rules say paragraph
+        ("The council approved the plan by eleven votes to four.", "paragraph"),
+        ("What comes next", "heading"),
+        ("Construction begins next spring if the survey finds no harm.", "paragraph"),
+    )
+    assert [label for label, _ in classify_blocks(article)] == [
+        "heading", "paragraph", "heading", "paragraph"]  # fmt: skip
+    chunks = chunk_article(article)
+    assert [(c.heading, c.text[:16]) for c in chunks] == [
+        ("Why did the council vote for it?", "The council appr"),
+        ("What comes next", "Construction beg"),
+    ]
+    assert chunks[0].embed_text.startswith("The title\nWhy did the council vote for it?\n")
+
+
+def test_a_paragraph_role_is_never_relabelled_a_heading_or_fragment() -> None:
+    article = with_roles(
+        ("A short line", "paragraph"),  # a heading by the plain-text rules
+        ("A full paragraph that follows the short line above.", "paragraph"),
+        ("one more short line", "paragraph"),  # a fragment by the plain-text rules
+        ("another", "paragraph"),
+    )
+    assert [label for label, _ in classify_blocks(article)] == ["paragraph"] * 4
+    chunks = chunk_article(article)
+    assert {c.heading for c in chunks} == {""}
+    # Tiny paragraphs still merge with a neighbour, whatever their role.
+    assert [c.text for c in chunks] == [
+        "A short line\n\nA full paragraph that follows the short line above.\n\n"
+        "one more short line\n\nanother"
+    ]
+
+
+def test_boilerplate_and_the_title_are_dropped_whatever_the_role() -> None:
+    article = with_roles(
+        ("The title", "heading"),
+        ("Advertisement", "paragraph"),
+        ("A real paragraph of the article, long enough to stand.", "paragraph"),
+    )
+    assert [label for label, _ in classify_blocks(article)] == [
+        "boilerplate", "boilerplate", "paragraph"]  # fmt: skip
+
+
+def test_blocks_without_a_role_keep_the_plain_text_rules() -> None:
+    plain = parse_article("a.txt", "T\n\nIntro sentence here.\n\nA heading\n\nBody under it.")
+    assert all(block.role == "" for block in plain.blocks)
+    assert [label for label, _ in classify_blocks(plain)] == ["paragraph", "heading", "paragraph"]

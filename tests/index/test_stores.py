@@ -17,7 +17,7 @@ from semsearch.index.errors import IndexNotFound, StoreUnavailable
 from semsearch.index.faiss_store import FaissStore
 from semsearch.index.milvus_store import MilvusStore
 from semsearch.index.records import SentenceVectors
-from semsearch.index.stores import Store
+from semsearch.index.stores import PassageFilter, Store
 from semsearch.search.errors import InvalidQuery
 from semsearch.search.service import SearchService
 from semsearch.search.settings import Settings
@@ -144,12 +144,11 @@ def test_article_filter_on_both_legs(seeded) -> None:
     store, embedder, _ = seeded
     article = "000_9d59a1cdc1672ff3.txt"
     query = embedder.embed_query("energy")
-    assert store.dense_search(query, 5, article=article) == store.dense_search(query, 5)
-    assert store.dense_search(query, 5, article="other.txt") == []
-    assert store.lexical_search(["energy"], 5, article=article) == store.lexical_search(
-        ["energy"], 5
-    )
-    assert store.lexical_search(["energy"], 5, article='x" or id >= 0 or "') == []
+    only = PassageFilter(article=article)
+    assert store.dense_search(query, 5, only) == store.dense_search(query, 5)
+    assert store.dense_search(query, 5, PassageFilter(article="other.txt")) == []
+    assert store.lexical_search(["energy"], 5, only) == store.lexical_search(["energy"], 5)
+    assert store.lexical_search(["energy"], 5, PassageFilter(article='x" or id >= 0 or "')) == []
 
 
 def test_lexical_stems_and_hostile_terms(seeded) -> None:
@@ -494,15 +493,15 @@ def test_an_article_filter_finds_any_article_id(backend: Store, tmp_path: Path) 
     try:
         query = embedder.embed_query("power talks")
         for name in ODD_IDS:
-            dense = store.dense_search(query, 5, article=name)
-            lexical = store.lexical_search(["power"], 5, article=name)
+            dense = store.dense_search(query, 5, PassageFilter(article=name))
+            lexical = store.lexical_search(["power"], 5, PassageFilter(article=name))
             assert len(dense) == len(lexical) == 1 and dense[0][0] == lexical[0][0]
             assert store.chunks([dense[0][0]])[dense[0][0]].article_id == name
             found = store.article(name)
             assert found is not None and found.id == name
         for none in ["a\nb", "a\x00b", "\r", "\t", "\x1b", '"', "\\", "\\n", 'a" or "1" == "1']:
-            assert store.dense_search(query, 5, article=none) == []
-            assert store.lexical_search(["power"], 5, article=none) == []
+            assert store.dense_search(query, 5, PassageFilter(article=none)) == []
+            assert store.lexical_search(["power"], 5, PassageFilter(article=none)) == []
             assert store.article(none) is None
         service = SearchService(store, embedder, settings_for(backend, tmp_path))
         for mode in ("hybrid", "dense", "lexical"):

@@ -214,7 +214,7 @@ def test_the_search_page_keeps_its_generation_through_a_reload(seeded) -> None:
     with TestClient(app, raise_server_exceptions=False) as client:
         holder = app.state.holder
         served = holder.get()
-        real_search = served.search
+        real_search = served.search_page  # what the page calls
         reloaded: list[str] = []
 
         def search_across_a_reload(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -224,7 +224,7 @@ def test_the_search_page_keeps_its_generation_through_a_reload(seeded) -> None:
                 reloaded.append(holder.reload().generation)
             return real_search(*args, **kwargs)
 
-        served.search = search_across_a_reload  # type: ignore[method-assign]
+        served.search_page = search_across_a_reload  # type: ignore[method-assign]
         page = client.get("/", params={"q": "power talks"}, headers={"accept": "text/html"})
         assert reloaded == ["gen-2"]
         assert page.status_code == 200, page.text[:500]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,48 @@ def test_index_command_reports_and_reuses(copy_seeds: Path, tmp_path: Path) -> N
     assert f"Indexed {tmp_path / 'ix'}/gen-3" in edited.stdout
 
 
+@pytest.mark.model
+def test_index_summary_counts_formats_and_ignored_files(tmp_path: Path) -> None:
+    seeds = tmp_path / "mixed"
+    (seeds / "energy").mkdir(parents=True)
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "articles"
+    for name in ("export.jsonl", "garden-notes.md"):
+        shutil.copy(fixtures / name, seeds / name)
+    shutil.copy(fixtures / "harbour.html", seeds / "energy" / "harbour.html")
+    (seeds / "notes.txt").write_text("Notes\n\nA plain text note about the harbour turbines.\n")
+    (seeds / "scan.pdf").write_bytes(b"%PDF-1.4")
+    args = ["index", "--seeds", str(seeds), "--index", str(tmp_path / "ix")]
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    rows = [re.sub(r" {2,}", "|", line.strip()) for line in first.stdout.splitlines()]
+    assert {
+        "articles|6",
+        "by format|1 txt, 1 md, 1 html, 3 jsonl (1 file)",
+        "files skipped|0",
+        "JSONL lines skipped|1",
+        "files ignored|1 .pdf",
+    } <= set(rows)
+    assert "export.jsonl:3: skipped, not valid JSON" in first.stderr
+    again = run(*args, "-v")
+    assert again.exit_code == 0, again.output
+    assert " ".join(again.stdout.split()).startswith(
+        f"Up to date: {tmp_path / 'ix'}/gen-1 was built from the same 6 articles,"
+    )
+    assert "Ignored: 1 .pdf." in " ".join(again.stdout.split())
+    assert "ignored: scan.pdf (not an article format)" in again.stdout.splitlines()
+    found = run("search", "crab and lobster stocks", "-k", "1", "--index", str(tmp_path / "ix"))
+    assert found.stdout.startswith("1. Harbour town bets on tidal power  energy/harbour.html ¶5")
+    only_md = run(*args, "--formats", "md", "-v")
+    assert only_md.exit_code == 0, only_md.output
+    rows = [re.sub(r" {2,}", "|", line.strip()) for line in only_md.stdout.splitlines()]
+    assert {
+        "articles|1",
+        "by format|1 md",
+        "files ignored|1 .html, 1 .jsonl, 1 .pdf, 1 .txt",
+    } <= set(rows)
+    assert "ignored: energy/harbour.html (html, not in --formats md)" in only_md.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -86,6 +129,10 @@ def test_index_command_reports_and_reuses(copy_seeds: Path, tmp_path: Path) -> N
         (["search", "power", "-k", "0"], "k must be a whole number from 1 to 100"),
         (["search", "power", "--mode", "fuzzy"], "unknown mode 'fuzzy'"),
         (["index", "--seeds", "{tmp}/missing"], "articles folder {tmp}/missing does not exist"),
+        (
+            ["index", "--seeds", "{tmp}", "--formats", "txt,pdf"],
+            "unknown format 'pdf' in --formats: use txt, md, html, jsonl",
+        ),
     ],
 )
 def test_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -202,4 +249,14 @@ def test_a_malformed_current_is_one_line_naming_the_fix(
     assert done.stderr.startswith(f"semsearch: error: {fake_index / 'CURRENT'} names {current!r}")
     assert done.stderr.endswith(
         ": write gen-1 (the newest generation) into it, or run `semsearch index`\n"
+    )
+
+
+def test_a_bad_formats_setting_fails_before_the_model_loads(tmp_path: Path) -> None:
+    env = {"SEMSEARCH_FORMATS": "md,docx", "SEMSEARCH_MODEL": str(tmp_path / "no-such-model")}
+    args = ["index", "--seeds", str(tmp_path), "--index", str(tmp_path / "ix")]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "semsearch: error: unknown format 'docx' in --formats: use txt, md, html, jsonl\n"
     )

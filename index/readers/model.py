@@ -1,0 +1,148 @@
+"""What every reader makes: `Article`s of `Block`s, and the helpers the readers share.
+
+Block offsets (`start`, `end`) are character offsets into the text the article shows: for a
+.txt file, the decoded file itself; for HTML, Markdown and a JSONL line, the text the reader
+extracted (for HTML and Markdown, the blocks joined by blank lines, as `assemble` lays them out;
+for JSONL, the line's `text` field).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "JOINER",
+    "Article",
+    "Block",
+    "Role",
+    "Source",
+    "Warn",
+    "assemble",
+    "iso_date",
+    "metadata_text",
+]
+
+Warn = Callable[[str], None]
+Role = Literal["", "heading", "paragraph"]
+# What separates two blocks in the text a reader extracts (HTML, Markdown).
+JOINER = "\n\n"
+
+
+@dataclass(frozen=True)
+class Block:
+    """A run of text between blank lines, with its character span in the source.
+
+    `role` is what a reader that knows the document's structure says the block is: "heading"
+    (an <h2>, a Markdown heading: context for the paragraphs under it) or "paragraph"; "" leaves
+    it to the chunker's rules for plain text (short lines without punctuation are headings).
+    """
+
+    text: str
+    start: int
+    end: int
+    role: Role = ""
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article: its id (path relative to the corpus root), title, body blocks and metadata.
+
+    Metadata: `section` (given by the source, else the article's top folder, "" at the root),
+    `published` (an ISO date, YYYY-MM-DD, or None), `author` and `url` ("" when unknown).
+    """
+
+    id: str
+    path: Path
+    title: str
+    blocks: tuple[Block, ...]
+    encoding: str = "utf-8"
+    section: str = ""
+    published: str | None = None
+    author: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a reader's articles come from: the file, its id (its path relative to the corpus
+    root, in warnings and as the article id) and the section its folder gives."""
+
+    path: Path
+    id: str
+
+    @property
+    def section(self) -> str:
+        """The top folder of the file under the corpus root; "" for a file at the root."""
+        folder, slash, _ = self.id.partition("/")
+        return folder if slash else ""
+
+
+def assemble(parts: Iterable[tuple[str, Role]]) -> tuple[Block, ...]:
+    """Blocks for texts laid out one after another, separated by `JOINER`: each block's span is
+    its place in that text (empty texts are left out)."""
+    blocks: list[Block] = []
+    position = 0
+    for text, role in parts:
+        if not text:
+            continue
+        if blocks:
+            position += len(JOINER)
+        blocks.append(Block(text, position, position + len(text), role))
+        position += len(text)
+    return tuple(blocks)
+
+
+def metadata_text(value: object) -> str:
+    """A metadata value (front matter, JSON) as one line of text: a list is joined with commas;
+    None is ""."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(metadata_text(item) for item in value if item is not None)
+    return " ".join(str(value).split())
+
+
+def iso_date(value: object, where: str, warn: Warn) -> str | None:
+    """`value` (a date, a datetime, or text such as 2024-03-05 or 2024-03-05T09:30:00Z) as
+    YYYY-MM-DD; None when absent, and None with a warning naming `where` when not understood."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = str(value).strip()
+    found = _parse_date(text)
+    if found is None:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        warn(f"{where}: published date {shown!r} not understood, left empty: use YYYY-MM-DD")
+    return found
+
+
+def _parse_date(text: str) -> str | None:
+    """YYYY-MM-DD from an ISO date or datetime, or None."""
+    date, separator, clock = text[:10], text[10:11], text[11:]
+    if separator and (separator not in "Tt " or not _time_ok(clock)):
+        return None
+    try:
+        return dt.date.fromisoformat(date).isoformat()
+    except ValueError:
+        return None
+
+
+def _time_ok(text: str) -> bool:
+    """Whether `text` is the time part of an ISO datetime (hh:mm[:ss[.fff]] and a zone)."""
+    clock = text.rstrip("Zz")
+    for sign in "+-":
+        if sign in clock:
+            clock = clock.partition(sign)[0]
+    clock = clock.partition(".")[0]
+    try:
+        dt.time.fromisoformat(clock)
+    except ValueError:
+        return False
+    return True
