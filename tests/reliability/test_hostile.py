@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-import semsearch.index.articles
+import semsearch.index.readers.files
 from semsearch.index.builder import build_index
 from semsearch.index.errors import CorpusError
 from semsearch.search.cli import app as cli
@@ -309,7 +309,7 @@ def test_unreadable_file(copy_seeds: Path, tmp_path: Path, monkeypatch) -> None:
                 raise PermissionError(13, "Permission denied", str(path))
             return real_open(path, *args, **kwargs)
 
-        monkeypatch.setattr(semsearch.index.articles, "open", deny, raising=False)
+        monkeypatch.setattr(semsearch.index.readers.files, "open", deny, raising=False)
     ids, warnings = index_with(copy_seeds, tmp_path)
     assert warnings == ["secret.txt: skipped, cannot be read (Permission denied)"]
     assert SEED_FILE.name in ids
