@@ -44,6 +44,7 @@ def post(body: Any, content_type: str = "application/json") -> dict:
 
 
 LIMITS = "tests/reliability/test_limits.py::"
+READERS = "tests/index/test_readers.py::"
 
 
 def page(url: str, **params: Any) -> dict:
@@ -364,4 +365,12 @@ ELSEWHERE = {
     "test_long_queries_keep_the_highlight_cache_within_its_bytes",
     "tokens that fold to long text": "tests/index/test_caches.py::"
     "test_stems_of_tokens_that_fold_long_are_not_kept",
+    "bad JSONL lines": READERS + "test_jsonl_bad_lines_name_file_and_line",
+    "a web page with no article": READERS
+    + "test_a_page_without_article_text_is_skipped_with_one_warning",
+    "bad Markdown front matter or date": READERS
+    + "test_markdown_bad_front_matter_and_bad_date_are_warnings",
+    "files of other types": READERS + "test_a_folder_of_other_files_says_what_it_ignored",
+    "a bad `--formats`": "tests/search/test_cli.py::"
+    "test_a_bad_formats_setting_fails_before_the_model_loads",
 }
