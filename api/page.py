@@ -16,7 +16,8 @@ from fastapi.templating import Jinja2Templates
 from semsearch.api.metrics import record_search
 from semsearch.index.errors import SemsearchError
 from semsearch.index.records import ArticleRecord
-from semsearch.search.errors import InvalidQuery
+from semsearch.search.errors import InvalidQuery, UnknownPassage
+from semsearch.search.hits import Hit, shown_answer
 from semsearch.search.query import MAX_K, MAX_QUERY_CHARS, MAX_RESULTS, MODES
 from semsearch.search.serving import ServiceHolder
 from semsearch.search.text import highlight_spans, mark
@@ -89,12 +90,15 @@ def search_page(
     after: str | None = None,
     before: str | None = None,
     offset: str | None = None,
+    similar: str | None = None,
 ) -> HTMLResponse:
-    """The search page: a search box, and for `?q=...` the best passages with matched words marked.
+    """The search page: a search box, and for `?q=...` the best passages with matched words marked
+    and each one's answer sentence underlined.
 
     Takes the same `q`, `mode`, `k`, `section`, `after`, `before` and `offset` as GET /search;
     a bad value is shown on the page. Below the hits: a link to the next ones, and the sections
-    of the query's first results, each a link that adds it to the query.
+    of the query's first results, each a link that adds it to the query. Each hit links to the
+    passages similar to it: `?similar=<chunk id>` (with `k`) lists those instead of a search.
     """
     holder: ServiceHolder = request.app.state.holder
     mode = mode if mode in MODES else holder.settings.default_mode
@@ -112,6 +116,7 @@ def search_page(
         "filters": {"section": sections, "after": after or "", "before": before or ""},
         "more": None,
         "facets": [],
+        "similar": None,
     }
     status = 200
     try:
@@ -132,7 +137,20 @@ def search_page(
                     f"{MAX_RESULTS - context['k']} with {context['k']} results, not {shown!r}"
                 )
             context["offset"] = skipped
-        if q is not None and q.strip():
+        if similar not in (None, ""):
+            chunk_id = _number(similar)
+            if chunk_id is None:
+                shown = similar if len(similar) <= 20 else similar[:20] + "…"
+                raise InvalidQuery(
+                    f"a passage is named by its chunk id, a whole number, not {shown!r}"
+                )
+            started = time.perf_counter()
+            with holder.lease() as service:
+                found = service.similar(chunk_id, context["k"])
+            context["took_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            context["similar"] = chunk_id
+            context["hits"] = [_shown(hit, None, mode, context["k"]) for hit in found]
+        elif q is not None and q.strip():
             timings: dict[str, float] = {}
             started = time.perf_counter()
             # Leased, as for /search: a reload during the search never closes it underneath.
@@ -144,17 +162,7 @@ def search_page(
             context["took_ms"] = round((time.perf_counter() - started) * 1000, 1)
             record_search(request, mode, timings)
             here = {"q": q, "mode": mode, "k": context["k"], "after": after, "before": before}
-            context["hits"] = [
-                {
-                    "hit": hit,
-                    "url": _article_url(
-                        hit.article_id, q=q, mode=mode, k=context["k"], p=hit.paragraph
-                    ),
-                    "about": [part for part in (hit.section, hit.published, hit.author) if part],
-                    "source": _source(hit.url),
-                }
-                for hit in page.hits
-            ]
+            context["hits"] = [_shown(hit, q, mode, context["k"]) for hit in page.hits]
             if page.more:
                 next_offset = context["offset"] + context["k"]
                 context["more"] = _page_url(**here, section=sections, offset=next_offset)
@@ -176,10 +184,26 @@ def search_page(
     except InvalidQuery as error:
         context["error"] = {"title": "That search cannot be run", "detail": str(error)}
         status = 422
+    except UnknownPassage as error:
+        context["error"] = {"title": "No such passage", "detail": str(error)}
+        status = 404
     except SemsearchError as error:
         context["error"] = {"title": "Search is not available yet", "detail": str(error)}
         status = 503
     return templates.TemplateResponse(request, "search.html", context, status_code=status)
+
+
+def _shown(hit: Hit, q: str | None, mode: str, k: int) -> dict[str, Any]:
+    """What the page shows of a hit: its text marked (query words, answer sentence), links to
+    its article and to the passages similar to it, its metadata."""
+    return {
+        "hit": hit,
+        "html": mark(hit.text, hit.highlights, shown_answer(hit)),
+        "url": _article_url(hit.article_id, q=q, mode=mode, k=k, p=hit.paragraph),
+        "similar": _page_url(similar=str(hit.chunk_id), k=k),  # (0 is an id here)
+        "about": [part for part in (hit.section, hit.published, hit.author) if part],
+        "source": _source(hit.url),
+    }
 
 
 def article_page(request: Request, article_id: str, record: ArticleRecord | None) -> HTMLResponse:

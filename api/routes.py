@@ -6,9 +6,9 @@ import dataclasses
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from semsearch.api.deps import GENERATION_HEADER, Service
 from semsearch.api.metrics import record_search
@@ -23,6 +23,8 @@ from semsearch.api.schemas import (
     StatsResponse,
 )
 from semsearch.api.security import is_admin
+from semsearch.search.errors import UnknownPassage
+from semsearch.search.query import MAX_K
 from semsearch.search.service import Hit, SearchService
 from semsearch.search.serving import ServiceHolder
 
@@ -62,6 +64,18 @@ def _search(
     )
     took_ms = round((time.perf_counter() - started) * 1000, 2)
     record_search(request, mode, timings)
+    return _hits_response(service, query, mode, k, offset, took_ms, hits)
+
+
+def _hits_response(
+    service: SearchService,
+    query: str,
+    mode: str,
+    k: int,
+    offset: int,
+    took_ms: float,
+    hits: list[Hit],
+) -> Response:
     body = SearchResponse(
         query=query,
         mode=mode,
@@ -121,6 +135,34 @@ def search_post(body: SearchRequest, service: Service, request: Request) -> Resp
         body.before,
         body.offset,
     )
+
+
+@router.get(
+    "/passages/{chunk_id}/similar",
+    response_model=SearchResponse,
+    tags=["search"],
+    responses={404: {"description": "no passage has this chunk id"}},
+)
+def similar(
+    chunk_id: Annotated[int, Path(ge=0, description="a hit's `chunk_id`")],
+    service: Service,
+    request: Request,
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="number of hits")] = 10,
+) -> Response:
+    """The passages nearest in meaning to passage `chunk_id`, itself and its near-duplicates
+    left out: the hits of /search, dense only (`query` says "similar to passage N").
+
+    A client that asks for HTML (a browser) is sent to the search page listing them.
+    """
+    if wants_html(request):
+        return RedirectResponse(f"/?similar={chunk_id}&k={k}", status_code=303)
+    started = time.perf_counter()
+    try:
+        hits = service.similar(chunk_id, k)
+    except UnknownPassage as error:
+        raise HTTPException(status_code=404, detail=str(error)) from None
+    took_ms = round((time.perf_counter() - started) * 1000, 2)
+    return _hits_response(service, f"similar to passage {chunk_id}", "dense", k, 0, took_ms, hits)
 
 
 @router.get("/health", response_model=HealthResponse, tags=["meta"])

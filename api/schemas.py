@@ -26,6 +26,7 @@ from semsearch.search.query import (
 from semsearch.search.service import MAX_K, MAX_QUERY_CHARS, check_query_text
 
 __all__ = [
+    "AnswerModel",
     "ArticleResponse",
     "HealthResponse",
     "HitModel",
@@ -138,6 +139,15 @@ class SearchParams(_Filtered):
     _check_sections = field_validator("section")(_sections)
 
 
+class AnswerModel(BaseModel):
+    """A span of a hit's `text`: [start, end) character offsets."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    start: int
+    end: int
+
+
 class HitModel(BaseModel):
     """One ranked passage; `snippet` is HTML-escaped text with query terms in <mark>."""
 
@@ -166,6 +176,11 @@ class HitModel(BaseModel):
     lexical_score: float | None
     also_in: list[str] = Field(
         description="other articles holding a near-duplicate of this passage"
+    )
+    answer: AnswerModel | None = Field(
+        None,
+        description="the sentence of `text` nearest to the query's vector, [start, end); null "
+        "in lexical mode, for similar passages, and where the index keeps no sentence vectors",
     )
 
 

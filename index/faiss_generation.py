@@ -342,15 +342,47 @@ class FaissGeneration:
         -inf for a passage with no sentence vector (none long enough, or a generation built
         without them: see `capabilities`).
         """
+        best = np.full(len(ids), -np.inf)
+        found = self._sentence_scores(ids, vector)
+        if found is not None:
+            scores, firsts, has = found
+            best[has] = np.maximum.reduceat(scores, firsts[has])
+        return best
+
+    def best_sentences(self, ids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each passage, the number (from 0, in `index.chunking.sentences` order) of its
+        sentence with the largest inner product with the vector (the first of ties), and that
+        product; -1 and -inf for a passage with no sentence vector."""
+        best = np.full(len(ids), -1, dtype=np.int64)
+        products = np.full(len(ids), -np.inf)
+        found = self._sentence_scores(ids, vector)
+        if found is not None:
+            scores, firsts, has = found
+            starts = firsts[has]
+            top = np.maximum.reduceat(scores, starts)
+            products[has] = top
+            # Each row's number within its passage; the best rows keep theirs, the rest a
+            # number past every passage's, so that the minimum per passage is its first best.
+            counts = np.diff(np.append(starts, len(scores)))
+            local = np.arange(len(scores), dtype=np.int64) - np.repeat(starts, counts)
+            local[scores < np.repeat(top, counts)] = len(scores)
+            best[has] = np.minimum.reduceat(local, starts)
+        return best, products
+
+    def _sentence_scores(
+        self, ids: np.ndarray, vector: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The inner product of the vector with each sentence of these passages, passage after
+        passage; where each passage's rows start in them; which passages have any. None when
+        no passage has a sentence vector."""
         wanted = np.asarray(ids, dtype=np.int64)
-        best = np.full(len(wanted), -np.inf)
         if not self.capabilities.sentence_vectors or not len(wanted):
-            return best
+            return None
         offsets, vectors = self._sentence_index()
         starts, counts = offsets[wanted], offsets[wanted + 1] - offsets[wanted]
         has = counts > 0
         if not has.any():
-            return best
+            return None
         # Row numbers of every wanted passage's sentences, passage after passage.
         firsts = np.cumsum(counts) - counts
         rows = np.arange(counts.sum(), dtype=np.int64) + np.repeat(starts - firsts, counts)
@@ -363,8 +395,7 @@ class FaissGeneration:
                 1, faiss.swig_ptr(query), len(rows), faiss.swig_ptr(scores),
                 faiss.swig_ptr(rows.reshape(1, -1)),
             )  # fmt: skip
-        best[has] = np.maximum.reduceat(scores[0], firsts[has])
-        return best
+        return scores[0], firsts, has
 
     def _sentence_index(self) -> tuple[np.ndarray, Any]:
         """The sentence offsets and an exact FAISS index of the sentence vectors (ids = rows),

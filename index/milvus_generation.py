@@ -217,6 +217,10 @@ class MilvusGeneration:
         """No sentence vectors here: -inf for every passage (see `capabilities`)."""
         return np.full(len(ids), -np.inf)
 
+    def best_sentences(self, ids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """No sentence vectors here: -1 and -inf for every passage (see `capabilities`)."""
+        return np.full(len(ids), -1, dtype=np.int64), np.full(len(ids), -np.inf)
+
     def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for offset in range(0, len(ids), QUERY_BATCH):

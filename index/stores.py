@@ -183,6 +183,12 @@ class PassageStore(Protocol):
         """Per passage, the best inner product with its sentences; -inf where it has none."""
         ...
 
+    def best_sentences(self, ids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per passage, which of its sentences (`index.chunking.sentences` of its text, counted
+        from 0) has the largest inner product with the vector, and that product; -1 and -inf
+        where it has none."""
+        ...
+
     def lexical_search(
         self, terms: Sequence[str], k: int, where: PassageFilter | None = None
     ) -> list[tuple[int, float]]:

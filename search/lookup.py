@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from semsearch.search.query import check_offset, make_filter
+from semsearch.search.errors import InvalidQuery
+from semsearch.search.query import MAX_K, check_offset, make_filter
 from semsearch.search.service import Hit, SearchService, validate_query
 from semsearch.search.settings import Settings
 
-__all__ = ["Lookup", "search_once"]
+__all__ = ["Lookup", "search_once", "similar_once"]
 
 
 @dataclass(frozen=True)
@@ -64,3 +65,24 @@ def search_once(
     finally:
         service.close()
     return Lookup(query, mode, k, hits, took_ms, timings)
+
+
+def similar_once(settings: Settings, chunk_id: int, *, k: int = 10) -> Lookup:
+    """The passages nearest to passage `chunk_id` in the configured index
+    (`SearchService.similar`); the Lookup's query is "similar to passage N", its mode "dense".
+
+    Raises:
+        InvalidQuery: a k out of range, a bad chunk id (checked before the model loads).
+        UnknownPassage: no passage has this chunk id.
+        IndexNotFound: nothing is built yet (and its kin for an unusable index).
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InvalidQuery(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+    service = SearchService.open(settings)
+    try:
+        started = time.perf_counter()
+        hits = service.similar(chunk_id, k)
+        took_ms = round((time.perf_counter() - started) * 1000, 2)
+    finally:
+        service.close()
+    return Lookup(f"similar to passage {chunk_id}", "dense", k, hits, took_ms)

@@ -20,9 +20,10 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 from semsearch.index.embedding import Embedder
+from semsearch.index.errors import IndexIncompatible
 from semsearch.index.records import ArticleRecord
 from semsearch.index.stores import PassageFilter, PassageStore
-from semsearch.search.errors import InvalidQuery
+from semsearch.search.errors import InvalidQuery, UnknownPassage
 from semsearch.search.fusion import (
     Ranking,
     add_article_words,
@@ -93,6 +94,7 @@ class _Ranked(NamedTuple):
     lexical: list[tuple[int, float]]  # the lexical leg, best first
     keys: tuple[Any, Any] | None  # the store's passage keys, when already looked up
     cosines: Ranking | None  # bounded fusion: the cosine of every candidate, both legs'
+    vector: np.ndarray | None = None  # the query's vector (none in lexical mode)
 
 
 def _cores() -> int:
@@ -414,7 +416,8 @@ class SearchService:
             )
         if mode == "hybrid":
             clock.lap("fuse", None)
-        return _Ranked(ranked, dense_leg.pairs(), lexical, keys, cosines)
+        embedded = vector if mode in ("hybrid", "dense") else None
+        return _Ranked(ranked, dense_leg.pairs(), lexical, keys, cosines, embedded)
 
     def _complete_dense(self, dense: Ranking, lexical: Ranking, vector: np.ndarray) -> Ranking:
         """The dense leg, with the exact cosine of each lexical candidate it did not return.
@@ -484,7 +487,8 @@ class SearchService:
         collapse: bool,
         offset: int = 0,
     ) -> list[Hit]:
-        """The hits `ranked` shows, explained by `legs` (`search.hits.build_hits`)."""
+        """The hits `ranked` shows, explained by `legs` (`search.hits.build_hits`), each with
+        its answer sentence where the query has a vector."""
         return build_hits(
             self.store,
             query,
@@ -496,7 +500,48 @@ class SearchService:
             max_per_article,
             collapse,
             offset,
+            legs.vector,
         )
+
+    def similar(self, chunk_id: int, k: int = 10) -> list[Hit]:
+        """The `k` passages nearest to a passage's stored vector, best first, as hits with their
+        cosine as score and dense score (no highlights, no answer).
+
+        The passage itself and its near-duplicates (the same text in other articles) are left
+        out, and near-duplicates among the rest are shown once (`also_in`), as by `search`.
+
+        Raises:
+            InvalidQuery: `chunk_id` is not a whole number from 0, `k` not from 1 to 100, or
+                the generation's vectors cannot be read back (a rebuild keeps them).
+            UnknownPassage: no passage has this chunk id.
+        """
+        if isinstance(chunk_id, bool) or not isinstance(chunk_id, int) or chunk_id < 0:
+            raise InvalidQuery(f"a chunk id is a whole number from 0, got {chunk_id!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InvalidQuery(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+        with self._turn(None):
+            # (Chunk ids are 64-bit in both stores: a larger one names no passage.)
+            if chunk_id >= 2**63 or chunk_id not in self.store.chunks([chunk_id]):
+                raise UnknownPassage(
+                    f"no passage has chunk id {chunk_id} in index generation "
+                    f"{self.store.generation}"
+                )
+            try:
+                vector = self.store.vectors(np.array([chunk_id], dtype=np.int64))[0]
+            except IndexIncompatible as error:
+                raise InvalidQuery(
+                    f"similar passages need the passages' vectors: {error}"
+                ) from None
+            # Deep enough that leaving out the passage, its duplicates and the duplicates among
+            # the rest still leaves k (as `search`, the same depth whatever k is).
+            same = {chunk_id, *(other for other, _, _ in self.store.duplicates_of(chunk_id))}
+            found = [
+                pair
+                for pair in self.store.dense_search(vector, FUSION_DEPTH)
+                if pair[0] not in same
+            ]
+            ranked = self._collapse(Ranking.of(found))
+            return build_hits(self.store, "", ranked, found, [], None, k, None, True)
 
     def article(self, article_id: str) -> ArticleRecord | None:
         """An article's title and passages, or None when unknown."""

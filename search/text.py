@@ -129,8 +129,20 @@ def highlight_spans(text: str, query: str) -> list[tuple[int, int]]:
     return [(word.start(), word.end()) for word in words if _stem(word.group()) in wanted]
 
 
-def mark(text: str, spans: Sequence[tuple[int, int]]) -> str:
-    """HTML-escaped text with each span wrapped in <mark>…</mark>."""
+def mark(text: str, spans: Sequence[tuple[int, int]], answer: tuple[int, int] | None = None) -> str:
+    """HTML-escaped text with each span wrapped in <mark>…</mark>, and the `answer` span (when
+    given) in <span class="answer">…</span> around them: a mark that crosses its edges is cut
+    there, so that the tags nest."""
+    if answer is not None:
+        start, end = answer
+        inside = [(max(a, start) - start, min(b, end) - start) for a, b in spans]
+        return (
+            mark(text[:start], [(a, min(b, start)) for a, b in spans if a < start])
+            + '<span class="answer">'
+            + mark(text[start:end], [(a, b) for a, b in inside if a < b])
+            + "</span>"
+            + mark(text[end:], [(max(a, end) - end, b - end) for a, b in spans if b > end])
+        )
     parts, position = [], 0
     for start, end in spans:
         parts.append(html.escape(text[position:start]))

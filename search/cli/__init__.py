@@ -1,4 +1,4 @@
-"""The `semsearch` command line: index, search, serve, eval, bench, info.
+"""The `semsearch` command line: index, search, similar, serve, eval, bench, info.
 
 Each command parses its options, calls one library function of `semsearch.search` and prints
 what it returns; the shared options are in `options`, the consoles, errors and progress bars
@@ -22,6 +22,7 @@ from semsearch.search.cli.options import optional_ray_address
 from semsearch.search.cli.output import out
 from semsearch.search.cli.search_cmd import search_command
 from semsearch.search.cli.serve_cmd import serve_command
+from semsearch.search.cli.similar_cmd import similar_command
 
 __all__ = ["app", "main", "optional_ray_address"]
 
@@ -55,6 +56,7 @@ def _root(
 
 app.command("index")(index_command)
 app.command("search")(search_command)
+app.command("similar")(similar_command)
 app.command("serve")(serve_command)
 app.command("eval")(eval_command)
 app.command("bench")(bench_command)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from semsearch.search.lookup import Lookup
     from semsearch.search.service import Hit
 
-__all__ = ["search_command"]
+__all__ = ["hit_text", "print_hits", "print_json_hits", "search_command"]
 
 # The order in which the stages of a search are timed (`--verbose`).
 STAGES = ("queue", "embed", "faiss", "fts5", "fts5_articles", "lexical_wait", "fuse")
@@ -88,9 +88,9 @@ def search_command(
     if as_jsonl:
         _print_jsonl(found)
     elif as_json:
-        _print_json(found)
+        print_json_hits(found)
     else:
-        _print_hits(found, quiet, verbose)
+        print_hits(found, quiet, verbose)
 
 
 def _print_jsonl(found: Lookup) -> None:
@@ -99,7 +99,7 @@ def _print_jsonl(found: Lookup) -> None:
     )
 
 
-def _print_json(found: Lookup) -> None:
+def print_json_hits(found: Lookup) -> None:
     document = {
         "query": found.query,
         "mode": found.mode,
@@ -110,7 +110,7 @@ def _print_json(found: Lookup) -> None:
     print_json(document, ensure_ascii=False)
 
 
-def _print_hits(found: Lookup, quiet: bool, verbose: bool) -> None:
+def print_hits(found: Lookup, quiet: bool, verbose: bool) -> None:
     if not found.hits:
         out.print(
             f"No passages match {found.query!r}. Try other words or --mode dense.", markup=False
@@ -143,15 +143,31 @@ def _print_hit(hit: Hit, verbose: bool) -> None:
         out.print(Text(f"   {about}", style="dim"))
     if hit.heading:
         out.print(Text(f"   [{hit.heading}]", style="italic"))
-    body = Text(hit.text)
-    for start, end in hit.highlights:
-        body.stylize("bold yellow", start, end)
-    out.print(Text("   ") + body)
+    out.print(Text("   ") + hit_text(hit))
     if hit.also_in:
         out.print(Text(f"   also in: {', '.join(hit.also_in)}", style="dim"))
     if verbose:
         out.print(Text(f"   {_explain(hit)}", style="dim"))
     out.print()
+
+
+def hit_text(hit: Hit) -> Text:
+    """A hit's text with the query's words in bold yellow and its answer sentence underlined,
+    or, where the output has no styles (a pipe, a file), between » and « (not where the
+    sentence is the whole passage: `shown_answer`)."""
+    from semsearch.search.hits import shown_answer  # (numpy: only once there are hits)
+
+    body = Text(hit.text)
+    for start, end in hit.highlights:
+        body.stylize("bold yellow", start, end)
+    answer = shown_answer(hit)
+    if answer is None:
+        return body
+    start, end = answer
+    if out.color_system is not None:
+        body.stylize("underline", start, end)
+        return body
+    return body[:start] + Text("»") + body[start:end] + Text("«") + body[end:]
 
 
 def _explain(hit: Hit) -> str:

@@ -544,3 +544,36 @@ def test_a_milvus_alias_moved_to_another_collection_is_a_clear_error(
         milvus.drop()
         milvus.client().drop_collection(f"{milvus_alias}_other")
         milvus.close()
+
+
+def test_best_sentences_are_each_passages_nearest_sentence(seeded, backend: Store) -> None:
+    from semsearch.index.chunking import sentences
+
+    store, embedder, _ = seeded
+    query = embedder.embed_query("Russia energy infrastructure attacks negotiation table")
+    ids = np.array([12, 3, 17, 0, 3], dtype=np.int64)  # any order, repeats allowed
+    numbers, products = store.best_sentences(ids, query)
+    assert numbers.dtype == np.int64 and len(numbers) == len(products) == len(ids)
+    if isinstance(backend, MilvusStore):  # no sentence vectors: no answer sentence
+        assert not store.capabilities.sentence_vectors
+        assert numbers.tolist() == [-1] * len(ids) and np.isneginf(products).all()
+        return
+    records = store.chunks(ids.tolist())
+    for chunk_id, number, product in zip(ids.tolist(), numbers, products, strict=True):
+        scores = [embedder.embed_query(s) @ query for s in sentences(records[chunk_id].text)]
+        assert number == int(np.argmax(scores))
+        assert product == pytest.approx(max(scores), abs=1e-6)
+    assert products == pytest.approx(store.sentence_similarities(ids, query), abs=1e-6)
+    assert sum(number > 0 for number in numbers) >= 1  # not always the first sentence
+    empty = store.best_sentences(np.zeros(0, dtype=np.int64), query)
+    assert (len(empty[0]), len(empty[1])) == (0, 0)
+
+
+def test_answers_and_similar_through_the_service(seeded, backend: Store, tmp_path: Path) -> None:
+    store, embedder, _ = seeded
+    service = SearchService(store, embedder, settings_for(backend, tmp_path))
+    hits = service.search("negotiation table missiles", k=5, mode="hybrid")
+    answered = [hit.answer is not None for hit in hits]
+    assert any(answered) != isinstance(backend, MilvusStore)  # Milvus: every answer null
+    similar = service.similar(hits[0].chunk_id, k=4)
+    assert len(similar) == 4 and hits[0].chunk_id not in [hit.chunk_id for hit in similar]
