@@ -89,6 +89,12 @@ def search_command(
         _print_jsonl(found)
     elif as_json:
         print_json_hits(found)
+    elif not found.hits and (section or after or before or article or offset):
+        out.print(
+            f"No passages match {found.query!r} with these filters"
+            f"{' past the first ' + str(offset) if offset else ''}: widen them or try other words.",
+            markup=False,
+        )
     else:
         print_hits(found, quiet, verbose)
 

@@ -158,3 +158,5 @@ def test_cli_filters_pages_and_shows_metadata(
     assert all(hit["published"] >= "2005-02-15" for hit in document["hits"])
     bad = runner.invoke(cli, ["search", QUERY, "--index", str(index_dir), "--after", "May"])
     assert bad.exit_code == 2 and "after must be a date written YYYY-MM-DD" in bad.output
+    nothing = search("--after", "2030-01-01")
+    assert nothing.stdout.startswith(f"No passages match {QUERY!r} with these filters")
