@@ -1,4 +1,7 @@
-"""Turn an article into paragraph chunks with provenance: pure functions, no I/O, no model."""
+"""Turn an article into paragraph chunks with provenance: pure functions, no I/O, no model.
+
+Sentences (for splitting long paragraphs and for the sentence vectors): `index.sentences`.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +9,25 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 
 from semsearch.index.articles import Article, Block
+from semsearch.index.sentences import (
+    SENTENCE_MIN_WORDS,
+    segment_spans,
+    sentence_spans,
+    sentences,
+)
 
 __all__ = [
     "DEFAULT_TOKEN_LIMIT",
     "MIN_WORDS",
+    "SENTENCE_MIN_WORDS",
     "Chunk",
     "chunk_article",
     "chunk_articles",
     "classify_blocks",
     "count_words",
+    "sentence_spans",
     "sentences",
     "split_long_text",
 ]
@@ -34,8 +44,6 @@ MIN_WORDS = 5
 MAX_HEADING_WORDS = 12
 # The title and heading prepended for context never take more than this share of the token limit.
 MAX_CONTEXT_SHARE = 0.25
-# A sentence shorter than this is not embedded on its own ("Yes.", a citation, a stray number).
-SENTENCE_MIN_WORDS = 3
 
 _JOINER = "\n\n"
 _SENTENCE_END = tuple(".!?…:;")
@@ -180,75 +188,6 @@ def _join(first: _Paragraph, second: _Paragraph, number: int) -> _Paragraph:
     return _Paragraph(number, first.heading or second.heading, first.blocks + second.blocks)
 
 
-@lru_cache(maxsize=1)
-def _segmenter():  # pysbd takes a moment to build its rules: build them once
-    import pysbd
-
-    return pysbd.Segmenter(language="en", clean=False)
-
-
-def _sentence_spans(text: str) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    position = 0
-    # The segmenter's sentences, without its `segment()` wrapper: that keeps the text on the
-    # shared segmenter (not thread-safe) and compiles a regular expression per sentence to find
-    # spans, which took a third of the chunking time; the spans are found here with str.find.
-    for sentence in _segmenter().processor(text).process():
-        sentence = sentence.strip()
-        if not sentence:
-            continue
-        start = text.find(sentence, position)
-        if start < 0:  # the segmenter changed the text: fall back to one span for the rest
-            break
-        spans.append((start, start + len(sentence)))
-        position = start + len(sentence)
-    if position < len(text.rstrip()):
-        rest = text[position:]
-        stripped = rest.strip()
-        if stripped:
-            start = position + rest.index(stripped[0])
-            spans.append((start, start + len(stripped)))
-    return spans
-
-
-def sentences(text: str) -> list[str]:
-    """The sentences of a passage with at least SENTENCE_MIN_WORDS words, each stripped.
-
-    For the sentence vectors beside each passage (see `index.builder`). Split by sentencex
-    (Wikimedia's rule-based segmenter, in Rust): the 10,700 BBC passages take 0.06 s, where
-    pysbd, which splits the few paragraphs too long for the model, takes 11 s; the two gave the
-    same search quality on both dev sets (scifact-dev hybrid nDCG@10 0.7530 and 0.7535).
-    """
-    return [text[start:end] for start, end in sentence_spans(text)]
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """The (start, end) character offsets in `text` of exactly the sentences `sentences` gives,
-    in order: `text[start:end]` is each sentence (the sentence vectors' rows of a passage).
-
-    sentencex gives each sentence's offsets with its text (the text between them, whitespace
-    included); the span is that, stripped. Where its offsets do not hold its text (never seen),
-    the text is looked for after the previous sentence.
-    """
-    import sentencex
-
-    spans: list[tuple[int, int]] = []
-    position = 0
-    for part in sentencex.get_sentence_boundaries("en", text):
-        raw = part["text"]
-        sentence = raw.strip()
-        if len(sentence.split()) < SENTENCE_MIN_WORDS:
-            continue
-        start = int(part["start_index"]) + len(raw) - len(raw.lstrip())
-        if text[start : start + len(sentence)] != sentence:
-            start = text.find(sentence, position)
-            if start < 0:
-                continue
-        spans.append((start, start + len(sentence)))
-        position = start + len(sentence)
-    return spans
-
-
 def _word_spans(text: str, start: int, end: int) -> Iterable[tuple[int, int]]:
     for match in re.finditer(r"\S+", text[start:end]):
         yield start + match.start(), start + match.end()
@@ -273,7 +212,7 @@ def split_long_text(
         start = text.index(stripped[0])
         return [(start, start + len(stripped))]
     units: list[tuple[int, int, int]] = []
-    spans = _sentence_spans(text)
+    spans = segment_spans(text)
     for (start, end), tokens in zip(
         spans, _count_each(count_tokens, [text[s:e] for s, e in spans]), strict=True
     ):

@@ -2,25 +2,31 @@
 
 Read-only and safe to share between threads: each thread gets its own SQLite connection; the
 vector index, the stored vectors (memory-mapped) and the sentence vectors are shared. BM25
-comes from the generation's FTS5 tables (`index.lexical`). The files: `index.faiss_layout`.
+comes from the generation's FTS5 tables (`index.lexical`); filters and the dense search under
+them from `index.faiss_filter`; the sentence vectors' scores from `index.faiss_sentences`. The
+files: `index.faiss_layout`.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
-from semsearch.index.bounded_cache import BoundedCache
 from semsearch.index.errors import IndexCorrupt, IndexIncompatible, IndexNotFound
+from semsearch.index.faiss_filter import (
+    EXACT_FILTER_MAX,
+    Allowed,
+    Filters,
+    exact_search,
+    index_search,
+)
 from semsearch.index.faiss_layout import (
     MANIFEST,
     SENTENCE_OFFSETS_NPY,
@@ -29,43 +35,19 @@ from semsearch.index.faiss_layout import (
     VECTORS,
     VECTORS_NPY,
 )
+from semsearch.index.faiss_sentences import SentenceIndex
 from semsearch.index.generations import CURRENT, is_generation_name, live_generation, sha256_of
 from semsearch.index.lexical import LexicalIndex
 from semsearch.index.lock import GenerationLease
 from semsearch.index.manifest import check_compatible
 from semsearch.index.records import ArticleRecord, ChunkRecord
 from semsearch.index.stores import Capabilities, PassageFilter
-from semsearch.index.vectors import filtered_search_parameters, one_thread, set_search_breadth
+from semsearch.index.vectors import set_search_breadth
 
 __all__ = ["FaissGeneration"]
 
-# A filter keeping at most this many passages is searched exactly, over the stored vectors of
-# just those passages; a wider one by the FAISS index itself, told which ids it may return (an
-# exact index stays exact; HNSW and IVF look wider as the filter is narrower, so that they
-# stay about as approximate as unfiltered: `index.vectors.filtered_search_parameters`).
-EXACT_FILTER_MAX = 20_000
-# Stored vectors multiplied at once by an exact filtered search (bounds its memory: 6 MB at 384-d).
-_EXACT_BLOCK = 4096
-# The passages each filter keeps, per opened generation, least recently used dropped first.
-FILTER_CACHE_ENTRIES = 256
-FILTER_CACHE_BYTES = 64 * 1024 * 1024
 # The articles' metadata columns, in `ChunkRecord`'s order (format 5 on).
 _METADATA = ("section", "published", "author", "url")
-
-
-@dataclass(frozen=True)
-class _Allowed:
-    """The passages a filter keeps: their ids (ascending), a mask over chunk ids, and a mask over
-    article codes (`articles.rowid`, for the whole-article BM25)."""
-
-    ids: np.ndarray
-    passages: np.ndarray
-    articles: np.ndarray
-
-
-def _allowed_cost(where: PassageFilter, allowed: _Allowed) -> int:
-    arrays = (allowed.ids, allowed.passages, allowed.articles)
-    return sys.getsizeof(repr(where)) + sum(array.nbytes + 128 for array in arrays)
 
 
 class FaissGeneration:
@@ -103,10 +85,8 @@ class FaissGeneration:
             # Format 5 added the articles' section, date, author and url.
             metadata=int(manifest.get("format_version", 0)) >= 5,
         )
-        self._filters: BoundedCache[PassageFilter, _Allowed] = BoundedCache(
-            FILTER_CACHE_ENTRIES, FILTER_CACHE_BYTES, _allowed_cost, largest=FILTER_CACHE_BYTES
-        )
-        self._sentences: tuple[np.ndarray, Any] | None = None  # read when first needed
+        self._filters = Filters(self._db, lambda: self.article_codes, self.capabilities.metadata)
+        self._sentences = SentenceIndex(folder, self.capabilities.sentence_vectors)
         self._lexical = LexicalIndex(
             self._db, int(vectors.ntotal), int(manifest.get("counts", {}).get("articles", 0))
         )
@@ -227,81 +207,14 @@ class FaissGeneration:
         vectors, more by the FAISS index told which ids it may return.
         """
         allowed = None if where is None or where.is_empty else self._allowed(where)
+        # EXACT_FILTER_MAX is read from this module (tests/index/test_filters.py patches it here).
         if allowed is not None and len(allowed.ids) <= EXACT_FILTER_MAX:
-            return self._dense_exact(vector, k, allowed.ids)
-        if self._vectors.ntotal == 0:
-            return []
-        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
-        params = None
-        if allowed is not None:
-            # The mask's bits, kept alive here while FAISS reads them.
-            bits = np.packbits(allowed.passages, bitorder="little")
-            params = filtered_search_parameters(
-                self._vectors, self.manifest.get("faiss", {}), bits, len(allowed.ids), k
-            )
-        # One query is faster on one thread (measured: 1.5 ms against 2.2 ms for 10k vectors on
-        # 2 cores), and leaves the other cores to concurrent requests. The OpenMP setting is the
-        # calling thread's own, so it is restored for whatever this thread does next.
-        with one_thread():
-            scores, ids = self._vectors.search(query, min(k, self._vectors.ntotal), params=params)
-        found = ids[0] >= 0
-        ids, scores = ids[0][found], scores[0][found]
-        order = np.lexsort((ids, -scores))  # ties to the smaller id
-        return list(zip(ids[order].tolist(), scores[order].tolist(), strict=True))
+            return exact_search(self.similarities, vector, k, allowed.ids)
+        return index_search(self._vectors, self.manifest.get("faiss", {}), vector, k, allowed)
 
-    def _dense_exact(self, vector: np.ndarray, k: int, ids: np.ndarray) -> list[tuple[int, float]]:
-        """The `k` best of `ids` by their stored vectors' inner product with the query."""
-        if not len(ids) or k < 1:
-            return []
-        best_ids, best_scores = [], []
-        for start in range(0, len(ids), _EXACT_BLOCK):
-            block = ids[start : start + _EXACT_BLOCK]
-            scores = self.similarities(block, vector)
-            if len(block) > k:  # the best k and those tied with the k-th (ties to smaller ids)
-                keep = scores >= np.partition(scores, len(scores) - k)[len(scores) - k]
-                block, scores = block[keep], scores[keep]
-            best_ids.append(block)
-            best_scores.append(scores)
-        found, scores = np.concatenate(best_ids), np.concatenate(best_scores)
-        order = np.lexsort((found, -scores))[:k]  # ties to the smaller id
-        return list(zip(found[order].tolist(), scores[order].astype(float).tolist(), strict=True))
-
-    def _allowed(self, where: PassageFilter) -> _Allowed:
+    def _allowed(self, where: PassageFilter) -> Allowed:
         """The passages and articles `where` keeps (looked up once per filter and kept)."""
-        kept = self._filters.get(where)
-        if kept is not None:
-            return kept
-        conditions, values = ["1"], []
-        if where.article is not None:
-            conditions.append("id = ?")
-            values.append(where.article)
-        if where.uses_metadata and not self.capabilities.metadata:
-            conditions.append("0")  # no article of an older format has a section or a date
-        if where.sections:
-            conditions.append(f"section IN ({','.join('?' * len(where.sections))})")
-            values.extend(where.sections)
-        if where.after is not None:
-            conditions.append("published >= ?")  # ISO dates sort as text; NULL matches nothing
-            values.append(where.after)
-        if where.before is not None:
-            conditions.append("published <= ?")
-            values.append(where.before)
-        db = self._db()
-        codes = np.array(
-            [row[0] for row in db.execute(
-                f"SELECT rowid FROM articles WHERE {' AND '.join(conditions)}", values
-            )],
-            dtype=np.int64,
-        )  # fmt: skip
-        last = db.execute("SELECT max(rowid) FROM articles").fetchone()[0] or 0
-        articles = np.zeros(int(last) + 1, dtype=bool)
-        articles[codes] = True
-        passages = articles[self.article_codes] if len(self.article_codes) else np.zeros(0, bool)
-        allowed = _Allowed(np.flatnonzero(passages).astype(np.int64), passages, articles)
-        for array in (allowed.ids, allowed.passages, allowed.articles):
-            array.setflags(write=False)
-        self._filters.put(where, allowed)
-        return allowed
+        return self._filters.allowed(where)
 
     def similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
         """The inner product of a query vector with the stored vectors of these passages.
@@ -342,73 +255,13 @@ class FaissGeneration:
         -inf for a passage with no sentence vector (none long enough, or a generation built
         without them: see `capabilities`).
         """
-        best = np.full(len(ids), -np.inf)
-        found = self._sentence_scores(ids, vector)
-        if found is not None:
-            scores, firsts, has = found
-            best[has] = np.maximum.reduceat(scores, firsts[has])
-        return best
+        return self._sentences.similarities(ids, vector)
 
     def best_sentences(self, ids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each passage, the number (from 0, in `index.chunking.sentences` order) of its
         sentence with the largest inner product with the vector (the first of ties), and that
         product; -1 and -inf for a passage with no sentence vector."""
-        best = np.full(len(ids), -1, dtype=np.int64)
-        products = np.full(len(ids), -np.inf)
-        found = self._sentence_scores(ids, vector)
-        if found is not None:
-            scores, firsts, has = found
-            starts = firsts[has]
-            top = np.maximum.reduceat(scores, starts)
-            products[has] = top
-            # Each row's number within its passage; the best rows keep theirs, the rest a
-            # number past every passage's, so that the minimum per passage is its first best.
-            counts = np.diff(np.append(starts, len(scores)))
-            local = np.arange(len(scores), dtype=np.int64) - np.repeat(starts, counts)
-            local[scores < np.repeat(top, counts)] = len(scores)
-            best[has] = np.minimum.reduceat(local, starts)
-        return best, products
-
-    def _sentence_scores(
-        self, ids: np.ndarray, vector: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The inner product of the vector with each sentence of these passages, passage after
-        passage; where each passage's rows start in them; which passages have any. None when
-        no passage has a sentence vector."""
-        wanted = np.asarray(ids, dtype=np.int64)
-        if not self.capabilities.sentence_vectors or not len(wanted):
-            return None
-        offsets, vectors = self._sentence_index()
-        starts, counts = offsets[wanted], offsets[wanted + 1] - offsets[wanted]
-        has = counts > 0
-        if not has.any():
-            return None
-        # Row numbers of every wanted passage's sentences, passage after passage.
-        firsts = np.cumsum(counts) - counts
-        rows = np.arange(counts.sum(), dtype=np.int64) + np.repeat(starts - firsts, counts)
-        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
-        scores = np.empty((1, len(rows)), dtype=np.float32)
-        # The products with just these rows, read in place (numpy would copy them first:
-        # 0.2 against 0.1 ms for the ~2,000 rows of a hybrid query's candidates).
-        with one_thread():  # as in dense_search
-            vectors.compute_distance_subset(
-                1, faiss.swig_ptr(query), len(rows), faiss.swig_ptr(scores),
-                faiss.swig_ptr(rows.reshape(1, -1)),
-            )  # fmt: skip
-        return scores[0], firsts, has
-
-    def _sentence_index(self) -> tuple[np.ndarray, Any]:
-        """The sentence offsets and an exact FAISS index of the sentence vectors (ids = rows),
-        read when first needed."""
-        with self._lock:
-            if self._sentences is None:
-                # Checked against the manifest's checksums when the generation was opened.
-                offsets = np.load(self.folder / SENTENCE_OFFSETS_NPY, allow_pickle=False)
-                rows = np.load(self.folder / SENTENCES_NPY, mmap_mode="r", allow_pickle=False)
-                index = faiss.IndexFlatIP(rows.shape[1])
-                index.add(np.ascontiguousarray(rows, dtype=np.float32))
-                self._sentences = (offsets, index)
-            return self._sentences
+        return self._sentences.best(ids, vector)
 
     def lexical_search(
         self,
@@ -535,7 +388,7 @@ class FaissGeneration:
             self._connections.clear()
         self._local = threading.local()
         self._stored = None
-        self._sentences = None
+        self._sentences.close()
         self._filters.clear()
         if self._lease is not None:
             self._lease.release()

@@ -306,7 +306,7 @@ def test_hybrid_fuses_a_lexical_only_passage_with_its_own_cosine(
     query = "drone attacks on Kharkiv wounded people"
     try:
         # Two passages deep, the dense leg misses what the lexical leg finds.
-        fused = service._rank(query, "hybrid", depth=2).ranked
+        fused = service._ranker.rank(query, "hybrid", depth=2).ranked
         store = service.store
         cosine = dict(store.dense_search(fake_embedder.embed_query(query), 100))
         terms = lexical_terms(query)
@@ -334,8 +334,8 @@ def test_a_lexical_only_hit_shows_the_cosine_it_was_fused_with(
     service = SearchService.open(settings, fake_embedder)
     query = "drone attacks on Kharkiv wounded people"
     try:
-        legs = service._rank(query, "hybrid", depth=2)  # the dense leg lists two passages
-        hits = service._hits(query, legs.ranked, legs, 10, None, False)
+        legs = service._ranker.rank(query, "hybrid", depth=2)  # the dense leg lists two passages
+        hits = service._ranker.hits(query, legs.ranked, legs, 10, None, False)
         cosine = dict(service.store.dense_search(fake_embedder.embed_query(query), 100))
     finally:
         service.close()
@@ -422,7 +422,7 @@ def test_every_hybrid_candidate_is_fused_with_its_lifted_cosine(
     service = SearchService.open(Settings(index_dir=fake_index), fake_embedder)
     query = "drone attacks on Kharkiv wounded people"
     try:
-        legs = service._rank(query, "hybrid", depth=2)  # most candidates are lexical-only
+        legs = service._ranker.rank(query, "hybrid", depth=2)  # most candidates are lexical-only
         vector = fake_embedder.embed_query(query)
         ids = legs.cosines.ids
         own = service.store.similarities(ids, vector)
