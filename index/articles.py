@@ -69,13 +69,8 @@ def find_article_files(
     follow_symlinks: bool = False,
     formats: Sequence[str] = FORMATS,
 ) -> list[Path]:
-    """Every file of one of `formats` under `root`, recursively, in a stable order.
-
-    A symlinked folder is followed only with `follow_symlinks`, and only when it leads out of
-    `root` to a folder not walked yet, so a link loop cannot trap the walk. Without it, a link
-    to a folder outside `root` is reported through `warn`; one to a folder inside is passed
-    over in silence (its files are found where they are). A folder named in bytes that are not
-    UTF-8 is skipped with a warning.
+    """Every file of one of `formats` under `root`, recursively, in a stable order; symlinks
+    and odd names are handled as `index.readers.files.walk_files` says.
 
     Raises:
         CorpusError: `root` is missing or not a folder.

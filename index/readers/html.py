@@ -58,11 +58,7 @@ def read_html(source: Source, warn: Warn) -> list[Article]:
     if not title:
         first_h1 = next((text for text, role, tag in parts if tag == "h1"), "")
         title = first_h1 or source.path.stem
-    blocks = assemble(
-        (text, role)
-        for text, role, tag in parts
-        if not (tag == "h1" and text.casefold() == title.casefold())
-    )
+    blocks = assemble(parts, title)
     if not blocks:
         warn(f"{source.id}: skipped, no article text found in the page")
         return []

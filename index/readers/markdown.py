@@ -54,11 +54,7 @@ def parse_markdown(source: Source, text: str, warn: Warn) -> Article | None:
     if not title and parts and parts[0][2] == "h1":
         title = parts.pop(0)[0]
     title = title or source.path.stem
-    blocks = assemble(
-        (text, role)
-        for text, role, tag in parts
-        if not (tag == "h1" and text.casefold() == title.casefold())
-    )
+    blocks = assemble(parts, title)
     if not blocks:
         return None
     published = metadata.get("date", metadata.get("published"))

@@ -81,13 +81,14 @@ class Source:
         return folder if slash else ""
 
 
-def assemble(parts: Iterable[tuple[str, Role]]) -> tuple[Block, ...]:
-    """Blocks for texts laid out one after another, separated by `JOINER`: each block's span is
-    its place in that text (empty texts are left out)."""
+def assemble(parts: Iterable[tuple[str, Role, str]], title: str) -> tuple[Block, ...]:
+    """Blocks for (text, role, tag) parts laid out one after another, separated by `JOINER`:
+    each block's span is its place in that text. Empty texts are left out, and so is an `h1`
+    that repeats the title (it is shown as the title already)."""
     blocks: list[Block] = []
     position = 0
-    for text, role in parts:
-        if not text:
+    for text, role, tag in parts:
+        if not text or (tag == "h1" and text.casefold() == title.casefold()):
             continue
         if blocks:
             position += len(JOINER)

@@ -203,7 +203,8 @@ def test_sentences_of_a_passage() -> None:
 
 def with_roles(*blocks: tuple[str, str]) -> Article:
     """An article of blocks whose reader gave them roles (as HTML and Markdown readers do)."""
-    return Article("a.html", Path("a.html"), "The title", assemble(blocks))
+    parts = [(text, role, "p") for text, role in blocks]
+    return Article("a.html", Path("a.html"), "The title", assemble(parts, "The title"))
 
 
 def test_a_heading_role_is_a_heading_whatever_its_punctuation() -> None:
