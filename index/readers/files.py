@@ -52,7 +52,8 @@ def walk_files(
     `root` to a folder not walked yet, so a link loop cannot trap the walk. Without it, a link
     to a folder outside `root` is reported through `warn`; one to a folder inside is passed
     over in silence (its files are found where they are). A folder named in bytes that are not
-    UTF-8 is skipped with a warning.
+    UTF-8 is skipped with a warning. Hidden files and folders (a name starting with ".": `.git`,
+    `.obsidian`, `.DS_Store`) are passed over in silence, as `git` and editors keep them.
 
     Raises:
         CorpusError: `root` is missing or not a folder.
@@ -67,9 +68,10 @@ def walk_files(
         subfolders[:] = [
             name
             for name in sorted(subfolders)
-            if _walk_into(Path(folder, name), root, walked, warn or ignore, follow_symlinks)
+            if not name.startswith(".")
+            and _walk_into(Path(folder, name), root, walked, warn or ignore, follow_symlinks)
         ]
-        found.extend(Path(folder, name) for name in sorted(files))
+        found.extend(Path(folder, name) for name in sorted(files) if not name.startswith("."))
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 

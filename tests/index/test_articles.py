@@ -82,6 +82,19 @@ def test_corpus_is_recursive_sorted_and_only_of_the_formats_asked(tmp_path: Path
     assert every == ["a.txt", "b/1.txt", "b/2.txt", "c/deep/3.txt", "notes.md"]
 
 
+def test_hidden_files_and_folders_are_passed_over(tmp_path: Path) -> None:
+    """A notes folder kept in git, or opened in an editor, holds .git/, .obsidian/ and
+    .DS_Store: none of it is an article, and none of it is counted as ignored."""
+    for name in [".git/config", ".git/notes.txt", ".obsidian/app.txt", ".DS_Store", "a.txt"]:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("Title\n\nBody text here.\n")
+    tally = CorpusTally()
+    ids = [a.id for a in read_corpus(tmp_path, lambda _: None, tally=tally)]
+    assert ids == ["a.txt"]
+    assert (tally.files, tally.ignored) == ({"txt": 1}, {})
+
+
 def test_symlink_loop_does_not_hang(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("T\n\nBody.\n")
     (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
