@@ -41,6 +41,7 @@ from semsearch.index.lexical import LexicalIndex
 from semsearch.index.lock import GenerationLease
 from semsearch.index.manifest import check_compatible
 from semsearch.index.records import ArticleRecord, ChunkRecord
+from semsearch.index.sentence_scores import SentenceScores
 from semsearch.index.stores import Capabilities, PassageFilter
 from semsearch.index.vectors import set_search_breadth
 
@@ -249,19 +250,10 @@ class FaissGeneration:
             self._stored = np.load(self.folder / VECTORS_NPY, mmap_mode="r", allow_pickle=False)
         return np.asarray(self._stored[wanted])
 
-    def sentence_similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
-        """For each passage, the largest inner product of the query vector with its sentences.
-
-        -inf for a passage with no sentence vector (none long enough, or a generation built
-        without them: see `capabilities`).
-        """
-        return self._sentences.similarities(ids, vector)
-
-    def best_sentences(self, ids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each passage, the number (from 0, in `index.chunking.sentences` order) of its
-        sentence with the largest inner product with the vector (the first of ties), and that
-        product; -1 and -inf for a passage with no sentence vector."""
-        return self._sentences.best(ids, vector)
+    def sentence_scores(self, ids: np.ndarray, vector: np.ndarray) -> SentenceScores:
+        """The inner product of the query vector with every sentence of these passages (none
+        for a generation built without sentence vectors)."""
+        return self._sentences.scores(ids, vector)
 
     def lexical_search(
         self,

@@ -2,7 +2,7 @@
 
 The rows of `sentences.npy` (each passage's sentences, passage after passage, where
 `sentence_offsets.npy` says) are read into an exact FAISS index when first needed; a passage's
-score is its best sentence's inner product with the query vector.
+score is its best sentence's inner product with the query vector (`SentenceScores`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import faiss
 import numpy as np
 
 from semsearch.index.faiss_layout import SENTENCE_OFFSETS_NPY, SENTENCES_NPY
+from semsearch.index.sentence_scores import SentenceScores
 from semsearch.index.vectors import one_thread
 
 __all__ = ["SentenceIndex"]
@@ -36,52 +37,25 @@ class SentenceIndex:
         self._lock = threading.Lock()
         self._loaded: tuple[np.ndarray, Any] | None = None
 
-    def similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
-        """For each passage, the largest inner product of the query vector with its sentences.
-
-        -inf for a passage with no sentence vector (none long enough, or a generation built
-        without them).
-        """
-        best = np.full(len(ids), -np.inf)
-        found = self._scores(ids, vector)
-        if found is not None:
-            scores, firsts, has = found
-            best[has] = np.maximum.reduceat(scores, firsts[has])
-        return best
-
-    def best(self, ids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each passage, the number (from 0, in `index.chunking.sentences` order) of its
-        sentence with the largest inner product with the vector (the first of ties), and that
-        product; -1 and -inf for a passage with no sentence vector."""
-        best = np.full(len(ids), -1, dtype=np.int64)
-        products = np.full(len(ids), -np.inf)
-        found = self._scores(ids, vector)
-        if found is not None:
-            scores, firsts, has = found
-            starts = firsts[has]
-            top = np.maximum.reduceat(scores, starts)
-            products[has] = top
-            # Each row's number within its passage; the best rows keep theirs, the rest a
-            # number past every passage's, so that the minimum per passage is its first best.
-            counts = np.diff(np.append(starts, len(scores)))
-            local = np.arange(len(scores), dtype=np.int64) - np.repeat(starts, counts)
-            local[scores < np.repeat(top, counts)] = len(scores)
-            best[has] = np.minimum.reduceat(local, starts)
-        return best, products
+    def scores(self, ids: np.ndarray, vector: np.ndarray) -> SentenceScores:
+        """The inner product of the query vector with every sentence of these passages."""
+        wanted = np.asarray(ids, dtype=np.int64)
+        found = self._scores(wanted, vector)
+        if found is None:
+            return SentenceScores.none(wanted)
+        return SentenceScores(wanted, *found)
 
     def _scores(
-        self, ids: np.ndarray, vector: np.ndarray
+        self, wanted: np.ndarray, vector: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The inner product of the vector with each sentence of these passages, passage after
-        passage; where each passage's rows start in them; which passages have any. None when
-        no passage has a sentence vector."""
-        wanted = np.asarray(ids, dtype=np.int64)
+        passage; where each passage's rows start in them; how many each has. None when no
+        passage has a sentence vector."""
         if not self._present or not len(wanted):
             return None
         offsets, vectors = self._index()
         starts, counts = offsets[wanted], offsets[wanted + 1] - offsets[wanted]
-        has = counts > 0
-        if not has.any():
+        if not counts.any():
             return None
         # Row numbers of every wanted passage's sentences, passage after passage.
         firsts = np.cumsum(counts) - counts
@@ -95,7 +69,7 @@ class SentenceIndex:
                 1, faiss.swig_ptr(query), len(rows), faiss.swig_ptr(scores),
                 faiss.swig_ptr(rows.reshape(1, -1)),
             )  # fmt: skip
-        return scores[0], firsts, has
+        return scores[0], firsts, counts
 
     def _index(self) -> tuple[np.ndarray, Any]:
         """The sentence offsets and an exact FAISS index of the sentence vectors (ids = rows),

@@ -26,6 +26,7 @@ from semsearch.index.milvus_client import (
     literal,
 )
 from semsearch.index.records import ArticleRecord, ChunkRecord
+from semsearch.index.sentence_scores import SentenceScores
 from semsearch.index.stores import Capabilities, PassageFilter
 
 if TYPE_CHECKING:  # the store imports this module
@@ -213,13 +214,9 @@ class MilvusGeneration:
             len(wanted), dimension
         )
 
-    def sentence_similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
-        """No sentence vectors here: -inf for every passage (see `capabilities`)."""
-        return np.full(len(ids), -np.inf)
-
-    def best_sentences(self, ids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """No sentence vectors here: -1 and -inf for every passage (see `capabilities`)."""
-        return np.full(len(ids), -1, dtype=np.int64), np.full(len(ids), -np.inf)
+    def sentence_scores(self, ids: np.ndarray, vector: np.ndarray) -> SentenceScores:
+        """No sentence vectors here: every passage has none (see `capabilities`)."""
+        return SentenceScores.none(ids)
 
     def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

@@ -29,6 +29,7 @@ from semsearch.index.articles import Article
 from semsearch.index.chunking import Chunk
 from semsearch.index.generations import KEEP_GENERATIONS  # the one place keep-N is decided
 from semsearch.index.records import ArticleRecord, ChunkRecord, SentenceVectors
+from semsearch.index.sentence_scores import SentenceScores
 
 __all__ = [
     "KEEP_GENERATIONS",
@@ -36,6 +37,7 @@ __all__ = [
     "Capabilities",
     "PassageFilter",
     "PassageStore",
+    "SentenceScores",
     "Store",
     "StoreWriter",
     "VectorIndexSpec",
@@ -50,7 +52,7 @@ class Capabilities:
     lexical: `lexical_search` answers (a Milvus without full-text search: it cannot).
     stored_vectors: `similarities` scores any passage exactly, so passages only the lexical leg
         found can get a dense score.
-    sentence_vectors: each passage's sentences have vectors (`sentence_similarities`).
+    sentence_vectors: each passage's sentences have vectors (`sentence_scores`).
     article_lexical: whole articles have their own BM25 (`article_lexical_search`).
     in_process: searches run on this process's CPU (FAISS), not in a server (Milvus): a
         service then runs no more of them at once than there are cores.
@@ -179,14 +181,9 @@ class PassageStore(Protocol):
         """These passages' stored vectors (float32), a row each."""
         ...
 
-    def sentence_similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
-        """Per passage, the best inner product with its sentences; -inf where it has none."""
-        ...
-
-    def best_sentences(self, ids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per passage, which of its sentences (`index.chunking.sentences` of its text, counted
-        from 0) has the largest inner product with the vector, and that product; -1 and -inf
-        where it has none."""
+    def sentence_scores(self, ids: np.ndarray, vector: np.ndarray) -> SentenceScores:
+        """The inner product of a query vector with each sentence of these passages: each
+        passage's best (`maxima`), and which sentence that is (`best`)."""
         ...
 
     def lexical_search(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from semsearch.index.chunking import sentence_spans
-from semsearch.index.stores import PassageStore
+from semsearch.index.stores import PassageStore, SentenceScores
 from semsearch.search.fusion import Ranking
 from semsearch.search.text import highlight_spans, mark
 
@@ -97,6 +97,7 @@ def build_hits(
     collapse: bool,
     offset: int = 0,
     vector: np.ndarray | None = None,
+    sentences: SentenceScores | None = None,
 ) -> list[Hit]:
     """The `k` hits of `ranked` after the first `offset` (at most `max_per_article` from one
     article when set), ranked offset + 1 on.
@@ -109,6 +110,7 @@ def build_hits(
         cosines: with bounded fusion, the cosine of every candidate (both legs'), else None.
         collapse: whether near-duplicates were collapsed (hits then list them in `also_in`).
         vector: the query's vector, for each hit's answer sentence (`answers`); None: no answers.
+        sentences: the sentences' scores the ranking already has, for the hits among them.
     """
     # Without a cap, only ranks offset + 1 to offset + k can become hits: only they are looked up.
     window = slice(offset, offset + k)
@@ -145,7 +147,9 @@ def build_hits(
         if len(chosen) == k:
             break
     # The answer sentences of the hits shown only, not of every candidate.
-    found = answers(store, [(chunk_id, record.text) for chunk_id, _, record in chosen], vector)
+    found = answers(
+        store, [(chunk_id, record.text) for chunk_id, _, record in chosen], vector, sentences
+    )
     hits: list[Hit] = []
     for (chunk_id, score, record), answer in zip(chosen, found, strict=True):
         spans = highlight_spans(record.text, query)
@@ -196,15 +200,25 @@ def shown_answer(hit: Hit) -> tuple[int, int] | None:
 
 
 def answers(
-    store: PassageStore, passages: list[tuple[int, str]], vector: np.ndarray | None
+    store: PassageStore,
+    passages: list[tuple[int, str]],
+    vector: np.ndarray | None,
+    scored: SentenceScores | None = None,
 ) -> list[Answer | None]:
-    """For each (chunk id, text), the sentence of the text nearest to the query vector
-    (`store.best_sentences`) when it scores at least `ANSWER_FLOOR`, else None; all None
-    without a vector or where the store keeps no sentence vectors."""
+    """For each (chunk id, text), the sentence of the text nearest to the query vector when it
+    scores at least `ANSWER_FLOOR`, else None; all None without a vector or where the store
+    keeps no sentence vectors. Passages `scored` already holds are not scored again; the
+    others are, by `store.sentence_scores`."""
     if vector is None or not passages or not store.capabilities.sentence_vectors:
         return [None] * len(passages)
-    ids = np.fromiter((chunk_id for chunk_id, _ in passages), dtype=np.int64, count=len(passages))
-    numbers, products = store.best_sentences(ids, vector)
+    ids = [chunk_id for chunk_id, _ in passages]
+    if scored is None:
+        scored = store.sentence_scores(np.array(ids, dtype=np.int64), vector)
+    numbers, products, known = scored.best(ids)
+    if not known.all():
+        missing = [chunk_id for chunk_id, seen in zip(ids, known.tolist(), strict=True) if not seen]
+        rest = store.sentence_scores(np.array(missing, dtype=np.int64), vector).best(missing)
+        numbers[~known], products[~known] = rest[0], rest[1]
     found: list[Answer | None] = []
     for (_, text), number, product in zip(
         passages, numbers.tolist(), products.tolist(), strict=True

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from semsearch.index.stores import PassageFilter, PassageStore
+from semsearch.index.stores import PassageFilter, PassageStore, SentenceScores
 from semsearch.search.errors import InvalidQuery
 from semsearch.search.fusion import (
     Ranking,
@@ -55,6 +55,7 @@ class Ranked(NamedTuple):
     keys: tuple[Any, Any] | None  # the store's passage keys, when already looked up
     cosines: Ranking | None  # bounded fusion: the cosine of every candidate, both legs'
     vector: np.ndarray | None = None  # the query's vector (none in lexical mode)
+    sentences: SentenceScores | None = None  # the candidates' sentences, when they were scored
 
 
 class _Stopwatch:
@@ -135,6 +136,7 @@ class Ranker:
         ceiling, matched = 0.0, None
         clock = _Stopwatch(timings)
         pending = None
+        sentences = None
         # The BM25 ceilings (document-frequency lookups) are looked up in the lexical thread.
         bounded = mode == "hybrid" and self.settings.fusion == "bounded"
         # Whole-article BM25 (on the scale of bounded scores) joins lexical and bounded hybrid
@@ -153,7 +155,7 @@ class Ranker:
             vector = clock.lap("embed", self._embed_query(query))
             dense_leg = Ranking.of(self.store.dense_search(vector, depth, where))
             if not bounded:  # (bounded fusion lifts the leg with the lexical candidates, below)
-                dense_leg = self._with_sentences(dense_leg, vector)
+                dense_leg, sentences = self._with_sentences(dense_leg, vector)
             clock.lap("faiss", None)
         if pending is not None:
             lexical, ceiling, matched = pending.result()
@@ -169,7 +171,7 @@ class Ranker:
                 found = Ranking.of(lexical)
                 # Every candidate's cosine, lifted toward its best sentence's in one look-up.
                 complete = self._complete_dense(dense_leg, found, vector)
-                cosines = self._with_sentences(complete, vector)
+                cosines, sentences = self._with_sentences(complete, vector)
                 in_leg = np.isin(cosines.ids, dense_leg.ids, assume_unique=True)
                 dense_leg = Ranking(cosines.ids[in_leg], cosines.scores[in_leg])
                 ranked = fuse_bounded(cosines, found, ceiling, self.settings.dense_weight)
@@ -191,7 +193,7 @@ class Ranker:
         if mode == "hybrid":
             clock.lap("fuse", None)
         embedded = vector if mode in ("hybrid", "dense") else None
-        return Ranked(ranked, dense_leg.pairs(), lexical, keys, cosines, embedded)
+        return Ranked(ranked, dense_leg.pairs(), lexical, keys, cosines, embedded, sentences)
 
     def _complete_dense(self, dense: Ranking, lexical: Ranking, vector: np.ndarray) -> Ranking:
         """The dense leg, with the exact cosine of each lexical candidate it did not return.
@@ -212,14 +214,18 @@ class Ranker:
             np.concatenate([dense.ids, missing]), np.concatenate([dense.scores, scores])
         )
 
-    def _with_sentences(self, dense: Ranking, vector: np.ndarray) -> Ranking:
+    def _with_sentences(
+        self, dense: Ranking, vector: np.ndarray
+    ) -> tuple[Ranking, SentenceScores | None]:
         """Dense scores raised toward each passage's best sentence (`lift_to_sentences`), in
-        their new order; as they were when the index keeps no sentence vectors."""
+        their new order, and the sentences' scores (kept for the hits' answer sentences); as
+        they were, and None, when the index keeps no sentence vectors."""
         weight = self.settings.sentence_weight
         if not weight or not len(dense) or not self.store.capabilities.sentence_vectors:
-            return dense
-        best = self.store.sentence_similarities(dense.ids, vector)
-        return Ranking.best_first(dense.ids, lift_to_sentences(dense.scores, best, weight))
+            return dense, None
+        sentences = self.store.sentence_scores(dense.ids, vector)
+        lifted = lift_to_sentences(dense.scores, sentences.maxima(), weight)
+        return Ranking.best_first(dense.ids, lifted), sentences
 
     def _lexical(
         self,
@@ -275,4 +281,5 @@ class Ranker:
             collapse,
             offset,
             legs.vector,
+            legs.sentences,
         )

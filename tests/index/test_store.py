@@ -61,8 +61,8 @@ def test_sentence_similarities_are_each_passages_best_sentence(
         )
         for i in ids.tolist()
     ]
-    assert store.sentence_similarities(ids, query) == pytest.approx(expected, abs=1e-6)
-    assert len(store.sentence_similarities(np.zeros(0, dtype=np.int64), query)) == 0
+    assert store.sentence_scores(ids, query).maxima() == pytest.approx(expected, abs=1e-6)
+    assert len(store.sentence_scores(np.zeros(0, dtype=np.int64), query).maxima()) == 0
     store.close()
 
 
@@ -75,7 +75,7 @@ def test_an_index_can_be_built_without_sentence_vectors(
         assert not store.capabilities.sentence_vectors
         assert not (store.folder / "sentences.npy").exists()
         query = fake_embedder.embed_query("Russia energy")
-        assert np.isneginf(store.sentence_similarities(np.array([0, 1]), query)).all()
+        assert np.isneginf(store.sentence_scores(np.array([0, 1]), query).maxima()).all()
     finally:
         store.close()
 
@@ -234,9 +234,10 @@ def test_reindex_vectors_switches_type_without_embedding(fake_index: Path) -> No
     assert after.manifest["counts"] == before.manifest["counts"]
     ids = np.arange(18)
     assert after.capabilities.sentence_vectors  # the sentence vectors come along
-    assert after.sentence_similarities(ids, query).tolist() == (
+    assert after.sentence_scores(ids, query).maxima().tolist() == (
         FaissGeneration.open(fake_index, generation="gen-1")
-        .sentence_similarities(ids, query)
+        .sentence_scores(ids, query)
+        .maxima()
         .tolist()
     )
     after.close()

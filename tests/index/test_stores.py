@@ -270,7 +270,7 @@ def test_writer_deletes_an_articles_passages(backend: Store, tmp_path: Path) -> 
             # The kept passages' sentence rows stayed with them: each one's best is itself.
             kept = np.arange(store.count())
             query = vectors[[i for i, c in enumerate(chunks) if c.article_id != "a002.txt"][3]]
-            assert store.sentence_similarities(kept, query) == pytest.approx(
+            assert store.sentence_scores(kept, query).maxima() == pytest.approx(
                 store.similarities(kept, query), abs=2e-3
             )
     finally:
@@ -546,13 +546,14 @@ def test_a_milvus_alias_moved_to_another_collection_is_a_clear_error(
         milvus.close()
 
 
-def test_best_sentences_are_each_passages_nearest_sentence(seeded, backend: Store) -> None:
+def test_sentence_scores_give_each_passages_nearest_sentence(seeded, backend: Store) -> None:
     from semsearch.index.chunking import sentences
 
     store, embedder, _ = seeded
     query = embedder.embed_query("Russia energy infrastructure attacks negotiation table")
     ids = np.array([12, 3, 17, 0, 3], dtype=np.int64)  # any order, repeats allowed
-    numbers, products = store.best_sentences(ids, query)
+    numbers, products, known = store.sentence_scores(ids, query).best(ids.tolist())
+    assert known.all()
     assert numbers.dtype == np.int64 and len(numbers) == len(products) == len(ids)
     if isinstance(backend, MilvusStore):  # no sentence vectors: no answer sentence
         assert not store.capabilities.sentence_vectors
@@ -563,10 +564,12 @@ def test_best_sentences_are_each_passages_nearest_sentence(seeded, backend: Stor
         scores = [embedder.embed_query(s) @ query for s in sentences(records[chunk_id].text)]
         assert number == int(np.argmax(scores))
         assert product == pytest.approx(max(scores), abs=1e-6)
-    assert products == pytest.approx(store.sentence_similarities(ids, query), abs=1e-6)
+    assert products == pytest.approx(store.sentence_scores(ids, query).maxima(), abs=1e-6)
     assert sum(number > 0 for number in numbers) >= 1  # not always the first sentence
-    empty = store.best_sentences(np.zeros(0, dtype=np.int64), query)
-    assert (len(empty[0]), len(empty[1])) == (0, 0)
+    none = np.zeros(0, dtype=np.int64)
+    assert [len(part) for part in store.sentence_scores(none, query).best([])] == [0, 0, 0]
+    numbers, products, known = store.sentence_scores(ids[:2], query).best([99999, 12])
+    assert known.tolist() == [False, True] and numbers[0] == -1 and np.isneginf(products[0])
 
 
 def test_answers_and_similar_through_the_service(seeded, backend: Store, tmp_path: Path) -> None:

@@ -69,6 +69,44 @@ def test_answer_is_the_sentence_sharing_the_query_words(service: SearchService, 
     assert hit.text[hit.answer.start : hit.answer.end] == ANSWER
 
 
+def test_answers_come_from_the_sentences_the_ranking_scored(
+    service: SearchService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sentence lift scored every candidate's sentences: the hits' answers reuse them
+    instead of asking the store again."""
+    calls: list[int] = []
+    score = service.store.sentence_scores
+
+    def counted(ids, vector):  # type: ignore[no-untyped-def]
+        calls.append(len(ids))
+        return score(ids, vector)
+
+    monkeypatch.setattr(service.store, "sentence_scores", counted)
+    hits = service.search(QUERY, k=5, mode="dense", collapse=False)
+    assert len(calls) == 1 and calls[0] >= len(hits)
+    assert next(hit.text[hit.answer.start : hit.answer.end] for hit in hits if hit.answer) == ANSWER
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "zscore"])
+def test_a_hit_only_the_lexical_leg_found_gets_its_answer_too(
+    answer_index: Path, fusion: str
+) -> None:
+    """rrf and zscore fusion lift only the dense leg's passages: the others are scored for
+    their answer when shown."""
+    settings = Settings(index_dir=answer_index, fusion=fusion)
+    service = SearchService.open(settings, FakeEmbedder())
+    try:
+        legs = service._ranker.rank(QUERY, "hybrid", depth=1)  # one dense, more lexical
+        assert legs.sentences is not None and len(legs.sentences.ids) == 1
+        hits = service._ranker.hits(QUERY, legs.ranked, legs, 10, None, collapse=False)
+    finally:
+        service.close()
+    unscored = [hit for hit in hits if hit.chunk_id not in legs.sentences.ids.tolist()]
+    answered = [hit for hit in unscored if hit.text == PARAGRAPH]
+    assert answered and all(hit.answer is not None for hit in answered)
+    assert answered[0].text[answered[0].answer.start : answered[0].answer.end] == ANSWER
+
+
 def test_no_answer_in_lexical_mode(service: SearchService) -> None:
     hits = service.search(QUERY, k=5, mode="lexical")
     assert hits and all(hit.answer is None for hit in hits)

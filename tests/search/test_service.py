@@ -426,7 +426,7 @@ def test_every_hybrid_candidate_is_fused_with_its_lifted_cosine(
         vector = fake_embedder.embed_query(query)
         ids = legs.cosines.ids
         own = service.store.similarities(ids, vector)
-        best = service.store.sentence_similarities(ids, vector)
+        best = service.store.sentence_scores(ids, vector).maxima()
     finally:
         service.close()
     assert len(ids) > 2 and (best > own + 0.01).any()  # some passage is lifted
