@@ -182,6 +182,12 @@ class HitModel(BaseModel):
         description="the sentence of `text` nearest to the query's vector, [start, end); null "
         "in lexical mode, for similar passages, and where the index keeps no sentence vectors",
     )
+    anchored: bool = Field(
+        False,
+        description="hybrid: the dense leg's best passage, moved up to this rank (its score is "
+        "the one of the hit it passed) because the fused scores ranked it lower "
+        "(SEMSEARCH_DENSE_ANCHOR)",
+    )
 
 
 class SearchResponse(BaseModel):

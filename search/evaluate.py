@@ -177,10 +177,10 @@ def evaluate(
     """Run every judged query in each mode and score the runs with ir-measures.
 
     Documents are ranked by their best passage. Returns {mode: {metric: value}} with ndcg@10,
-    recall@100, mrr@10 and, when the dataset has answer paragraphs, passage_hit@5.
+    recall@100, mrr@10 and, when the dataset has answer paragraphs, passage_hit@5; and the same
+    for each of the `query_subsets` as {"mode/subset": ...}.
     """
     import ir_measures
-    from ir_measures import RR, R, nDCG
 
     locations = service.store.passage_locations()
     article_of = [article_id for article_id, _, _ in locations]
@@ -190,12 +190,13 @@ def evaluate(
         for qid, judged in dataset.qrels.items()
         for doc_id, relevance in judged.items()
     ]
+    subsets = query_subsets(dataset.queries)
     total = len(dataset.queries) * len(modes)
     done = 0
     results: dict[str, dict[str, float]] = {}
     for mode in modes:
         run: list[Any] = []  # ir_measures.ScoredDoc
-        hits_at_5 = 0
+        hit_at_5: dict[str, bool] = {}
         for qid, text in dataset.queries.items():
             chunk_ids = service.rank(text, mode, FUSION_DEPTH)
             documents = _documents_in_order(chunk_ids, article_of, service.store)
@@ -207,20 +208,43 @@ def evaluate(
                 shown = set(chunk_ids[:PASSAGE_HIT_AT])
                 for chunk_id in chunk_ids[:PASSAGE_HIT_AT]:  # a collapsed hit stands for its twins
                     shown.update(i for i, _, _ in service.store.duplicates_of(chunk_id))
-                hits_at_5 += bool(answers[qid] & shown)
+                hit_at_5[qid] = bool(answers[qid] & shown)
             done += 1
             if progress is not None:
                 progress(done, total)
-        scores = ir_measures.calc_aggregate([nDCG @ 10, R @ 100, RR @ 10], qrels, run)
-        results[mode] = {
-            "ndcg@10": round(scores[nDCG @ 10], 4),
-            "recall@100": round(scores[R @ 100], 4),
-            "mrr@10": round(scores[RR @ 10], 4),
-        }
-        if answers:
-            judged = [qid for qid in dataset.queries if qid in answers]
-            results[mode]["passage_hit@5"] = round(hits_at_5 / max(len(judged), 1), 4)
+        results[mode] = _scores(qrels, run, hit_at_5)
+        for name, qids in subsets.items():
+            results[f"{mode}/{name}"] = _scores(
+                [qrel for qrel in qrels if qrel.query_id in qids],
+                [doc for doc in run if doc.query_id in qids],
+                {qid: hit for qid, hit in hit_at_5.items() if qid in qids},
+            )
     return results
+
+
+def query_subsets(queries: dict[str, str]) -> dict[str, set[str]]:
+    """The queries split by form, where a set has both: "questions" (ending in "?") and
+    "keywords" (the rest); none otherwise. Fusion favours the two differently: a question
+    carries its own words and many common ones, keywords only the words that matter."""
+    questions = {qid for qid, text in queries.items() if text.rstrip().endswith("?")}
+    keywords = set(queries) - questions
+    return {"questions": questions, "keywords": keywords} if questions and keywords else {}
+
+
+def _scores(qrels: list[Any], run: list[Any], hit_at_5: dict[str, bool]) -> dict[str, float]:
+    """nDCG@10, Recall@100 and MRR@10 of a run, and passage hit@5 where answers are known."""
+    import ir_measures
+    from ir_measures import RR, R, nDCG
+
+    scores = ir_measures.calc_aggregate([nDCG @ 10, R @ 100, RR @ 10], qrels, run)
+    found = {
+        "ndcg@10": round(scores[nDCG @ 10], 4),
+        "recall@100": round(scores[R @ 100], 4),
+        "mrr@10": round(scores[RR @ 10], 4),
+    }
+    if hit_at_5:
+        found["passage_hit@5"] = round(sum(hit_at_5.values()) / len(hit_at_5), 4)
+    return found
 
 
 def open_service(

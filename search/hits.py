@@ -74,6 +74,7 @@ class Hit:
     lexical_score: float | None
     also_in: tuple[str, ...] = ()
     answer: Answer | None = None  # None: no query vector, or no sentence vectors
+    anchored: bool = False  # moved up as the dense leg's best passage (`fusion.anchor`)
 
 
 def _places(leg: list[tuple[int, float]], wanted: Any) -> dict[int, tuple[int | None, float]]:
@@ -98,6 +99,7 @@ def build_hits(
     offset: int = 0,
     vector: np.ndarray | None = None,
     sentences: SentenceScores | None = None,
+    anchored: int | None = None,
 ) -> list[Hit]:
     """The `k` hits of `ranked` after the first `offset` (at most `max_per_article` from one
     article when set), ranked offset + 1 on.
@@ -111,6 +113,7 @@ def build_hits(
         collapse: whether near-duplicates were collapsed (hits then list them in `also_in`).
         vector: the query's vector, for each hit's answer sentence (`answers`); None: no answers.
         sentences: the sentences' scores the ranking already has, for the hits among them.
+        anchored: the passage moved up as the dense leg's best (`fusion.anchor`), if any.
     """
     # Without a cap, only ranks offset + 1 to offset + k can become hits: only they are looked up.
     window = slice(offset, offset + k)
@@ -180,6 +183,7 @@ def build_hits(
                 lexical_score=None if l_score is None else round(l_score, 6),
                 also_in=_also_in(store, chunk_id, record.article_id) if collapse else (),
                 answer=answer,
+                anchored=chunk_id == anchored,
             )
         )
     return hits

@@ -19,6 +19,7 @@ from semsearch.search.errors import InvalidQuery
 from semsearch.search.fusion import (
     Ranking,
     add_article_words,
+    anchor,
     boost_articles,
     fuse_bounded,
     fuse_rrf,
@@ -56,6 +57,7 @@ class Ranked(NamedTuple):
     cosines: Ranking | None  # bounded fusion: the cosine of every candidate, both legs'
     vector: np.ndarray | None = None  # the query's vector (none in lexical mode)
     sentences: SentenceScores | None = None  # the candidates' sentences, when they were scored
+    anchored: int | None = None  # hybrid: the dense leg's best passage, when it was moved up
 
 
 class _Stopwatch:
@@ -190,10 +192,18 @@ class Ranker:
             ranked = add_article_words(
                 ranked, keys[1], *matched, weight=self.settings.article_words_weight
             )
+        anchored = None
         if mode == "hybrid":
+            if len(dense_leg):
+                # The dense leg's best passage among the first `dense_anchor` (`fusion.anchor`).
+                best = int(dense_leg.ids[0])
+                ranked, moved = anchor(ranked, best, self.settings.dense_anchor)
+                anchored = best if moved else None
             clock.lap("fuse", None)
         embedded = vector if mode in ("hybrid", "dense") else None
-        return Ranked(ranked, dense_leg.pairs(), lexical, keys, cosines, embedded, sentences)
+        return Ranked(
+            ranked, dense_leg.pairs(), lexical, keys, cosines, embedded, sentences, anchored
+        )
 
     def _complete_dense(self, dense: Ranking, lexical: Ranking, vector: np.ndarray) -> Ranking:
         """The dense leg, with the exact cosine of each lexical candidate it did not return.
@@ -282,4 +292,5 @@ class Ranker:
             offset,
             legs.vector,
             legs.sentences,
+            legs.anchored,
         )

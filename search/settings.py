@@ -17,6 +17,7 @@ from semsearch.index.stores import Store, VectorIndexSpec
 from semsearch.search.fusion import (
     ARTICLE_WEIGHT,
     ARTICLE_WORDS_WEIGHT,
+    DENSE_ANCHOR,
     DENSE_WEIGHT,
     SENTENCE_WEIGHT,
 )
@@ -101,6 +102,13 @@ class Settings(BaseSettings):
         ge=0,
         le=10,
         description="weight of the article's own BM25 (all its words) in hybrid and lexical",
+    )
+    dense_anchor: int = Field(
+        DENSE_ANCHOR,
+        ge=0,
+        le=100,
+        description="hybrid shows the dense leg's best passage among its first this many hits; "
+        "0: off",
     )
     sentence_weight: float = Field(
         SENTENCE_WEIGHT,

@@ -43,6 +43,8 @@ def eval_command(
 
 def _print_scores(run: EvalRun) -> None:
     """The data set, the index, and a table of each mode's scores."""
+    from semsearch.search.evaluate import query_subsets
+
     dataset = run.dataset
     state = "built" if run.built else "reused"
     out.print(
@@ -51,6 +53,12 @@ def _print_scores(run: EvalRun) -> None:
         markup=False,
     )
     metrics = list(next(iter(run.results.values())))
-    out.print(f"{'mode':<8}" + "".join(f"{m:>15}" for m in metrics), markup=False)
+    width = max(8, *(len(name) + 2 for name in run.results))
+    out.print(f"{'mode':<{width}}" + "".join(f"{m:>15}" for m in metrics), markup=False)
     for name, scores in run.results.items():
-        out.print(f"{name:<8}" + "".join(f"{scores[m]:>15.4f}" for m in metrics), markup=False)
+        row = "".join(f"{scores[m]:>15.4f}" if m in scores else f"{'':>15}" for m in metrics)
+        out.print(f"{name:<{width}}" + row, markup=False)
+    subsets = query_subsets(dataset.queries)
+    if subsets:
+        counts = ", ".join(f"{name} {len(qids)}" for name, qids in subsets.items())
+        out.print(f"queries by form: {counts} (questions end in '?')", markup=False)

@@ -189,4 +189,6 @@ def _explain(hit: Hit) -> str:
             legs.append(f"{leg}: not in its list ({score:.4f})")
         else:
             legs.append(f"{leg}: not found")
+    if hit.anchored:
+        legs.append("moved up here: the dense leg's best passage")
     return " · ".join(legs)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semsearch.search.fusion import Ranking, boost_articles, fuse_bounded, fuse_rrf, fuse_zscore
+from semsearch.search.fusion import (
+    Ranking,
+    anchor,
+    boost_articles,
+    fuse_bounded,
+    fuse_rrf,
+    fuse_zscore,
+)
 
 
 def test_items_in_both_lists_win() -> None:
@@ -126,3 +133,14 @@ def test_sentences_lift_a_passage_part_of_the_way_and_never_lower_it() -> None:
     assert lift_to_sentences(cosines, best, 0.0).tolist() == cosines.tolist()
     assert lift_to_sentences(cosines, best, 1.0).tolist() == pytest.approx([0.9, 0.6, 0.3, 0.2])
     assert len(lift_to_sentences(np.zeros(0), np.zeros(0), 0.4)) == 0
+
+
+def test_anchor_moves_a_passage_up_keeping_scores_in_order():
+    scored = Ranking(np.array([5, 6, 7, 8, 9]), np.array([0.9, 0.8, 0.7, 0.6, 0.5]))
+    moved, done = anchor(scored, 9, within=3)
+    assert done and moved.ids.tolist() == [5, 6, 9, 7, 8]
+    assert moved.scores.tolist() == [0.9, 0.8, 0.7, 0.7, 0.6]  # it takes the passed one's score
+    # Already within, not there at all, or the anchor off: unchanged.
+    for chunk_id, within in ((6, 3), (1, 3), (9, 0)):
+        same, done = anchor(scored, chunk_id, within=within)
+        assert same is scored and not done

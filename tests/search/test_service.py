@@ -75,6 +75,36 @@ def test_rrf_fusion_is_configurable(fake_index: Path, fake_embedder: FakeEmbedde
     assert [h.score for h in hits] == pytest.approx(expected, abs=1e-6)  # (hits round to 6)
 
 
+@pytest.mark.parametrize(
+    "query", ["attacks wounded energy", "attacks wounded infrastructure", "attacks energy city"]
+)
+def test_hybrid_shows_the_dense_legs_best_passage_among_its_first_three(
+    fake_index: Path, fake_embedder: FakeEmbedder, query: str
+) -> None:
+    """These queries' fused scores rank the dense leg's best passage 4th to 7th: the anchor
+    moves it up to 3rd, says so, and keeps the scores in order; 0 turns it off."""
+
+    def hits(anchor: int) -> list:
+        settings = Settings(index_dir=fake_index, dense_anchor=anchor)
+        service = SearchService.open(settings, fake_embedder)
+        try:
+            best = service.search(query, k=1, mode="dense", collapse=False)[0].chunk_id
+            return [best, service.search(query, k=10, mode="hybrid", collapse=False)]
+        finally:
+            service.close()
+
+    best, off = hits(0)
+    assert best not in [hit.chunk_id for hit in off[:3]] and not any(h.anchored for h in off)
+    _, on = hits(3)
+    assert on[2].chunk_id == best and on[2].anchored
+    assert [hit.anchored for hit in on].count(True) == 1
+    assert [hit.chunk_id for hit in on if hit.chunk_id != best] == [
+        hit.chunk_id for hit in off if hit.chunk_id != best
+    ][:9]
+    scores = [hit.score for hit in on]
+    assert scores == sorted(scores, reverse=True) and on[2].score == off[2].score
+
+
 def test_results_are_deterministic(service: SearchService) -> None:
     assert service.search("talks in Abu Dhabi", k=10) == service.search("talks in Abu Dhabi", k=10)
 
