@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from semsearch.index.articles import FORMATS, Article, CorpusTally, read_corpus
-from semsearch.index.chunking import Chunk, chunk_articles, sentences
+from semsearch.index.build_inputs import (
+    Progress,
+    article_digest,
+    chunk_with_cache,
+    embed_with_cache,
+    inputs_fingerprint,
+    semsearch_version,
+)
 from semsearch.index.dedup import near_duplicate_groups
-from semsearch.index.embedding import Embedder, count_tokens_many
-from semsearch.index.embedding_cache import EmbeddingCache, text_hash
+from semsearch.index.embedding import Embedder
 from semsearch.index.errors import CorpusError, SemsearchError
-from semsearch.index.manifest import FORMAT_VERSION
-from semsearch.index.records import SentenceVectors
 from semsearch.index.store_choice import make_store
 from semsearch.index.stores import Store, VectorIndexSpec
 
@@ -34,16 +35,6 @@ __all__ = [
     "inputs_fingerprint",
     "now_iso",
 ]
-
-# Texts handed to the embedder per call: large enough for sentence-transformers to sort by length
-# and batch well, small enough for the progress bar to move.
-EMBED_CALL_SIZE = 2048
-# Articles chunked together, their paragraphs' token counts taken in one call.
-CHUNK_GROUP = 256
-
-Progress = Callable[[int, int], None]
-# A cached chunking row: the Chunk's fields, then the chunk's sentences.
-_CACHED_FIELDS = len(dataclasses.fields(Chunk)) + 1
 
 
 @dataclass
@@ -75,13 +66,6 @@ class BuildReport:
 def now_iso() -> str:
     """The current UTC time as recorded in manifests."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _semsearch_version() -> str:
-    try:
-        return version("semsearch")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def build_index(
@@ -217,8 +201,8 @@ def build_from_articles(
         if report is not None:
             report.seconds = time.perf_counter() - started
             return report
-    chunks, chunk_sentences = _chunk_with_cache(articles, digests, embedder, index_dir)
-    vectors, sentence_rows, embedded, texts_embedded = _embed_with_cache(
+    chunks, chunk_sentences = chunk_with_cache(articles, digests, embedder, index_dir)
+    vectors, sentence_rows, embedded, texts_embedded = embed_with_cache(
         chunks, embedder, index_dir, progress, chunk_sentences if with_sentences else None
     )
     groups = near_duplicate_groups(vectors, [chunk.text for chunk in chunks])
@@ -231,7 +215,7 @@ def build_from_articles(
                   "backend": embedder.runtime},
         "source": source,
         "created_at": now_iso(),
-        "semsearch_version": _semsearch_version(),
+        "semsearch_version": semsearch_version(),
     }  # fmt: skip
     writer = store.writer(vector_index)
     try:
@@ -254,94 +238,6 @@ def build_from_articles(
         seconds=time.perf_counter() - started,
         removed_generations=removed,
     )
-
-
-def article_digest(article: Article) -> str:
-    """A digest of what chunking reads from an article: id, title, blocks, their spans and
-    roles (a role only when a reader gave one: a plain-text article keeps its digest)."""
-    blocks = [
-        [block.start, block.end, block.text, *([block.role] if block.role else [])]
-        for block in article.blocks
-    ]
-    text = json.dumps([article.id, article.title, blocks], ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def inputs_fingerprint(
-    article_digests: Sequence[str],
-    embedder: Embedder,
-    vector_index: VectorIndexSpec,
-    sentence_vectors: bool = True,
-) -> str:
-    """A digest of everything a generation is made from: articles, model, settings, code version."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps(_chunking_settings(embedder), sort_keys=True).encode())
-    digest.update(json.dumps(dataclasses.asdict(vector_index), sort_keys=True).encode())
-    digest.update(b"sentences" if sentence_vectors else b"passages")
-    for article in article_digests:
-        digest.update(article.encode())
-    return digest.hexdigest()
-
-
-def _chunking_settings(embedder: Embedder) -> dict[str, Any]:
-    return {
-        "format_version": FORMAT_VERSION,
-        "semsearch_version": _semsearch_version(),
-        "model": embedder.model_id,
-        "max_tokens": embedder.max_tokens,
-        "sentences": "sentencex, at least 3 words",  # how the cached sentence lists were made
-    }
-
-
-def _chunk_with_cache(
-    articles: Sequence[Article], digests: Sequence[str], embedder: Embedder, index_dir: Path
-) -> tuple[list[Chunk], list[list[str]]]:
-    """Every article's chunks and each chunk's sentences, re-chunking only articles whose content
-    or settings changed.
-
-    Splitting long paragraphs at sentences (pysbd) and counting tokens cost about a millisecond
-    a passage; a rebuild after a small edit should not pay that for the whole corpus.
-    """
-    settings = json.dumps(_chunking_settings(embedder), sort_keys=True)
-    keys = [hashlib.sha256(f"{settings}\0{digest}".encode()).hexdigest() for digest in digests]
-    cache = EmbeddingCache.beside(index_dir)
-    try:
-        known = cache.get_chunkings(keys)
-        found: list[list[list[Any]] | None] = []
-        for key in keys:
-            stored = known.get(key)
-            rows = json.loads(stored) if stored is not None else None
-            if rows is not None and any(len(fields) != _CACHED_FIELDS for fields in rows):
-                rows = None  # written by a version that kept other fields
-            found.append(rows)
-        missing = [i for i, rows in enumerate(found) if rows is None]
-        fresh: list[tuple[str, str]] = []
-        # In groups, so that the token counts (taken together for speed) stay few in memory.
-        for offset in range(0, len(missing), CHUNK_GROUP):
-            group = missing[offset : offset + CHUNK_GROUP]
-            made = chunk_articles(
-                [articles[i] for i in group],
-                count_tokens=embedder.count_tokens,
-                count_many=lambda texts: count_tokens_many(embedder, texts),
-                token_limit=embedder.max_tokens,
-            )
-            for i, article_chunks in zip(group, made, strict=True):
-                rows = [
-                    [*dataclasses.astuple(chunk), sentences(chunk.text)] for chunk in article_chunks
-                ]
-                found[i] = rows
-                fresh.append((keys[i], json.dumps(rows)))
-        chunks: list[Chunk] = []
-        chunk_sentences: list[list[str]] = []
-        for rows in found:
-            for fields in rows or ():  # (every article's rows are found or made by now)
-                chunks.append(Chunk(*fields[:-1]))
-                chunk_sentences.append(fields[-1])
-        if fresh:
-            cache.put_chunkings(fresh)
-    finally:
-        cache.close()
-    return chunks, chunk_sentences
 
 
 def _up_to_date(
@@ -370,61 +266,3 @@ def _up_to_date(
         )
     finally:
         store.close()
-
-
-def _embed_with_cache(
-    chunks: list[Chunk],
-    embedder: Embedder,
-    index_dir: Path,
-    progress: Progress | None,
-    chunk_sentences: Sequence[Sequence[str]] | None = None,
-) -> tuple[np.ndarray, SentenceVectors | None, int, int]:
-    """Vectors for every chunk and, when given each chunk's sentences, for those, embedding only
-    texts the cache lacks: (passage vectors, sentence vectors, passages embedded, texts
-    embedded).
-
-    Passages and sentences go to the embedder in the same large calls: it sorts them by length.
-    """
-    passage_hashes = [text_hash(chunk.embed_text) for chunk in chunks]
-    texts = {h: chunk.embed_text for h, chunk in zip(passage_hashes, chunks, strict=True)}
-    counts: list[int] = []
-    sentence_hashes: list[str] = []
-    if chunk_sentences is not None:
-        for found in chunk_sentences:
-            counts.append(len(found))
-            for sentence in found:
-                digest = text_hash(sentence)
-                sentence_hashes.append(digest)
-                texts.setdefault(digest, sentence)
-    dimension = embedder.dimension
-    cache = EmbeddingCache.beside(index_dir)
-    try:
-        known = cache.get_many(embedder.model_id, list(texts), dimension)
-        todo = [(h, text) for h, text in texts.items() if h not in known]
-        # Longest first across all the calls, not only within each: every call then holds texts
-        # of about one length (a cold BBC build: 186 s against 191, two paired runs).
-        todo.sort(key=lambda item: len(item[1]), reverse=True)
-        embedded = sum(1 for h in dict.fromkeys(passage_hashes) if h not in known)
-        if progress is not None:
-            progress(0, len(todo))
-        # An embedder may ask for larger calls (Ray: each call starts a distributed job).
-        call_size = int(getattr(embedder, "call_size", EMBED_CALL_SIZE))
-        for offset in range(0, len(todo), call_size):
-            batch = todo[offset : offset + call_size]
-            batch_vectors = embedder.embed_batch([text for _, text in batch])
-            fresh = list(zip([h for h, _ in batch], batch_vectors, strict=True))
-            cache.put_many(embedder.model_id, fresh)
-            known.update(fresh)
-            if progress is not None:
-                progress(offset + len(batch), len(todo))
-    finally:
-        cache.close()
-    vectors = np.zeros((len(chunks), dimension), dtype=np.float32)
-    for row, digest in enumerate(passage_hashes):
-        vectors[row] = known[digest]
-    if chunk_sentences is None:
-        return vectors, None, embedded, len(todo)
-    rows = np.zeros((len(sentence_hashes), dimension), dtype=np.float32)
-    for row, digest in enumerate(sentence_hashes):
-        rows[row] = known[digest]
-    return vectors, SentenceVectors.of(counts, rows), embedded, len(todo)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import semsearch.index.build_inputs
 import semsearch.index.builder
 from semsearch.index.builder import build_index
 from semsearch.index.errors import CorpusError
@@ -72,14 +73,14 @@ def test_unchanged_articles_are_not_chunked_again(
     embedder = FakeEmbedder()
     first = build_index(copy_seeds, tmp_path, embedder)
     chunked: list[str] = []
-    real = semsearch.index.builder.chunk_articles
+    real = semsearch.index.build_inputs.chunk_articles
 
     def counting(articles, **kwargs):
         articles = list(articles)
         chunked.extend(article.id for article in articles)
         return real(articles, **kwargs)
 
-    monkeypatch.setattr(semsearch.index.builder, "chunk_articles", counting)
+    monkeypatch.setattr(semsearch.index.build_inputs, "chunk_articles", counting)
     assert build_index(copy_seeds, tmp_path, embedder).passages == first.passages
     assert chunked == []
     (copy_seeds / "second.txt").write_text("Second article\n\nIt has other words now.\n")
@@ -181,7 +182,7 @@ def test_texts_are_embedded_longest_first_across_calls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
 
-    monkeypatch.setattr(semsearch.index.builder, "EMBED_CALL_SIZE", 7)
+    monkeypatch.setattr(semsearch.index.build_inputs, "EMBED_CALL_SIZE", 7)
     lengths: list[int] = []
 
     class Recording(FakeEmbedder):

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import semsearch.index.build_inputs
 import semsearch.index.builder
 import semsearch.index.faiss_writer
 import semsearch.index.generations
@@ -43,7 +44,7 @@ def main(seeds: Path, index_dir: Path, point: str) -> None:
     if point == "before-embedding":
         progress = lambda done, total: stop_here() if done == 0 else None  # noqa: E731
     elif point == "during-embedding":
-        semsearch.index.builder.EMBED_CALL_SIZE = 1
+        semsearch.index.build_inputs.EMBED_CALL_SIZE = 1
         embedder = StoppingEmbedder()
     elif point == "writing-generation":  # store.sqlite and vectors.npy written, FAISS not yet
         real_build = semsearch.index.faiss_writer.build_vector_index
