@@ -14,10 +14,10 @@ from fastapi_offline import FastAPIOffline
 from semsearch.api.admin import install_admin
 from semsearch.api.metrics import install_metrics
 from semsearch.api.page import error_page, install_page, wants_html
-from semsearch.api.routes import router
+from semsearch.api.routes import RETRY_LATER, router
 from semsearch.api.security import install_security
 from semsearch.index.embedding import Embedder
-from semsearch.index.errors import IndexError_, ModelError
+from semsearch.index.errors import IndexError_, ModelError, StoreUnavailable
 from semsearch.search.errors import InvalidQuery
 from semsearch.search.serving import ServiceHolder
 from semsearch.search.settings import Settings
@@ -68,6 +68,16 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         if wants_html(request):  # a browser following a link to an article
             return error_page(request, 503, "Search is not available yet", str(error))
         return JSONResponse(status_code=503, content={"detail": str(error)})
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(request: Request, error: Exception) -> Response:
+        # A Milvus server down or restarting: not the request's fault, and soon over.
+        log.warning("store unavailable: %s", error)
+        if wants_html(request):
+            response = error_page(request, 503, "Search is not available now", str(error))
+            response.headers.update(RETRY_LATER)
+            return response
+        return JSONResponse(status_code=503, content={"detail": str(error)}, headers=RETRY_LATER)
 
     @app.exception_handler(RequestValidationError)
     async def _unprocessable(request: Request, error: RequestValidationError) -> JSONResponse:

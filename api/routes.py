@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from semsearch.api.deps import GENERATION_HEADER, Service
 from semsearch.api.metrics import record_search
@@ -30,6 +30,8 @@ from semsearch.search.serving import ServiceHolder
 
 __all__ = ["router"]
 
+# When a store server (Milvus) cannot be reached: a client may try again after this.
+RETRY_LATER = {"Retry-After": "5"}
 router = APIRouter()
 
 
@@ -166,8 +168,9 @@ def similar(
 
 
 @router.get("/health", response_model=HealthResponse, tags=["meta"])
-async def health(request: Request) -> HealthResponse:
-    """Liveness, and whether an index is loaded.
+async def health(request: Request) -> HealthResponse | JSONResponse:
+    """Liveness, whether an index is loaded, and whether its store answers (503 when a store
+    server cannot be reached; it recovers by itself when the server is back).
 
     Runs on the event loop, not in the thread pool, so it answers while searches fill the pool.
     """
@@ -183,6 +186,16 @@ async def health(request: Request) -> HealthResponse:
             detail=holder.last_error
             or f"no index at {holder.settings.index_dir}: run `semsearch index` first",
         )
+    unreachable = await run_in_threadpool(holder.store_problem)
+    if unreachable is not None:
+        body = HealthResponse(
+            status="unavailable",
+            index="loaded",
+            generation=service.store.generation,
+            store="unreachable",
+            detail=unreachable,
+        )
+        return JSONResponse(body.model_dump(), status_code=503, headers=RETRY_LATER)
     return HealthResponse(
         status="ok", index="loaded", generation=service.store.generation, detail=holder.problem
     )

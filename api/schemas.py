@@ -200,9 +200,14 @@ class SearchResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "unavailable"] = Field(
+        description="unavailable (HTTP 503): the store server (Milvus) cannot be reached"
+    )
     index: Literal["loaded", "missing"]
     generation: str | None
+    store: Literal["ok", "unreachable"] = Field(
+        "ok", description="whether the store answers (a Milvus server; FAISS is in-process)"
+    )
     detail: str | None = None
 
 

@@ -342,6 +342,10 @@ class FaissGeneration:
         )
         return [(int(i), a, int(p)) for i, a, p in rows]
 
+    def duplicates_of_many(self, ids: Sequence[int]) -> dict[int, list[tuple[int, str, int]]]:
+        """`duplicates_of` each of `ids` (here in this process: one at a time costs nothing)."""
+        return {int(chunk_id): self.duplicates_of(int(chunk_id)) for chunk_id in ids}
+
     def passage_locations(self) -> list[tuple[str, int, str]]:
         """(article id, paragraph, text) of every passage, indexed by chunk id."""
         rows = self._db().execute("SELECT article_id, paragraph, text FROM chunks ORDER BY id")

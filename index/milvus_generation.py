@@ -242,16 +242,33 @@ class MilvusGeneration:
 
     def duplicates_of(self, chunk_id: int) -> list[tuple[int, str, int]]:
         """(chunk id, article id, paragraph) of the other passages in this chunk's group."""
-        own = self._rows([chunk_id], ["grouped", "dup_group"])
-        if not own or not own[0]["grouped"]:
-            return []
-        rows = call(
-            self._client().query,
-            self.collection,
-            filter=f"dup_group == {int(own[0]['dup_group'])} and id != {int(chunk_id)}",
-            output_fields=["article_id", "paragraph"],
-        )
-        return sorted((int(r["id"]), r["article_id"], int(r["paragraph"])) for r in rows)
+        return self.duplicates_of_many([chunk_id])[int(chunk_id)]
+
+    def duplicates_of_many(self, ids: Sequence[int]) -> dict[int, list[tuple[int, str, int]]]:
+        """`duplicates_of` each of `ids`, in two queries: their groups, then those groups'
+        passages (not two a passage: a page of hits was 20 round trips)."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        found: dict[int, list[tuple[int, str, int]]] = {chunk_id: [] for chunk_id in wanted}
+        own = [row for row in self._rows(wanted, ["grouped", "dup_group"]) if row["grouped"]]
+        groups = sorted({int(row["dup_group"]) for row in own})
+        members: dict[int, list[tuple[int, str, int]]] = {}
+        for offset in range(0, len(groups), QUERY_BATCH):
+            batch = groups[offset : offset + QUERY_BATCH]
+            rows = call(
+                self._client().query,
+                self.collection,
+                filter=f"dup_group in {batch}",
+                output_fields=["dup_group", "article_id", "paragraph"],
+            )
+            for row in rows:
+                members.setdefault(int(row["dup_group"]), []).append(
+                    (int(row["id"]), row["article_id"], int(row["paragraph"]))
+                )
+        for row in own:
+            chunk_id = int(row["id"])
+            group = members.get(int(row["dup_group"]), [])
+            found[chunk_id] = sorted(member for member in group if member[0] != chunk_id)
+        return found
 
     def _all(self, fields: list[str]) -> list[dict[str, Any]]:
         """Every row, a page at a time, by ascending id."""

@@ -138,10 +138,11 @@ def _documents_in_order(
 ) -> list[str]:
     """Documents ranked by their best passage; a collapsed hit ranks its `also_in` articles too."""
     seen: dict[str, None] = {}
+    duplicates = store.duplicates_of_many(chunk_ids) if store is not None else {}
     for chunk_id in chunk_ids:
         seen.setdefault(article_of[chunk_id], None)
         if store is not None:
-            for _, article_id, _ in store.duplicates_of(chunk_id):
+            for _, article_id, _ in duplicates[chunk_id]:
                 seen.setdefault(article_id, None)
         if len(seen) >= DOC_DEPTH:
             break
@@ -206,8 +207,9 @@ def evaluate(
             )
             if qid in answers:
                 shown = set(chunk_ids[:PASSAGE_HIT_AT])
-                for chunk_id in chunk_ids[:PASSAGE_HIT_AT]:  # a collapsed hit stands for its twins
-                    shown.update(i for i, _, _ in service.store.duplicates_of(chunk_id))
+                twins = service.store.duplicates_of_many(chunk_ids[:PASSAGE_HIT_AT])
+                for found in twins.values():  # a collapsed hit stands for its twins
+                    shown.update(i for i, _, _ in found)
                 hit_at_5[qid] = bool(answers[qid] & shown)
             done += 1
             if progress is not None:

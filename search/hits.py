@@ -153,6 +153,10 @@ def build_hits(
     found = answers(
         store, [(chunk_id, record.text) for chunk_id, _, record in chosen], vector, sentences
     )
+    # Collapsed: each hit lists the other articles holding its near-duplicates.
+    duplicates = (
+        store.duplicates_of_many([chunk_id for chunk_id, _, _ in chosen]) if collapse else {}
+    )
     hits: list[Hit] = []
     for (chunk_id, score, record), answer in zip(chosen, found, strict=True):
         spans = highlight_spans(record.text, query)
@@ -181,7 +185,7 @@ def build_hits(
                 dense_score=None if d_score is None else round(d_score, 6),
                 lexical_rank=l_rank,
                 lexical_score=None if l_score is None else round(l_score, 6),
-                also_in=_also_in(store, chunk_id, record.article_id) if collapse else (),
+                also_in=_also_in(duplicates.get(chunk_id, []), record.article_id),
                 answer=answer,
                 anchored=chunk_id == anchored,
             )
@@ -189,9 +193,9 @@ def build_hits(
     return hits
 
 
-def _also_in(store: PassageStore, chunk_id: int, article_id: str) -> tuple[str, ...]:
-    """The other articles holding a near-duplicate of this passage, each once."""
-    others = (other for _, other, _ in store.duplicates_of(chunk_id))
+def _also_in(duplicates: list[tuple[int, str, int]], article_id: str) -> tuple[str, ...]:
+    """The other articles holding a near-duplicate of a passage (`duplicates`), each once."""
+    others = (other for _, other, _ in duplicates)
     return tuple(dict.fromkeys(other for other in others if other != article_id))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -19,11 +20,14 @@ from dataclasses import dataclass
 from anyio.to_thread import run_sync
 
 from semsearch.index.embedding import Embedder
-from semsearch.index.errors import IndexCorrupt, IndexNotFound, SemsearchError
+from semsearch.index.errors import IndexCorrupt, IndexNotFound, SemsearchError, StoreUnavailable
 from semsearch.search.service import SearchService
 from semsearch.search.settings import Settings, embedder_for, store_for
 
-__all__ = ["ReloadResult", "ServiceHolder"]
+__all__ = ["STORE_CHECK_SECONDS", "ReloadResult", "ServiceHolder"]
+
+# How long a store server's answer to `store_problem` is trusted before it is asked again.
+STORE_CHECK_SECONDS = 2.0
 
 log = logging.getLogger("semsearch.api")
 
@@ -67,6 +71,7 @@ class ServiceHolder:
         self.last_error: str | None = None  # why the index could not be opened, last time
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._store_checked: tuple[float, str | None] = (-STORE_CHECK_SECONDS, None)
 
     @property
     def current(self) -> SearchService | None:
@@ -81,6 +86,24 @@ class ServiceHolder:
         if refused is None or slot is None:
             return None
         return f"{_label(refused[0])} was refused ({refused[1]}); serving {slot.generation}"
+
+    def store_problem(self) -> str | None:
+        """Why the served generation's store cannot answer now (a Milvus server down), else
+        None; asked of a store server at most every STORE_CHECK_SECONDS, never of an
+        in-process store. Blocks for the server's answer: call it from a worker thread."""
+        service = self.current
+        if service is None or service.store.capabilities.in_process:
+            return None
+        checked, problem = self._store_checked
+        if time.monotonic() - checked < STORE_CHECK_SECONDS:
+            return problem
+        try:
+            service.store.count()
+            problem = None
+        except StoreUnavailable as error:
+            problem = str(error)
+        self._store_checked = (time.monotonic(), problem)
+        return problem
 
     def try_open(self) -> SearchService | None:
         """Open the index now; log and return None when it cannot be opened."""

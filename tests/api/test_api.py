@@ -123,7 +123,7 @@ def test_hostile_queries_do_not_fail(client: TestClient) -> None:
 
 def test_health_stats_article(client: TestClient) -> None:
     assert client.get("/health").json() == {
-        "status": "ok", "index": "loaded", "generation": "gen-1", "detail": None
+        "status": "ok", "index": "loaded", "generation": "gen-1", "store": "ok", "detail": None
     }  # fmt: skip
     stats = client.get("/stats").json()
     assert (stats["articles"], stats["passages"], stats["model"]) == (1, 18, "fake-hash")

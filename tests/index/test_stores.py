@@ -228,6 +228,9 @@ def test_duplicates_collapse_the_same_way(backend: Store, tmp_path: Path) -> Non
         assert store.manifest["counts"]["duplicate_passages"] == 4
         assert [a for _, a, _ in store.duplicates_of(0)] == ["b.txt", "c.txt"]
         assert store.duplicates_of(6) == []
+        many = store.duplicates_of_many([6, 0, 1, 99999])  # together, as the hits ask
+        assert many == {i: store.duplicates_of(i) for i in (6, 0, 1, 99999)}
+        assert [a for _, a, _ in many[0]] == ["b.txt", "c.txt"] and many[99999] == []
         service = SearchService(store, embedder, settings_for(backend, tmp_path))
         hits = service.search("interest rates unchanged", k=10)
         assert len({h.text for h in hits}) == len(hits) == 3

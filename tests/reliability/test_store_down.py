@@ -1,0 +1,66 @@
+"""A Milvus server that stops answering: searches get 503 with Retry-After, /health says the
+store is unreachable, and both recover by themselves when it answers again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+import semsearch.index.milvus_generation
+import semsearch.search.serving
+from semsearch.api.app import create_app
+from semsearch.index.builder import build_index
+from semsearch.index.errors import StoreUnavailable
+from semsearch.search.settings import Settings, store_for
+from tests.conftest import SEEDS, FakeEmbedder
+
+pytest.importorskip("pymilvus")
+
+
+def test_a_store_server_down_is_a_503_and_health_says_so_until_it_is_back(
+    tmp_path: Path, milvus_uri: str, milvus_alias: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        index_dir=tmp_path / "index",
+        store="milvus",
+        milvus_uri=milvus_uri,
+        milvus_collection=milvus_alias,
+        milvus_index="flat",
+    )
+    build_index(SEEDS, settings.index_dir, FakeEmbedder(), store=store_for(settings))
+    monkeypatch.setattr(semsearch.search.serving, "STORE_CHECK_SECONDS", 0.0)
+    answering = semsearch.index.milvus_generation.call
+    down = False
+
+    def server(method: Any, *args: Any, **kwargs: Any) -> Any:
+        if down:
+            raise StoreUnavailable("Milvus cannot be reached: connection refused")
+        return answering(method, *args, **kwargs)
+
+    monkeypatch.setattr(semsearch.index.milvus_generation, "call", server)
+    with TestClient(create_app(settings, FakeEmbedder())) as client:
+        assert client.get("/search", params={"q": "power"}).status_code == 200
+        assert client.get("/health").json()["store"] == "ok"
+        down = True
+        for mode in ("hybrid", "dense", "lexical"):
+            refused = client.get("/search", params={"q": "power", "mode": mode})
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["Retry-After"] == "5"
+            assert "cannot be reached" in refused.json()["detail"]
+        page = client.get("/", params={"q": "power"}, headers={"Accept": "text/html"})
+        assert page.status_code == 503 and "cannot be reached" in page.text
+        health = client.get("/health")
+        assert health.status_code == 503 and health.headers["Retry-After"] == "5"
+        assert health.json() | {"detail": None} == {
+            "status": "unavailable",
+            "index": "loaded",
+            "generation": "gen-1",
+            "store": "unreachable",
+            "detail": None,
+        }
+        down = False
+        assert client.get("/health").json()["status"] == "ok"
+        assert client.get("/search", params={"q": "power"}).status_code == 200
