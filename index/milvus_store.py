@@ -11,8 +11,9 @@ text (`index.analysis`), which a BM25 function turns into a sparse vector for Mi
 full-text search. Stemming here rather than in the engine gives the lexical leg the
 words SQLite FTS5 sees on every Milvus version (Milvus Lite's analyzer does not stem).
 
-A build fills a new collection, flushes it, records the manifest as a collection property, and
-only then points the alias at it: searchers see the old generation or the new one, never half.
+A build fills a new collection, flushes it, records the manifest (a row of `<alias>_manifests`,
+`index.milvus_manifests`: it survives a server restart), and only then points the alias at it:
+searchers see the old generation or the new one, never half.
 
 This module is the `Store` (`MilvusStore`: list, open, write and remove generations), the
 connection (`connect`, `_call`) and what the other two share. Opening a generation:
@@ -22,7 +23,6 @@ from `index.generations`, as for the FAISS store; nothing of the FAISS store is 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -41,6 +41,7 @@ from semsearch.index.milvus_client import (
     valid_name,
 )
 from semsearch.index.milvus_generation import MilvusGeneration
+from semsearch.index.milvus_manifests import drop_manifest, read_manifest
 from semsearch.index.milvus_writer import MilvusWriter
 from semsearch.index.stores import KEEP_GENERATIONS, VectorIndexSpec
 
@@ -182,14 +183,12 @@ class MilvusStore:
         client = self.client()
         if not call(client.has_collection, collection):
             raise IndexNotFound(f"{self.describe()} has no collection {collection}")
-        properties = call(client.describe_collection, collection).get("properties", {})
-        try:
-            manifest = json.loads(properties[MANIFEST_PROPERTY])
-        except (KeyError, TypeError, ValueError):
+        manifest = read_manifest(client, self.alias, collection)
+        if manifest is None:
             raise IndexCorrupt(
                 f"collection {collection} has no semsearch manifest (an unfinished build?): "
                 "rebuild with `semsearch index`"
-            ) from None
+            )
         check_compatible(manifest, self.describe(), model_id, dimension)
         call(client.load_collection, collection)
         vocab = manifest.get("milvus", {}).get("vocab")
@@ -254,6 +253,7 @@ class MilvusStore:
         names = self.generation_names()
         for name in names:
             self.drop_generation(name)
+        drop_manifest(client, self.alias, "", every=True)
         return names
 
     def drop_generation(self, name: str) -> None:
@@ -263,6 +263,7 @@ class MilvusStore:
         for each in (collection, collection + VOCAB_SUFFIX):
             if call(client.has_collection, each):
                 call(client.drop_collection, each)
+        drop_manifest(client, self.alias, collection)
 
     def vector_index_params(self) -> dict[str, Any]:
         if self.index_type == "flat":

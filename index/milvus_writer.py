@@ -4,13 +4,12 @@
 schema: `index.milvus_store`'s docstring), with a BM25 function over each passage's Porter stems
 where the Milvus has one (2.5 and later; otherwise the generation has no lexical leg). `commit`
 flushes it, writes the vocabulary collection (each stem's document frequency, for the query's
-BM25 ceiling), records the manifest as a collection property, and only then points the alias at
+BM25 ceiling), records the manifest (`index.milvus_manifests`), and only then points the alias at
 the new collection. Sentence vectors are not kept.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -27,13 +26,13 @@ from semsearch.index.generations import generation_name, generation_number
 from semsearch.index.manifest import FORMAT_VERSION
 from semsearch.index.milvus_client import (
     INSERT_BATCH,
-    MANIFEST_PROPERTY,
     METADATA_FIELDS,
     VARCHAR_MAX,
     VOCAB_SUFFIX,
     call,
     literal,
 )
+from semsearch.index.milvus_manifests import read_manifest, write_manifest
 from semsearch.index.records import SentenceVectors, check_rows
 
 if TYPE_CHECKING:  # the store imports this module
@@ -67,8 +66,7 @@ class MilvusWriter:
             name = generation_name(number)
             if live is not None and number > generation_number(live):
                 collection = self.store.collection_of(name)
-                properties = client.describe_collection(collection).get("properties", {})
-                if MANIFEST_PROPERTY not in properties:
+                if read_manifest(client, self.store.alias, collection) is None:
                     self.store.drop_generation(name)
         self._name = generation_name((numbers[-1] if numbers else 0) + 1)
         collection = self.store.collection_of(self._name)
@@ -233,11 +231,7 @@ class MilvusWriter:
                 "duplicate_passages": grouped - int(leaders[0]["count(*)"]),
             },
         }
-        call(
-            client.alter_collection_properties,
-            self._collection,
-            properties={MANIFEST_PROPERTY: json.dumps(written)},
-        )
+        write_manifest(client, self.store.alias, self._collection, written)
         if self.store.alias in call(client.list_aliases).get("aliases", []):
             call(client.alter_alias, self._collection, self.store.alias)
         else:
