@@ -117,6 +117,7 @@ def search_page(
         "more": None,
         "facets": [],
         "similar": None,
+        "dense_only": False,  # hybrid ran without a lexical leg (a Milvus without BM25)
     }
     status = 200
     try:
@@ -159,6 +160,7 @@ def search_page(
                     q, k=context["k"], mode=mode, timings=timings, sections=sections,
                     after=after or None, before=before or None, offset=context["offset"],
                 )  # fmt: skip
+                context["dense_only"] = mode == "hybrid" and service.legs(mode) == ("dense",)
             context["took_ms"] = round((time.perf_counter() - started) * 1000, 1)
             record_search(request, mode, timings)
             here = {"q": q, "mode": mode, "k": context["k"], "after": after, "before": before}

@@ -84,6 +84,7 @@ def _hits_response(
         k=k,
         offset=offset,
         took_ms=took_ms,
+        legs=list(service.legs(mode)),
         hits=[{field: getattr(hit, field) for field in _HIT_FIELDS} for hit in hits],
     )
     # Serialised here, by pydantic in one step: returning the model would have FastAPI validate

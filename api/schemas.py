@@ -196,6 +196,10 @@ class SearchResponse(BaseModel):
     k: int
     offset: int = Field(description="hits skipped before these (their ranks start at offset + 1)")
     took_ms: float
+    legs: list[Literal["dense", "lexical"]] = Field(
+        description="the legs that ran: hybrid is dense alone where the index has no lexical "
+        "leg (a Milvus server without full-text search, before 2.5)"
+    )
     hits: list[HitModel]
 
 

@@ -11,8 +11,10 @@ the new collection. Sentence vectors are not kept.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -103,21 +105,28 @@ class MilvusWriter:
                 )
             return made, index
 
-        made, index = schema(with_bm25=True)
-        try:
-            call(client.create_collection, collection, schema=made, index_params=index)
-        except StoreUnavailable:
-            raise
-        except Exception as error:
-            # Full-text search (BM25 functions) came with Milvus 2.5: say so, and go on dense.
+        # Full-text search (BM25 functions) came with Milvus 2.5: a server that says it is older
+        # is not asked; one that does not say (Milvus Lite) is tried, its refusal logged once.
+        refusal = None if full_text_search(client) is not False else "the server predates 2.5"
+        if refusal is None:
+            made, index = schema(with_bm25=True)
+            try:
+                with _quiet(logging.getLogger("pymilvus")):  # (it logs each failed call whole)
+                    call(client.create_collection, collection, schema=made, index_params=index)
+            except StoreUnavailable:
+                raise
+            except Exception as error:
+                refusal = str(error).splitlines()[0] if str(error) else type(error).__name__
+                if client.has_collection(collection):
+                    client.drop_collection(collection)
+        if refusal is not None:
             log.warning(
-                "%s cannot create a BM25 function (%s): this index has no lexical leg; hybrid "
-                "search will be dense only and lexical search refused",
+                "%s has no full-text search (%s): this index has no lexical leg; hybrid "
+                "search will be dense only and lexical search refused (Milvus 2.5 or later has "
+                "it)",
                 self.store.describe(),
-                error,
+                refusal,
             )
-            if client.has_collection(collection):
-                client.drop_collection(collection)
             made, index = schema(with_bm25=False)
             call(client.create_collection, collection, schema=made, index_params=index)
             self._lexical = False
@@ -284,3 +293,29 @@ def _check_lengths(rows: list[dict[str, Any]]) -> None:
                     f"{row['article_id']}: a passage's {field} is longer than Milvus's "
                     f"{VARCHAR_MAX}-byte limit on text fields"
                 )
+
+
+def full_text_search(client: Any) -> bool | None:
+    """Whether the Milvus server has BM25 functions (2.5 and later), from the version it
+    gives; None when that does not say (Milvus Lite gives its own version numbers)."""
+    try:
+        version = str(call(client.get_server_version))
+    except StoreUnavailable:
+        raise
+    except Exception:
+        return None
+    found = re.fullmatch(r"v?(\d+)\.(\d+)(?:[.+-].*)?", version.strip())
+    if found is None:
+        return None
+    return (int(found.group(1)), int(found.group(2))) >= (2, 5)
+
+
+@contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """`logger` says nothing below CRITICAL for the duration."""
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

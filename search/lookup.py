@@ -23,6 +23,7 @@ class Lookup:
     hits: list[Hit]
     took_ms: float
     timings: dict[str, float] = field(default_factory=dict)  # seconds, by stage
+    legs: tuple[str, ...] = ()  # the legs that ran (hybrid: dense alone without a lexical leg)
 
 
 def search_once(
@@ -62,9 +63,10 @@ def search_once(
             offset=offset,
         )  # fmt: skip
         took_ms = round((time.perf_counter() - started) * 1000, 2)
+        legs = service.legs(mode)
     finally:
         service.close()
-    return Lookup(query, mode, k, hits, took_ms, timings)
+    return Lookup(query, mode, k, hits, took_ms, timings, legs)
 
 
 def similar_once(settings: Settings, chunk_id: int, *, k: int = 10) -> Lookup:
@@ -85,4 +87,4 @@ def similar_once(settings: Settings, chunk_id: int, *, k: int = 10) -> Lookup:
         took_ms = round((time.perf_counter() - started) * 1000, 2)
     finally:
         service.close()
-    return Lookup(f"similar to passage {chunk_id}", "dense", k, hits, took_ms)
+    return Lookup(f"similar to passage {chunk_id}", "dense", k, hits, took_ms, legs=("dense",))

@@ -100,6 +100,13 @@ class Ranker:
                 "dates: run `semsearch index` to rebuild it, then filter by them"
             )
 
+    def legs(self, mode: str) -> tuple[str, ...]:
+        """The legs a search in `mode` runs here: hybrid is dense alone on a store without a
+        lexical leg (a Milvus without full-text search), and a response says so."""
+        if mode == "hybrid":
+            return ("dense", "lexical") if self.store.capabilities.lexical else ("dense",)
+        return (mode,)
+
     def check_lexical(self, mode: str) -> None:
         if mode == "lexical" and not self.store.capabilities.lexical:
             raise InvalidQuery(

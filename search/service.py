@@ -219,6 +219,11 @@ class SearchService:
                 self._running -= 1
             self._gate.release()
 
+    def legs(self, mode: str) -> tuple[str, ...]:
+        """The legs a search in `mode` runs on this index: ("dense", "lexical") for hybrid,
+        ("dense",) alone where the store has no lexical leg."""
+        return self._ranker.legs(mode)
+
     def similar(self, chunk_id: int, k: int = 10) -> list[Hit]:
         """The `k` passages nearest to a passage's stored vector, best first, as hits with their
         cosine as score and dense score (no highlights, no answer).

@@ -13,6 +13,7 @@ from rich.text import Text
 from semsearch.search.cli.options import IndexOption, ModelOption, settings_from
 from semsearch.search.cli.output import (
     article_line,
+    err,
     errors,
     explain_missing_index,
     out,
@@ -111,12 +112,18 @@ def print_json_hits(found: Lookup) -> None:
         "mode": found.mode,
         "k": found.k,
         "took_ms": found.took_ms,
+        "legs": list(found.legs),
         "hits": [dataclasses.asdict(hit) for hit in found.hits],
     }
     print_json(document, ensure_ascii=False)
 
 
 def print_hits(found: Lookup, quiet: bool, verbose: bool) -> None:
+    if found.mode == "hybrid" and found.legs == ("dense",):
+        err.print(
+            "note: this index has no full-text search (Milvus before 2.5): hybrid ran dense only",
+            markup=False,
+        )
     if not found.hits:
         out.print(
             f"No passages match {found.query!r}. Try other words or --mode dense.", markup=False

@@ -49,6 +49,13 @@ def test_hit_fields(client: TestClient) -> None:
     }  # fmt: skip
     assert hit["paragraph"] == 12
     assert "<mark>Kharkiv</mark>" in hit["snippet"]
+    for mode, legs in (
+        ("hybrid", ["dense", "lexical"]),
+        ("dense", ["dense"]),
+        ("lexical", ["lexical"]),
+    ):
+        found = client.get("/search", params={"q": "Kharkiv", "mode": mode}).json()
+        assert found["legs"] == legs
 
 
 @pytest.mark.parametrize(

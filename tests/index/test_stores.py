@@ -6,6 +6,7 @@ compared with FAISS's exact search and with numpy.
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -335,11 +336,76 @@ def test_without_full_text_search_hybrid_is_dense_and_lexical_is_refused(
         service = SearchService(store, embedder, settings_for(backend, tmp_path))
         hits = service.search("energy infrastructure", k=3)
         assert hits and all(h.lexical_rank is None for h in hits)
+        assert service.legs("hybrid") == ("dense",) and service.legs("dense") == ("dense",)
         with pytest.raises(InvalidQuery, match="full-text"):
             service.search("energy infrastructure", k=3, mode="lexical")
+        from fastapi.testclient import TestClient
+
+        from semsearch.api.app import create_app
+
+        with TestClient(create_app(settings_for(backend, tmp_path), embedder)) as client:
+            found = client.get("/search", params={"q": "energy infrastructure"}).json()
+            assert found["legs"] == ["dense"] and found["hits"]
+            page = client.get("/", params={"q": "energy infrastructure"})
+            assert "dense only: this index has no full-text search" in page.text
     finally:
         store.close()
         backend.drop()
+
+
+def test_a_server_older_than_2_5_is_not_asked_for_bm25_and_nothing_is_logged_but_one_line(
+    tmp_path: Path,
+    milvus_uri: str,
+    milvus_alias: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A real 2.3 server refuses a BM25 function in create_index, and pymilvus logs the
+    refusal with its traceback: a server that says it is older is not asked at all."""
+    import pymilvus
+
+    create = pymilvus.MilvusClient.create_collection
+    asked = []
+
+    def refusing(self, name, *args, schema=None, **kwargs):
+        asked.append(bool(schema is not None and schema.functions))
+        if schema is not None and schema.functions:
+            raise AssertionError("a 2.3 server was asked for a BM25 function")
+        return create(self, name, *args, schema=schema, **kwargs)
+
+    monkeypatch.setattr(pymilvus.MilvusClient, "create_collection", refusing)
+    monkeypatch.setattr(pymilvus.MilvusClient, "get_server_version", lambda self, **_: "v2.3.5")
+    backend = MilvusStore(milvus_uri, alias=milvus_alias, index_type="flat")
+    with caplog.at_level(logging.INFO):
+        build_index(SEEDS, tmp_path / "index", FakeEmbedder(), store=backend)
+    try:
+        assert asked and not any(asked)  # (the passages, the vocabulary, the manifests)
+        # (Milvus Lite's in-process gRPC server logs calls it does not implement: not ours)
+        warnings = [
+            r
+            for r in caplog.records
+            if r.levelno >= logging.WARNING and not r.name.startswith("grpc")
+        ]
+        assert [r.name for r in warnings] == ["semsearch.milvus"]
+        assert "predates 2.5" in warnings[0].getMessage()
+        assert backend.open().manifest["milvus"]["lexical"] == "unavailable"
+    finally:
+        backend.drop()
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [("v2.3.5", False), ("2.4.13", False), ("v2.5.0", True), ("v2.6.1-rc", True),
+     ("milvus_lite-3.2.2", None), ("", None)],
+)  # fmt: skip
+def test_full_text_search_is_read_from_the_server_version(version: str, expected: bool) -> None:
+    from semsearch.index.milvus_writer import full_text_search
+
+    class Client:
+        def get_server_version(self) -> str:
+            return version
+
+    assert full_text_search(Client()) is expected
 
 
 def test_service_and_api_on_milvus_answer_like_faiss(
