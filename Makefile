@@ -15,13 +15,14 @@ EVAL_SETS ?= $(SHARED)/data/scifact-dev $(SHARED)/data/bbc-dev
 
 BENCH_CORPUS ?= $(if $(wildcard $(SHARED)/data/bbc),$(SHARED)/data/bbc,seeds)
 BENCH_SIZES ?= 100000,1000000
+SCALE ?= 100000
 # The browser tests drive Debian's chromium with Playwright; never `playwright install`.
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 LOAD_CLIENTS ?= 8
 LOAD_REQUESTS ?= 1500
 
-.PHONY: help install run index serve search info eval bench load test lint format clean chromium screenshots
+.PHONY: help install run index serve search info eval bench bench-scale load test lint format clean chromium screenshots
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,6 +70,9 @@ eval: $(STAMP) ## measure search quality on the BEIR dev sets in ../shared/data
 
 bench: $(STAMP) ## benchmark build, rebuild, HTTP queries and vector search (figures in var/bench.json)
 	$(BIN)/semsearch bench --corpus "$(BENCH_CORPUS)" --vector-sizes "$(BENCH_SIZES)" --json var/bench.json
+
+bench-scale: $(STAMP) ## archive-scale figures: SCALE passages (default 100000), synthetic vectors (var/bench-scale.json)
+	$(BIN)/semsearch bench --scale $(SCALE) --corpus "$(BENCH_CORPUS)" --json var/bench-scale.json
 
 load: $(STAMP) ## load test on 127.0.0.1: concurrent clients through a reindex and a reload
 	$(BIN)/python -m semsearch.search.load --clients $(LOAD_CLIENTS) --requests $(LOAD_REQUESTS)

@@ -25,10 +25,39 @@ def bench_command(
         Path | None, typer.Option("--json", help="also write the figures to this file")
     ] = None,
     model: ModelOption = None,
+    scale: Annotated[
+        int | None,
+        typer.Option(
+            "--scale",
+            min=1,
+            help="instead: an archive of this many passages recombined from the corpus's "
+            "sentences, with synthetic vectors (no model): build, disk, query and HTTP figures",
+        ),
+    ] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile",
+            help="with --scale: write cProfile stats of the build and of "
+            "the hybrid and lexical queries to this folder",
+        ),
+    ] = None,
 ) -> None:
     """Benchmark building, rebuilding, serving queries and vector search; print the figures."""
     from semsearch.search.bench import format_bench, run_bench
 
+    if scale is not None:
+        from semsearch.search.bench_scale import format_scale_bench, run_scale_bench
+
+        with errors():
+            figures = run_scale_bench(
+                corpus, scale, queries, lambda line: err.print(line, markup=False), profile
+            )
+        if json_file is not None:
+            write_json(json_file, figures)
+        for line in format_scale_bench(figures):
+            out.print(line, markup=False)
+        return
     with errors():
         settings = settings_from(model=model)
         sizes = whole_numbers(vector_sizes, "--vector-sizes")
