@@ -180,6 +180,7 @@ def _over_http(
                 results[f"{mode}_{clients}"] = _load(base, asked, mode, clients)
                 say(f"HTTP {mode}, {clients} client(s): {results[f'{mode}_{clients}']}")
         results["server_rss_mb"] = round(_rss_mb(server.pid), 1)
+        results["server_anon_mb"] = round(_rss_mb(server.pid, "RssAnon"), 1)
         return results
     finally:
         server.terminate()
@@ -278,7 +279,8 @@ def format_scale_bench(figures: dict[str, Any]) -> list[str]:
         f"in-process: open {local['open_seconds']} s, first query {local['first_query_seconds']}"
         f" s, {figures['queries']} warm-up queries {local.get('warm_up_seconds', '?')} s",
         f"server: ready in {http['start_seconds']} s, RSS after the queries "
-        f"{http['server_rss_mb']} MB",
+        f"{http['server_rss_mb']} MB, of which its own (not mapped files) "
+        f"{http.get('server_anon_mb', '?')} MB",
         f"{figures['queries']} new queries each {'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'q/s':>8}",
     ]
     for mode in MODES:
