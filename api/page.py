@@ -203,9 +203,15 @@ def _shown(hit: Hit, q: str | None, mode: str, k: int) -> dict[str, Any]:
         "html": mark(hit.text, hit.highlights, shown_answer(hit)),
         "url": _article_url(hit.article_id, q=q, mode=mode, k=k, p=hit.paragraph),
         "similar": _page_url(similar=str(hit.chunk_id), k=k),  # (0 is an id here)
-        "about": [part for part in (hit.section, hit.published, hit.author) if part],
+        "about": _about(hit.section, hit.published, hit.author, hit.tags),
         "source": _source(hit.url),
     }
+
+
+def _about(section: str, published: str | None, author: str, tags: tuple[str, ...]) -> list[str]:
+    """What the page says of an article beside its title, only the parts it has."""
+    parts = [part for part in (section, published, author) if part]
+    return parts + ([f"tags: {', '.join(tags)}"] if tags else [])
 
 
 def article_page(request: Request, article_id: str, record: ArticleRecord | None) -> HTMLResponse:
@@ -246,7 +252,7 @@ def article_page(request: Request, article_id: str, record: ArticleRecord | None
         heading = passage.heading
     context = {
         "article": record,
-        "about": [part for part in (record.section, record.published, record.author) if part],
+        "about": _about(record.section, record.published, record.author, record.tags),
         "source": _source(record.url),
         "paragraphs": paragraphs,
         "q": query,

@@ -238,5 +238,6 @@ def article(article_id: str, service: Service, request: Request) -> ArticleRespo
         published=record.published,
         author=record.author,
         url=record.url,
+        tags=list(record.tags),
         paragraphs=[PassageModel.model_validate(p, from_attributes=True) for p in record.passages],
     )

@@ -159,6 +159,7 @@ class HitModel(BaseModel):
     published: str | None = Field(description="the article's date, YYYY-MM-DD, when known")
     author: str = Field(description="the article's author; empty when unknown")
     url: str = Field(description="where the article was published; empty when unknown")
+    tags: list[str] = Field(description="the article's tags (front matter, JSONL, page metadata)")
     paragraph: int = Field(description="1-based paragraph number in the article")
     part: int = Field(description="0, or the piece of a paragraph too long for the model")
     heading: str
@@ -245,4 +246,5 @@ class ArticleResponse(BaseModel):
     published: str | None
     author: str
     url: str
+    tags: list[str]
     paragraphs: list[PassageModel]

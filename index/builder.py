@@ -192,7 +192,7 @@ def build_from_articles(
     with_sentences = sentence_vectors and store.keeps_sentences
     digests = [article_digest(article) for article in articles]
     # The articles' metadata is stored too: a change of date or section alone is a new input.
-    metadata = [json.dumps([a.section, a.published, a.author, a.url]) for a in articles]
+    metadata = [json.dumps([a.section, a.published, a.author, a.url, a.tags]) for a in articles]
     fingerprint = inputs_fingerprint(
         [*digests, *metadata], embedder, vector_index or VectorIndexSpec(), with_sentences
     )

@@ -40,15 +40,17 @@ from semsearch.index.generations import CURRENT, is_generation_name, live_genera
 from semsearch.index.lexical import LexicalIndex
 from semsearch.index.lock import GenerationLease
 from semsearch.index.manifest import check_compatible
-from semsearch.index.records import ArticleRecord, ChunkRecord
+from semsearch.index.records import ArticleRecord, ChunkRecord, split_tags
 from semsearch.index.sentence_scores import SentenceScores
 from semsearch.index.stores import Capabilities, PassageFilter
 from semsearch.index.vectors import set_search_breadth
 
 __all__ = ["FaissGeneration"]
 
-# The articles' metadata columns, in `ChunkRecord`'s order (format 5 on).
+# The articles' metadata columns, in `ChunkRecord`'s order (format 5 on; tags format 6 on,
+# stored one a line: `records.join_tags`).
 _METADATA = ("section", "published", "author", "url")
+_TAGS = "tags"
 
 
 class FaissGeneration:
@@ -86,6 +88,7 @@ class FaissGeneration:
             # Format 5 added the articles' section, date, author and url.
             metadata=int(manifest.get("format_version", 0)) >= 5,
         )
+        self._has_tags = int(manifest.get("format_version", 0)) >= 6  # (format 6 added tags)
         self._filters = Filters(self._db, lambda: self.article_codes, self.capabilities.metadata)
         self._sentences = SentenceIndex(folder, self.capabilities.sentence_vectors)
         self._lexical = LexicalIndex(
@@ -291,7 +294,7 @@ class FaissGeneration:
                 f"WHERE c.id IN ({','.join('?' * len(batch))})",
                 batch,
             )
-            found.update((row[0], ChunkRecord(*row)) for row in rows)
+            found.update((row[0], ChunkRecord(*self._with_tags(row))) for row in rows)
         return found
 
     def _load_columns(self) -> None:
@@ -352,10 +355,16 @@ class FaissGeneration:
         return [(article_id, paragraph, text) for article_id, paragraph, text in rows]
 
     def _metadata_columns(self, prefix: str = "") -> str:
-        """`, section, published, author, url` (each after `prefix`), or nothing before format 5."""
+        """`, section, published, author, url[, tags]` (each after `prefix`): nothing before
+        format 5, no tags before format 6."""
         if not self.capabilities.metadata:
             return ""
-        return "".join(f", {prefix}{column}" for column in _METADATA)
+        columns = (*_METADATA, _TAGS) if self._has_tags else _METADATA
+        return "".join(f", {prefix}{column}" for column in columns)
+
+    def _with_tags(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A row ending with the metadata columns, its stored tags (the last) made a tuple."""
+        return (*row[:-1], split_tags(row[-1])) if self._has_tags else row
 
     def article(self, article_id: str) -> ArticleRecord | None:
         """An article, its passages and its metadata, or None when no article has this id."""
@@ -373,7 +382,7 @@ class FaissGeneration:
             "WHERE article_id = ? ORDER BY paragraph, part",
             (article_id,),
         )
-        title, metadata = row[0], tuple(row[1:])
+        title, metadata = row[0], self._with_tags(tuple(row[1:]))
         passages = tuple(ChunkRecord(r[0], r[1], title, *r[2:], *metadata) for r in rows)
         return ArticleRecord(article_id, title, passages, *metadata)
 

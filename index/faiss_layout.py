@@ -40,7 +40,8 @@ CREATE TABLE articles (
     section TEXT NOT NULL DEFAULT '',  -- format 5 on, as the four below
     published TEXT,  -- an ISO date (YYYY-MM-DD), NULL when unknown
     author TEXT NOT NULL DEFAULT '',
-    url TEXT NOT NULL DEFAULT ''
+    url TEXT NOT NULL DEFAULT '',
+    tags TEXT NOT NULL DEFAULT ''  -- format 6 on: one a line
 );
 CREATE TABLE chunks (
     id INTEGER PRIMARY KEY,

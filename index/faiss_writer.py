@@ -41,7 +41,7 @@ from semsearch.index.generations import (
 )
 from semsearch.index.lexical import LEXICAL_SCHEMA, write_lexical
 from semsearch.index.manifest import FORMAT_VERSION
-from semsearch.index.records import SentenceVectors, check_rows, compact
+from semsearch.index.records import SentenceVectors, check_rows, compact, join_tags
 from semsearch.index.stores import VectorIndexSpec
 from semsearch.index.vectors import build_vector_index
 
@@ -160,10 +160,10 @@ def write_generation(
     try:
         connection.executescript(RECORDS_SCHEMA + LEXICAL_SCHEMA)
         connection.executemany(
-            "INSERT INTO articles (id, title, encoding, section, published, author, url) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(a.id, a.title, a.encoding, a.section, a.published or None, a.author, a.url)
-             for a in articles],
+            "INSERT INTO articles (id, title, encoding, section, published, author, url, tags) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(a.id, a.title, a.encoding, a.section, a.published or None, a.author, a.url,
+              join_tags(a.tags)) for a in articles],
         )  # fmt: skip
         rows = [
             (i, c.article_id, c.paragraph, c.part, c.heading, c.text, c.start, c.end,
@@ -211,7 +211,8 @@ def _finish_generation(
         files[name] = {"sha256": sha256_of(folder / name), "bytes": (folder / name).stat().st_size}
     written = {
         **manifest,
-        "format_version": FORMAT_VERSION,
+        # A new build's is this one; a vector reindex keeps its source's (its files are those).
+        "format_version": manifest.get("format_version", FORMAT_VERSION),
         "faiss": {**layout, "metric": "inner_product"},
         "counts": counts,
         "files": files,

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_TOP_K",
     "METADATA_FIELDS",
     "QUERY_BATCH",
+    "TAGS_FIELD",
     "VARCHAR_MAX",
     "VOCAB_SUFFIX",
     "call",
@@ -36,6 +37,7 @@ MAX_TOP_K = 16384  # Milvus's limit on one search
 VARCHAR_MAX = 65535
 # Each passage row's copy of its article's metadata (format 5 on); "published" is "" when none.
 METADATA_FIELDS = ("section", "published", "author", "url")
+TAGS_FIELD = "tags"  # format 6 on: the article's tags, one a line
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
 _LITERAL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
 

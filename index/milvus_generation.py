@@ -22,10 +22,11 @@ from semsearch.index.milvus_client import (
     MAX_TOP_K,
     METADATA_FIELDS,
     QUERY_BATCH,
+    TAGS_FIELD,
     call,
     literal,
 )
-from semsearch.index.records import ArticleRecord, ChunkRecord
+from semsearch.index.records import ArticleRecord, ChunkRecord, split_tags
 from semsearch.index.sentence_scores import SentenceScores
 from semsearch.index.stores import Capabilities, PassageFilter
 
@@ -35,15 +36,18 @@ if TYPE_CHECKING:  # the store imports this module
 __all__ = ["MilvusGeneration", "filter_expression"]
 
 # The collection's fields a ChunkRecord is made of, in its order (they share their names);
-# a collection older than format 5 has no metadata fields.
+# a collection older than format 5 has no metadata fields, one older than 6 no tags.
 _ID_FIELDS = [field.name for field in dataclasses.fields(ChunkRecord)]
-_BASE_FIELDS = [name for name in _ID_FIELDS if name not in METADATA_FIELDS]
+_WITHOUT_TAGS = [name for name in _ID_FIELDS if name != TAGS_FIELD]
+_BASE_FIELDS = [name for name in _WITHOUT_TAGS if name not in METADATA_FIELDS]
 
 
 def _record(row: dict[str, Any], fields: list[str]) -> ChunkRecord:
     values = {field: row[field] for field in fields}
     if values.get("published") == "":  # stored as "" when the article has no date
         values["published"] = None
+    if TAGS_FIELD in values:
+        values[TAGS_FIELD] = split_tags(values[TAGS_FIELD])
     return ChunkRecord(**values)
 
 
@@ -89,7 +93,14 @@ class MilvusGeneration:
             in_process=False,  # Milvus searches in its own server: more may run at once
             metadata=int(manifest.get("format_version", 0)) >= 5,
         )
-        self._fields = _ID_FIELDS if self.capabilities.metadata else _BASE_FIELDS
+        version = int(manifest.get("format_version", 0))
+        self._fields = (
+            _ID_FIELDS
+            if version >= 6
+            else _WITHOUT_TAGS
+            if self.capabilities.metadata
+            else _BASE_FIELDS
+        )
 
     @property
     def generation(self) -> str:
@@ -321,6 +332,7 @@ class MilvusGeneration:
             first.published,
             first.author,
             first.url,
+            first.tags,
         )
 
     def close(self) -> None:

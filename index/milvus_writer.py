@@ -29,13 +29,14 @@ from semsearch.index.manifest import FORMAT_VERSION
 from semsearch.index.milvus_client import (
     INSERT_BATCH,
     METADATA_FIELDS,
+    TAGS_FIELD,
     VARCHAR_MAX,
     VOCAB_SUFFIX,
     call,
     literal,
 )
 from semsearch.index.milvus_manifests import read_manifest, write_manifest
-from semsearch.index.records import SentenceVectors, check_rows
+from semsearch.index.records import SentenceVectors, check_rows, join_tags
 
 if TYPE_CHECKING:  # the store imports this module
     from semsearch.index.milvus_store import MilvusStore
@@ -80,8 +81,9 @@ class MilvusWriter:
             for field in ("paragraph", "part", "start", "end", "dup_group"):
                 made.add_field(field, DataType.INT64)
             made.add_field("grouped", DataType.BOOL)
-            for field in ("heading", "title", "text", *METADATA_FIELDS):
-                # (format 5 on: the article's section, date ("" when none), author and url)
+            for field in ("heading", "title", "text", *METADATA_FIELDS, TAGS_FIELD):
+                # (format 5 on: the article's section, date ("" when none), author and url;
+                # format 6 on: its tags, one a line)
                 made.add_field(field, DataType.VARCHAR, max_length=VARCHAR_MAX)
             made.add_field("terms", DataType.VARCHAR, max_length=VARCHAR_MAX, enable_analyzer=True)
             made.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
@@ -154,6 +156,7 @@ class MilvusWriter:
                 "published": article.published or "",
                 "author": article.author,
                 "url": article.url,
+                TAGS_FIELD: join_tags(article.tags),
             }
             for article in articles
         }
@@ -287,7 +290,15 @@ class MilvusWriter:
 
 def _check_lengths(rows: list[dict[str, Any]]) -> None:
     for row in rows:
-        for field in ("article_id", "heading", "title", "text", *METADATA_FIELDS, "terms"):
+        for field in (
+            "article_id",
+            "heading",
+            "title",
+            "text",
+            *METADATA_FIELDS,
+            TAGS_FIELD,
+            "terms",
+        ):
             if len(row[field].encode("utf-8", "surrogatepass")) > VARCHAR_MAX:
                 raise StoreUnavailable(
                     f"{row['article_id']}: a passage's {field} is longer than Milvus's "

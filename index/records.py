@@ -13,7 +13,29 @@ import numpy as np
 
 from semsearch.index.chunking import Chunk
 
-__all__ = ["ArticleRecord", "ChunkRecord", "SentenceVectors", "check_rows", "compact"]
+__all__ = [
+    "TAG_SEPARATOR",
+    "ArticleRecord",
+    "ChunkRecord",
+    "SentenceVectors",
+    "check_rows",
+    "compact",
+    "join_tags",
+    "split_tags",
+]
+
+# How an article's tags are kept in one text column or field: one a line ("" for none).
+TAG_SEPARATOR = "\n"
+
+
+def join_tags(tags: tuple[str, ...]) -> str:
+    """Tags as stored: one a line."""
+    return TAG_SEPARATOR.join(tags)
+
+
+def split_tags(stored: str | None) -> tuple[str, ...]:
+    """Tags as `join_tags` stored them."""
+    return tuple(stored.split(TAG_SEPARATOR)) if stored else ()
 
 
 @dataclass(frozen=True)
@@ -56,7 +78,8 @@ class SentenceVectors:
 @dataclass(frozen=True)
 class ChunkRecord:
     """A stored passage with its article's title and metadata (`index.articles.Article`'s:
-    section, ISO date or None, author, url; empty in a generation older than format 5)."""
+    section, ISO date or None, author, url, empty in a generation older than format 5; tags,
+    none before format 6)."""
 
     id: int
     article_id: str
@@ -71,6 +94,7 @@ class ChunkRecord:
     published: str | None = None
     author: str = ""
     url: str = ""
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,7 @@ class ArticleRecord:
     published: str | None = None
     author: str = ""
     url: str = ""
+    tags: tuple[str, ...] = ()
 
 
 def check_rows(chunks: Sequence[Chunk], vectors: np.ndarray, groups: np.ndarray) -> None:

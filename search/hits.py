@@ -59,6 +59,7 @@ class Hit:
     published: str | None  # YYYY-MM-DD
     author: str
     url: str
+    tags: tuple[str, ...]
     paragraph: int
     part: int
     heading: str
@@ -172,6 +173,7 @@ def build_hits(
                 published=record.published,
                 author=record.author,
                 url=record.url,
+                tags=record.tags,
                 paragraph=record.paragraph,
                 part=record.part,
                 heading=record.heading,

@@ -5,7 +5,8 @@ box, related links, footer, reader comments). Its XML output gives the structure
 heading (<h2>, <h3>...: a "heading" block, context for the paragraphs under it), <p> a paragraph,
 <list> and <table> one block each (a list joins the paragraph before it when that one ends with
 a colon). The title is the article's own (og:title, the <h1>, or the <title> without the site's
-name), else the file name; the date, author and canonical URL come from the page's metadata.
+name), else the file name; the date, author, canonical URL and article tags (`article:tag`)
+come from the page's metadata.
 
 Block spans are offsets into the extracted text: the blocks joined by blank lines.
 """
@@ -18,7 +19,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from semsearch.index.readers.files import read_bytes
-from semsearch.index.readers.model import Article, Role, Source, Warn, assemble, iso_date
+from semsearch.index.readers.model import (
+    Article,
+    Role,
+    Source,
+    Warn,
+    assemble,
+    iso_date,
+    tag_list,
+)
 
 __all__ = ["read_html"]
 
@@ -72,6 +81,7 @@ def read_html(source: Source, warn: Warn) -> list[Article]:
             published=iso_date(doc.get("date"), source.id, warn),
             author=_one_line(doc.get("author") or ""),
             url=(doc.get("url") or "").strip(),
+            tags=tag_list((doc.get("tags") or "").split(";")),  # (trafilatura joins them so)
         )
     ]
 

@@ -1,7 +1,8 @@
 """JSON Lines (.jsonl): one article a line, such as an export from a CMS.
 
 Each line is an object with `text` (required: paragraphs separated by blank lines) and, optional,
-`id`, `title`, `url`, `published`, `author`, `section`. The article id is the file's id, `#` and
+`id`, `title`, `url`, `published`, `author`, `section`, `tags` (a list of strings, or one string
+with commas between them). The article id is the file's id, `#` and
 the line's `id` (`export.jsonl#a17`), else its line number (`export.jsonl#3`). A bad line (not
 JSON, not an object, no text) and a line whose id an earlier line has are skipped with a warning
 naming `file:line`; the rest of the file is read. Blank lines are passed over.
@@ -17,7 +18,14 @@ from dataclasses import replace
 from typing import IO, Any
 
 from semsearch.index.readers.files import BINARY_SNIFF_BYTES, MAX_ARTICLE_BYTES, looks_binary
-from semsearch.index.readers.model import Article, Source, Warn, iso_date, metadata_text
+from semsearch.index.readers.model import (
+    Article,
+    Source,
+    Warn,
+    iso_date,
+    metadata_text,
+    tag_list,
+)
 from semsearch.index.readers.text import article_from_text
 
 __all__ = ["read_jsonl"]
@@ -112,6 +120,11 @@ def _article(raw: bytes, number: int, source: Source, warn: Warn) -> Article:
     for name in _OPTIONAL:
         if not isinstance(record.get(name), (str, type(None))):
             raise _BadLine(f'"{name}" is not a string')
+    tags = record.get("tags")
+    if not isinstance(tags, (str, list, type(None))) or (
+        isinstance(tags, list) and not all(isinstance(tag, str) for tag in tags)
+    ):
+        raise _BadLine('"tags" is not a list of strings (or one string, commas between tags)')
     suffix = _id(record.get("id"), number)
     article = article_from_text(f"{source.id}#{suffix}", record.get("title") or "", text)
     if not article.blocks:
@@ -124,6 +137,7 @@ def _article(raw: bytes, number: int, source: Source, warn: Warn) -> Article:
         published=iso_date(record.get("published"), where, warn),
         author=metadata_text(record.get("author")),
         url=metadata_text(record.get("url")),
+        tags=tag_list(tags),
     )
 
 

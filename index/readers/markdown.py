@@ -1,7 +1,7 @@
 """Markdown (.md, .markdown): front matter by python-frontmatter, the body by markdown-it-py.
 
-The front matter gives the metadata (title, date or published, author, url, section; tags are
-read but not kept) and is never a passage. In the body, a heading is a "heading" block (context
+The front matter gives the metadata (title, date or published, author, url, section, tags or
+keywords) and is never a passage. In the body, a heading is a "heading" block (context
 for the paragraphs under it), a paragraph a "paragraph" block; a list is one block, its items
 one line each (`- item`, `1. item`), joined to the paragraph before it when that one ends with
 a colon ("You need:"); a table is one block, a row a line; code is a block of its own; raw HTML
@@ -26,6 +26,7 @@ from semsearch.index.readers.model import (
     assemble,
     iso_date,
     metadata_text,
+    tag_list,
 )
 
 __all__ = ["parse_markdown", "read_markdown"]
@@ -67,6 +68,7 @@ def parse_markdown(source: Source, text: str, warn: Warn) -> Article | None:
         published=iso_date(published, source.id, warn),
         author=metadata_text(metadata.get("author", metadata.get("authors"))),
         url=metadata_text(metadata.get("url")),
+        tags=tag_list(metadata.get("tags", metadata.get("keywords"))),
     )
 
 

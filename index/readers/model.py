@@ -24,12 +24,16 @@ __all__ = [
     "assemble",
     "iso_date",
     "metadata_text",
+    "tag_list",
 ]
 
 Warn = Callable[[str], None]
 Role = Literal["", "heading", "paragraph"]
 # What separates two blocks in the text a reader extracts (HTML, Markdown).
 JOINER = "\n\n"
+# An article's tags are kept up to this many, each up to this long.
+MAX_TAGS = 50
+MAX_TAG_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ class Article:
     """One article: its id (path relative to the corpus root), title, body blocks and metadata.
 
     Metadata: `section` (given by the source, else the article's top folder, "" at the root),
-    `published` (an ISO date, YYYY-MM-DD, or None), `author` and `url` ("" when unknown).
+    `published` (an ISO date, YYYY-MM-DD, or None), `author` and `url` ("" when unknown), and
+    `tags` (front matter, JSONL, a page's article tags; none when unknown).
     """
 
     id: str
@@ -64,6 +69,7 @@ class Article:
     published: str | None = None
     author: str = ""
     url: str = ""
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,20 @@ def metadata_text(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(metadata_text(item) for item in value if item is not None)
     return " ".join(str(value).split())
+
+
+def tag_list(value: object) -> tuple[str, ...]:
+    """Tags from metadata: a list, or text with commas between them; each one line, each once,
+    at most MAX_TAGS of at most MAX_TAG_CHARS characters."""
+    if value is None:
+        return ()
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    found: dict[str, None] = {}
+    for item in items:
+        tag = " ".join(str(item).split())[:MAX_TAG_CHARS] if item is not None else ""
+        if tag:
+            found.setdefault(tag, None)
+    return tuple(found)[:MAX_TAGS]
 
 
 def iso_date(value: object, where: str, warn: Warn) -> str | None:

@@ -70,10 +70,13 @@ def explain_missing_index(settings: Settings) -> Iterator[None]:
         raise SemsearchError(f"no index {where}: run `{command}` first") from None
 
 
-def article_line(section: str, published: str | None, author: str) -> str:
+def article_line(
+    section: str, published: str | None, author: str, tags: tuple[str, ...] = ()
+) -> str:
     """An article's metadata in one short line, only the parts it has:
-    `business · 2005-03-01 · Jane Doe` ("" when it has none)."""
-    return " · ".join(part for part in (section, published or "", author) if part)
+    `business · 2005-03-01 · Jane Doe · tags: markets, oil` ("" when it has none)."""
+    labels = f"tags: {', '.join(tags)}" if tags else ""
+    return " · ".join(part for part in (section, published or "", author, labels) if part)
 
 
 def plural(count: int, noun: str) -> str:

@@ -151,7 +151,7 @@ def _print_hit(hit: Hit, verbose: bool) -> None:
     header.append(hit.title, style="bold")
     header.append(f"  {_where(hit)}  score {hit.score:.4f}", style="dim")
     out.print(header)
-    about = article_line(hit.section, hit.published, hit.author)
+    about = article_line(hit.section, hit.published, hit.author, hit.tags)
     if about:
         out.print(Text(f"   {about}", style="dim"))
     if hit.heading:

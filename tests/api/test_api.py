@@ -42,7 +42,7 @@ def test_hit_fields(client: TestClient) -> None:
         0
     ]
     assert set(hit) == {
-        "rank", "score", "article_id", "title", "section", "published", "author", "url",
+        "rank", "score", "article_id", "title", "section", "published", "author", "url", "tags",
         "paragraph", "part", "heading", "text", "snippet",
         "highlights", "start", "end", "chunk_id", "dense_rank", "dense_score", "lexical_rank",
         "lexical_score", "also_in", "answer", "anchored",

@@ -131,7 +131,8 @@ def test_the_page_shows_metadata_more_results_and_section_links(api: TestClient)
 def test_the_article_page_shows_its_metadata_and_only_safe_links(api: TestClient) -> None:
     page = api.get("/articles/tech/1.txt", headers=BROWSER).text
     assert (
-        '<p class="article-about">tech · 2005-02-15 · Jane Doe · <a href="https://example' in page
+        '<p class="article-about">tech · 2005-02-15 · Jane Doe · tags: gadgets, note 1 · '
+        '<a href="https://example' in page
     )
     loose = api.get("/articles/loose.txt", headers=BROWSER).text
     assert "javascript:" not in loose and "article-about" not in loose
@@ -151,7 +152,7 @@ def test_cli_filters_pages_and_shows_metadata(
         return result
 
     shown = search("--section", "tech", "--section", "sport", "--before", "2005-01-01", "-k", "3")
-    assert "   tech · 2005-01-01 · Jane Doe\n" in shown.stdout
+    assert "   tech · 2005-01-01 · Jane Doe · tags: gadgets, note 0\n" in shown.stdout
     assert "tech/5.txt" in shown.stdout and "tech/1.txt" not in shown.stdout
     document = json.loads(search("--json", "--after", "2005-02-15", "--offset", "5").stdout)
     assert [hit["rank"] for hit in document["hits"]] == [6, 7, 8, 9, 10, 11, 12, 13, 14, 15]

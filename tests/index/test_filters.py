@@ -68,6 +68,7 @@ def filter_corpus() -> list[Article]:
             published=date,
             author="Jane Doe",
             url=f"https://example.com/tech/{n}",
+            tags=("gadgets", f"note {n}"),
         )
         for n, date in enumerate(TECH_DATES)
     ]
@@ -243,6 +244,7 @@ def _as_format_4(index_dir: Path) -> None:
             "DROP INDEX articles_by_section; DROP INDEX articles_by_date;"
             "ALTER TABLE articles DROP COLUMN section; ALTER TABLE articles DROP COLUMN published;"
             "ALTER TABLE articles DROP COLUMN author; ALTER TABLE articles DROP COLUMN url;"
+            "ALTER TABLE articles DROP COLUMN tags;"
         )
     connection.close()
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -252,6 +254,45 @@ def _as_format_4(index_dir: Path) -> None:
         "bytes": (folder / "store.sqlite").stat().st_size,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_tags_are_stored_with_the_article_and_returned_on_its_hits(tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    build_from_articles(filter_corpus(), tmp_path, embedder, source="test")
+    service = SearchService.open(Settings(index_dir=tmp_path), embedder)
+    try:
+        hits = service.search(QUERY, k=3, sections=["tech"])
+        assert hits and all(hit.tags[0] == "gadgets" and len(hit.tags) == 2 for hit in hits)
+        record = service.article("tech/1.txt")
+        assert record is not None and record.tags == ("gadgets", "note 1")
+        assert record.passages[0].tags == ("gadgets", "note 1")
+        assert service.article("business/001.txt").tags == ()  # type: ignore[union-attr]
+    finally:
+        service.close()
+
+
+def test_a_format_5_generation_is_read_without_tags(tmp_path: Path) -> None:
+    """Generations built before tags keep their metadata and serve, their articles untagged."""
+    embedder = FakeEmbedder()
+    build_from_articles(filter_corpus(), tmp_path, embedder, source="test")
+    folder = tmp_path / (tmp_path / "CURRENT").read_text().strip()
+    with sqlite3.connect(folder / "store.sqlite") as connection:
+        connection.execute("ALTER TABLE articles DROP COLUMN tags")
+    connection.close()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["format_version"] = 5
+    manifest["files"]["store.sqlite"] = {
+        "sha256": sha256_of(folder / "store.sqlite"),
+        "bytes": (folder / "store.sqlite").stat().st_size,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    service = SearchService.open(Settings(index_dir=tmp_path), embedder)
+    try:
+        hits = service.search(QUERY, k=3, sections=["tech"])
+        assert hits and all(hit.tags == () and hit.author == "Jane Doe" for hit in hits)
+        assert service.article("tech/1.txt").tags == ()  # type: ignore[union-attr]
+    finally:
+        service.close()
 
 
 def test_a_format_4_generation_is_read_without_metadata(tmp_path: Path) -> None:

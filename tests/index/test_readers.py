@@ -73,6 +73,7 @@ def test_html_metadata_is_the_article_s(html_article: Article) -> None:
     assert html_article.author == "Maria Jensen"
     assert html_article.url == "https://news.example.org/energy/harbour-tidal-power"
     assert html_article.section == ""  # at the root, and the page names none
+    assert html_article.tags == ("tidal power", "energy")  # its article:tag metadata
 
 
 def test_html_headings_are_heading_blocks_and_context(html_article: Article) -> None:
@@ -148,6 +149,7 @@ def test_markdown_front_matter_is_metadata_never_text(markdown_article: Article)
         "https://notes.example.org/winter-garden",
         "gardening",
     )
+    assert article.tags == ("garden", "winter")
     text = shown_text(article)
     for front_matter in ["---", "title:", "tags", "Sam Ortiz"]:
         assert front_matter not in text
@@ -227,6 +229,24 @@ def test_jsonl_reads_each_line_and_skips_the_bad_one() -> None:
     assert first.path == FIXTURES / JSONL
     assert len(first.blocks) == 2
     assert (articles[1].section, articles[1].author, articles[1].url) == ("", "", "")
+    assert articles[1].tags == ()
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [('["oil", " energy  prices ", "oil"]', ("oil", "energy prices")),
+     ('"oil, energy prices,,"', ("oil", "energy prices")), ("null", ())],
+)  # fmt: skip
+def test_jsonl_tags_are_a_list_or_text_with_commas(tmp_path: Path, tags: str, expected) -> None:
+    line = f'{{"text": "Oil prices rose again this week.", "tags": {tags}}}\n'
+    articles, warnings = read_all(in_folder(tmp_path, "tagged.jsonl", line), tmp_path)
+    assert warnings == [] and articles[0].tags == expected
+
+
+def test_markdown_keywords_are_tags_when_there_are_no_tags(tmp_path: Path) -> None:
+    text = "---\nkeywords: rates, inflation\n---\n\nThe bank held its rates for a third month.\n"
+    path = in_folder(tmp_path, "note.md", text)
+    assert read_one(path, tmp_path)[0].tags == ("rates", "inflation")
 
 
 def test_jsonl_bad_lines_name_file_and_line(tmp_path: Path) -> None:
@@ -241,6 +261,7 @@ def test_jsonl_bad_lines_name_file_and_line(tmp_path: Path) -> None:
         '{"id": true, "text": "A boolean id."}',
         '{"text": "   "}',
         '{"text": "Last one, with a line number id."}',
+        '{"text": "Tags that are numbers.", "tags": [1, 2]}',
     ]
     path = in_folder(tmp_path, "export.jsonl", "\n".join(lines) + "\n", "cms")
     articles, warnings = read_all(path, tmp_path)
@@ -254,6 +275,8 @@ def test_jsonl_bad_lines_name_file_and_line(tmp_path: Path) -> None:
         "cms/export.jsonl:7: skipped, not valid JSON (Expecting value)",
         'cms/export.jsonl:8: skipped, "id" is not a string or a whole number',
         'cms/export.jsonl:9: skipped, "text" is empty',
+        'cms/export.jsonl:11: skipped, "tags" is not a list of strings (or one string, commas '
+        "between tags)",
     ]
 
 
