@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -40,6 +41,9 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         holder = ServiceHolder(settings, embedder)
         app.state.holder = holder
+        # /health asks a store server from threads of its own, never behind the searches
+        # filling the shared pool (made here, in the event loop that uses it).
+        app.state.store_checks = CapacityLimiter(2)
         if holder.try_open() is None:
             log.warning("no usable index yet: searches answer 503 until one is built")
         holder.start_watching(settings.reload_interval)  # picks up a new CURRENT by itself

@@ -6,6 +6,7 @@ import dataclasses
 import time
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -187,7 +188,11 @@ async def health(request: Request) -> HealthResponse | JSONResponse:
             detail=holder.last_error
             or f"no index at {holder.settings.index_dir}: run `semsearch index` first",
         )
-    unreachable = await run_in_threadpool(holder.store_problem)
+    unreachable = None
+    if not service.store.capabilities.in_process:
+        # A server's answer, in a thread of its own: never behind searches filling the pool.
+        limiter = request.app.state.store_checks
+        unreachable = await to_thread.run_sync(holder.store_problem, limiter=limiter)
     if unreachable is not None:
         body = HealthResponse(
             status="unavailable",
