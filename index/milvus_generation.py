@@ -42,6 +42,10 @@ _WITHOUT_TAGS = [name for name in _ID_FIELDS if name != TAGS_FIELD]
 _BASE_FIELDS = [name for name in _WITHOUT_TAGS if name not in METADATA_FIELDS]
 
 
+# Passages whose group and article are kept from the searches that returned them.
+KEYS_KEPT = 200_000
+
+
 def _record(row: dict[str, Any], fields: list[str]) -> ChunkRecord:
     values = {field: row[field] for field in fields}
     if values.get("published") == "":  # stored as "" when the article has no date
@@ -94,6 +98,9 @@ class MilvusGeneration:
             metadata=int(manifest.get("format_version", 0)) >= 5,
         )
         version = int(manifest.get("format_version", 0))
+        # Each passage's (near-duplicate group, article) as searches return them (a generation's
+        # rows never change); cleared past KEYS_KEPT. Dict operations are atomic: thread-safe.
+        self._keys: dict[int, tuple[int, str]] = {}
         self._fields = (
             _ID_FIELDS
             if version >= 6
@@ -147,9 +154,17 @@ class MilvusGeneration:
             # Milvus applies the filter inside the search: the best k of the passages it keeps.
             filter=filter_expression(where, self.capabilities.metadata),
             search_params=params,
-            output_fields=["id"],
+            # Each hit's group and article come with it: the ranking asks for them next.
+            output_fields=["dup_group", "article_id"],
         )
-        return [(int(hit["id"]), float(hit["distance"])) for hit in found[0]]
+        hits = found[0]
+        if len(self._keys) > KEYS_KEPT:
+            self._keys.clear()
+        for hit in hits:
+            entity = hit.get("entity", hit)
+            if "dup_group" in entity and "article_id" in entity:
+                self._keys[int(hit["id"])] = (int(entity["dup_group"]), entity["article_id"])
+        return [(int(hit["id"]), float(hit["distance"])) for hit in hits]
 
     def dense_search(
         self, vector: np.ndarray, k: int, where: PassageFilter | None = None
@@ -245,10 +260,20 @@ class MilvusGeneration:
         }
 
     def passage_keys(self, ids: np.ndarray) -> tuple[dict[int, int], dict[int, str]]:
-        """The near-duplicate group and article of each of `ids`, looked up in one query."""
-        rows = self._rows(np.asarray(ids).tolist(), ["dup_group", "article_id"])
-        groups = {int(row["id"]): int(row["dup_group"]) for row in rows}
-        articles = {int(row["id"]): row["article_id"] for row in rows}
+        """The near-duplicate group and article of each of `ids`: those the searches returned
+        as they found them, the rest looked up in one query."""
+        groups: dict[int, int] = {}
+        articles: dict[int, str] = {}
+        missing = []
+        for chunk_id in np.asarray(ids).tolist():
+            known = self._keys.get(chunk_id)
+            if known is None:
+                missing.append(chunk_id)
+            else:
+                groups[chunk_id], articles[chunk_id] = known
+        for row in self._rows(missing, ["dup_group", "article_id"]) if missing else ():
+            groups[int(row["id"])] = int(row["dup_group"])
+            articles[int(row["id"])] = row["article_id"]
         return groups, articles
 
     def duplicates_of(self, chunk_id: int) -> list[tuple[int, str, int]]:

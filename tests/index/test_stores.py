@@ -353,6 +353,43 @@ def test_without_full_text_search_hybrid_is_dense_and_lexical_is_refused(
         backend.drop()
 
 
+def test_a_milvus_search_brings_its_hits_groups_and_articles(
+    tmp_path: Path, milvus_uri: str, milvus_alias: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ranking asks for each candidate's group and article next: they come with the
+    search's hits, not in another query (one round trip to a server fewer a search)."""
+    import semsearch.index.milvus_generation as generation
+
+    backend = MilvusStore(milvus_uri, alias=milvus_alias, index_type="flat")
+    embedder = FakeEmbedder()
+    build_index(SEEDS, tmp_path / "index", embedder, store=backend)
+    store = backend.open()
+    try:
+        found = store.dense_search(embedder.embed_query("energy infrastructure"), 5)
+        ids = np.array([chunk_id for chunk_id, _ in found])
+        expected = store.chunks([*ids.tolist(), 17])
+        assert 17 not in ids.tolist()  # (one passage the search did not return)
+        queries = []
+        real = generation.call
+        monkeypatch.setattr(
+            generation,
+            "call",
+            lambda method, *a, **k: queries.append(method) or real(method, *a, **k),
+        )
+        groups, articles = store.passage_keys(ids)
+        assert queries == []  # all known from the search
+        assert articles == {i: expected[i].article_id for i in ids.tolist()}
+        assert set(groups) == set(ids.tolist())
+        groups, articles = store.passage_keys(np.array([*ids.tolist(), 17]))
+        assert (
+            len(queries) == 1
+            and articles[17] == expected.get(17, store.chunks([17])[17]).article_id
+        )
+    finally:
+        store.close()
+        backend.drop()
+
+
 def test_a_server_older_than_2_5_is_not_asked_for_bm25_and_nothing_is_logged_but_one_line(
     tmp_path: Path,
     milvus_uri: str,
