@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,14 @@ from semsearch.index.chunking import chunk_articles, sentences
 from semsearch.index.embedding import count_tokens_many, resolve_model
 from semsearch.index.store_choice import make_store
 from semsearch.index.vector_bench import TIMED_QUERIES, bench_vector_indexes
+from semsearch.search.bench_tools import (
+    free_port,
+    http_load,
+    machine,
+    percentiles,
+    rss_mb,
+    wait_for_server,
+)
 from semsearch.search.settings import Settings, embedder_for, store_for, vector_index_spec
 
 __all__ = ["format_bench", "run_bench"]
@@ -40,24 +45,6 @@ MODES = ("hybrid", "dense", "lexical")
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _rss_mb(pid: int, field: str = "VmRSS") -> float:
-    """A process's resident memory in MB: all of it (VmRSS), or only its own (RssAnon: not
-    counting pages of mapped files, which the system shares and can drop)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99)}
 
 
 def _bench_build(corpus: Path, work: Path, settings: Settings, say: Say) -> dict[str, Any]:
@@ -155,12 +142,6 @@ def _bench_build(corpus: Path, work: Path, settings: Settings, say: Say) -> dict
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _queries(index_dir: Path, count: int, offset: int = 0) -> list[str]:
     """A fixed set of different queries: the first words of passages spread over the index.
 
@@ -182,7 +163,7 @@ def _bench_server(
 ) -> dict[str, Any]:
     import httpx
 
-    port = _free_port()
+    port = free_port()
     command = [str(Path(sys.executable).parent / "semsearch"), "serve", "--port", str(port)]
     env = {
         **os.environ,
@@ -197,16 +178,7 @@ def _bench_server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).json().get("index") == "loaded":
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the benchmark server did not start")
-            time.sleep(0.3)
+        wait_for_server(base, server, 120)
         results: dict[str, Any] = {}
         with httpx.Client(base_url=base, timeout=30) as client:
             # Warm up as a server that has been answering for a while (model, the common words'
@@ -216,47 +188,13 @@ def _bench_server(
                 client.get("/search", params={"q": query, "k": 10})
         for mode in MODES:
             for clients in (1, 8):
-                results[f"{mode}_{clients}"] = _load(base, queries, mode, clients)
+                results[f"{mode}_{clients}"] = http_load(base, queries, mode, clients)
                 say(f"{mode}, {clients} client(s): {results[f'{mode}_{clients}']}")
-        results["server_rss_mb"] = round(_rss_mb(server.pid), 1)
+        results["server_rss_mb"] = round(rss_mb(server.pid), 1)
         return results
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def _load(base: str, queries: list[str], mode: str, clients: int) -> dict[str, float]:
-    # http.client, one keep-alive connection per client: a light client, so the figures are the
-    # server's and not the load generator's (it shares the machine's cores).
-    from http.client import HTTPConnection
-    from urllib.parse import urlencode, urlsplit
-
-    address = urlsplit(base)
-
-    def worker(part: list[str]) -> list[float]:
-        latencies = []
-        connection = HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=30)
-        try:
-            for query in part:
-                path = "/search?" + urlencode({"q": query, "k": 10, "mode": mode})
-                started = time.perf_counter()
-                connection.request("GET", path)
-                response = connection.getresponse()
-                response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"{path} answered {response.status}")
-                latencies.append((time.perf_counter() - started) * 1000)
-        finally:
-            connection.close()
-        return latencies
-
-    parts = [queries[i::clients] for i in range(clients)]
-    started = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        latencies = [ms for part in pool.map(worker, parts) for ms in part]
-    elapsed = time.perf_counter() - started
-    figures = {k: round(v, 2) for k, v in _percentiles(latencies).items()}
-    return {**figures, "qps": round(len(latencies) / elapsed, 1)}
 
 
 def _query_vectors(index_dir: Path, settings: Settings, queries: list[str]) -> np.ndarray:
@@ -321,7 +259,7 @@ def _bench_stores(
                     started = time.perf_counter()
                     service.search(query, k=10, mode=mode)
                     samples.append((time.perf_counter() - started) * 1000)
-                figures = {key: round(value, 2) for key, value in _percentiles(samples).items()}
+                figures = {key: round(value, 2) for key, value in percentiles(samples).items()}
                 rows[f"{name}_{mode}"] = figures
                 say(f"store {name}, {mode}: {figures}")
     finally:
@@ -355,27 +293,12 @@ def run_bench(
         real = _query_vectors(work / "index", settings, queries)
     vectors = bench_vector_indexes(base, vector_sizes, say, real)
     return {
-        "machine": _machine(),
+        "machine": machine(),
         "build": build,
         "queries": {"count": len(queries), **server},
         "stores": stores,
         "vectors": vectors,
     }
-
-
-def _machine() -> dict[str, Any]:
-    memory = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = f"{int(line.split()[1]) / 2**20:.0f} GiB"
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {"cores": os.cpu_count(), "memory": memory, "cpu": cpu, "python": sys.version.split()[0]}
 
 
 def format_bench(figures: dict[str, Any]) -> list[str]:

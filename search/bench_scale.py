@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.index.store_choice import make_store
-from semsearch.search.bench import MODES, _free_port, _load, _machine, _percentiles, _rss_mb
+from semsearch.search.bench import MODES
+from semsearch.search.bench_tools import (
+    free_port,
+    http_load,
+    machine,
+    percentiles,
+    rss_mb,
+    wait_for_server,
+)
 from semsearch.search.settings import Settings
 from semsearch.search.synthetic_corpus import make_queries, read_sources, write_corpus
 from semsearch.search.synthetic_embedder import (
@@ -81,7 +89,7 @@ def _timed(run: Callable[[str], Any], queries: Sequence[str]) -> dict[str, float
         started = time.perf_counter()
         run(query)
         samples.append((time.perf_counter() - started) * 1000)
-    return {key: round(value, 2) for key, value in _percentiles(samples).items()}
+    return {key: round(value, 2) for key, value in percentiles(samples).items()}
 
 
 def _in_process(
@@ -149,7 +157,7 @@ def _over_http(
     """A `semsearch serve` child with synthetic query vectors: each mode with 1 and 8 clients."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     log = work / "server.log"
     with log.open("wb") as errors:
         server = subprocess.Popen(
@@ -160,16 +168,7 @@ def _over_http(
     base = f"http://127.0.0.1:{port}"
     try:
         started = time.monotonic()
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).json().get("index") == "loaded":
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > started + SERVER_START_SECONDS:
-                tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
-                raise RuntimeError(f"the benchmark server did not start:\n{tail}")
-            time.sleep(0.3)
+        wait_for_server(base, server, SERVER_START_SECONDS, log)
         results: dict[str, Any] = {"start_seconds": round(time.monotonic() - started, 2)}
         with httpx.Client(base_url=base, timeout=60) as client:
             for query in queries["warm_up"]:  # as a server that has been answering a while
@@ -177,10 +176,10 @@ def _over_http(
         for mode in MODES:
             for clients in (1, 8):
                 asked = queries[f"http_{mode}_{clients}"]
-                results[f"{mode}_{clients}"] = _load(base, asked, mode, clients)
+                results[f"{mode}_{clients}"] = http_load(base, asked, mode, clients)
                 say(f"HTTP {mode}, {clients} client(s): {results[f'{mode}_{clients}']}")
-        results["server_rss_mb"] = round(_rss_mb(server.pid), 1)
-        results["server_anon_mb"] = round(_rss_mb(server.pid, "RssAnon"), 1)
+        results["server_rss_mb"] = round(rss_mb(server.pid), 1)
+        results["server_anon_mb"] = round(rss_mb(server.pid, "RssAnon"), 1)
         return results
     finally:
         server.terminate()
@@ -240,7 +239,7 @@ def run_scale_bench(
         in_process = _in_process(index_dir, embedder, queries, say, profile_dir)
         http = _over_http(index_dir, query_topics, work, queries, say)
     return {
-        "machine": _machine(),
+        "machine": machine(),
         "vectors": f"synthetic: {DIMENSION}-d, {CENTROIDS} topic centroids, spread {SPREAD}",
         "corpus": {
             "source": str(corpus),

@@ -236,24 +236,32 @@ def _keeps(where: PassageFilter, record) -> bool:
     return in_section and dated
 
 
-def _as_format_4(index_dir: Path) -> None:
-    """Rewrite the live generation as format 4 wrote it: articles without metadata columns."""
+def _as_format(index_dir: Path, version: int, sql: str) -> None:
+    """Rewrite the live generation as an older format wrote it: `sql` on its store, the manifest
+    saying `version` and the store's new checksum."""
     folder = index_dir / (index_dir / "CURRENT").read_text().strip()
     with sqlite3.connect(folder / "store.sqlite") as connection:
-        connection.executescript(
-            "DROP INDEX articles_by_section; DROP INDEX articles_by_date;"
-            "ALTER TABLE articles DROP COLUMN section; ALTER TABLE articles DROP COLUMN published;"
-            "ALTER TABLE articles DROP COLUMN author; ALTER TABLE articles DROP COLUMN url;"
-            "ALTER TABLE articles DROP COLUMN tags;"
-        )
+        connection.executescript(sql)
     connection.close()
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["format_version"] = 4
+    manifest["format_version"] = version
     manifest["files"]["store.sqlite"] = {
         "sha256": sha256_of(folder / "store.sqlite"),
         "bytes": (folder / "store.sqlite").stat().st_size,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _as_format_4(index_dir: Path) -> None:
+    """As format 4 wrote it: articles without metadata columns."""
+    _as_format(
+        index_dir,
+        4,
+        "DROP INDEX articles_by_section; DROP INDEX articles_by_date;"
+        "ALTER TABLE articles DROP COLUMN section; ALTER TABLE articles DROP COLUMN published;"
+        "ALTER TABLE articles DROP COLUMN author; ALTER TABLE articles DROP COLUMN url;"
+        "ALTER TABLE articles DROP COLUMN tags;",
+    )
 
 
 def test_tags_are_stored_with_the_article_and_returned_on_its_hits(tmp_path: Path) -> None:
@@ -275,17 +283,7 @@ def test_a_format_5_generation_is_read_without_tags(tmp_path: Path) -> None:
     """Generations built before tags keep their metadata and serve, their articles untagged."""
     embedder = FakeEmbedder()
     build_from_articles(filter_corpus(), tmp_path, embedder, source="test")
-    folder = tmp_path / (tmp_path / "CURRENT").read_text().strip()
-    with sqlite3.connect(folder / "store.sqlite") as connection:
-        connection.execute("ALTER TABLE articles DROP COLUMN tags")
-    connection.close()
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["format_version"] = 5
-    manifest["files"]["store.sqlite"] = {
-        "sha256": sha256_of(folder / "store.sqlite"),
-        "bytes": (folder / "store.sqlite").stat().st_size,
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    _as_format(tmp_path, 5, "ALTER TABLE articles DROP COLUMN tags;")
     service = SearchService.open(Settings(index_dir=tmp_path), embedder)
     try:
         hits = service.search(QUERY, k=3, sections=["tech"])
