@@ -136,9 +136,12 @@ def copy_seeds(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One Milvus Lite folder for the session; each test takes an alias of its own in it, as
-    users of one Milvus cluster would."""
-    return str(tmp_path_factory.mktemp("milvus") / "milvus.db")
+    """One Milvus Lite folder for the session, or the Milvus server SEMSEARCH_TEST_MILVUS_URI
+    names (`http://127.0.0.1:19530`); each test takes an alias of its own in it, as users of
+    one Milvus cluster would."""
+    return os.environ.get("SEMSEARCH_TEST_MILVUS_URI") or str(
+        tmp_path_factory.mktemp("milvus") / "milvus.db"
+    )
 
 
 _aliases = itertools.count(1)

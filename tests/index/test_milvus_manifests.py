@@ -17,6 +17,17 @@ from tests.conftest import SEEDS, FakeEmbedder
 pytest.importorskip("pymilvus")
 
 
+def _drop_manifest_property(client: object, collection: str) -> None:
+    """What a Milvus 2.3 server's restart does to a collection; a server that cannot drop a
+    property (2.3 itself) is checked by restarting it instead (docs/operations.md)."""
+    from pymilvus import MilvusException
+
+    try:
+        client.drop_collection_properties(collection, property_keys=[MANIFEST_PROPERTY])  # type: ignore[attr-defined]
+    except MilvusException as error:
+        pytest.skip(f"this Milvus cannot drop a collection property ({error.message})")
+
+
 @pytest.fixture
 def store(tmp_path: Path, milvus_uri: str, milvus_alias: str) -> MilvusStore:
     made = MilvusStore(milvus_uri, milvus_alias, index_type="flat", lock_dir=tmp_path / "index")
@@ -30,7 +41,7 @@ def test_a_generation_opens_after_its_collection_properties_are_lost(store: Milv
     before = store.open()
     manifest = before.manifest
     before.close()
-    client.drop_collection_properties(collection, property_keys=[MANIFEST_PROPERTY])
+    _drop_manifest_property(client, collection)
     assert MANIFEST_PROPERTY not in client.describe_collection(collection).get("properties", {})
     after = store.open()  # what a restarted 2.3 server shows
     try:
@@ -63,7 +74,7 @@ def test_dropped_generations_take_their_rows_and_a_collection_without_either_is_
         store.collection_of("gen-3"),
     ]
     gen3 = store.collection_of("gen-3")
-    client.drop_collection_properties(gen3, property_keys=[MANIFEST_PROPERTY])
+    _drop_manifest_property(client, gen3)
     client.delete(store.alias + MANIFESTS_SUFFIX, filter=f'collection == "{gen3}"')
     assert read_manifest(client, store.alias, gen3) is None
     with pytest.raises(IndexCorrupt, match="no semsearch manifest"):
