@@ -26,6 +26,7 @@ from semsearch.index.readers.model import (
     Warn,
     assemble,
     iso_date,
+    join_lead_ins,
     tag_list,
 )
 
@@ -89,18 +90,7 @@ def read_html(source: Source, warn: Warn) -> list[Article]:
 def _parts(main: Any) -> Iterator[tuple[str, Role, str]]:
     """(text, role, tag) for each block of trafilatura's <main>: the tag is "h1".."h6" for a
     heading, else the element's own."""
-    previous: tuple[str, Role, str] | None = None
-    for text, role, tag in _children(main):
-        if not text:
-            continue
-        if tag in ("list", "table") and previous and previous[2] == "p" and previous[0][-1] == ":":
-            previous = (f"{previous[0]}\n{text}", "paragraph", "p")
-            continue
-        if previous is not None:
-            yield previous
-        previous = (text, role, tag)
-    if previous is not None:
-        yield previous
+    return join_lead_ins(_children(main), ("list", "table"))
 
 
 def _children(element: Any) -> Iterator[tuple[str, Role, str]]:

@@ -25,6 +25,7 @@ from semsearch.index.readers.model import (
     Warn,
     assemble,
     iso_date,
+    join_lead_ins,
     metadata_text,
     tag_list,
 )
@@ -99,18 +100,7 @@ def _parts(body: str) -> Iterator[tuple[str, Role, str]]:
     from markdown_it import MarkdownIt
 
     tokens = MarkdownIt("commonmark").enable("table").parse(body)
-    previous: tuple[str, Role, str] | None = None
-    for text, role, tag in _blocks(tokens):
-        if not text:
-            continue
-        if tag == "list" and previous and previous[2] == "p" and previous[0].endswith(":"):
-            previous = (f"{previous[0]}\n{text}", "paragraph", "p")
-            continue
-        if previous is not None:
-            yield previous
-        previous = (text, role, tag)
-    if previous is not None:
-        yield previous
+    return join_lead_ins(_blocks(tokens), ("list",))
 
 
 def _blocks(tokens: Sequence[Any]) -> Iterator[tuple[str, Role, str]]:

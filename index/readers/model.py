@@ -9,7 +9,7 @@ for JSONL, the line's `text` field).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,6 +23,7 @@ __all__ = [
     "Warn",
     "assemble",
     "iso_date",
+    "join_lead_ins",
     "metadata_text",
     "tag_list",
 ]
@@ -111,6 +112,26 @@ def metadata_text(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(metadata_text(item) for item in value if item is not None)
     return " ".join(str(value).split())
+
+
+def join_lead_ins(
+    parts: Iterable[tuple[str, Role, str]], joined: tuple[str, ...]
+) -> Iterator[tuple[str, Role, str]]:
+    """(text, role, tag) blocks, the empty ones left out, and each block whose tag is in
+    `joined` (a list, a table) joined to the paragraph before it when that one ends with a
+    colon ("You need:"): the two are one passage, as a reader reads them."""
+    previous: tuple[str, Role, str] | None = None
+    for text, role, tag in parts:
+        if not text:
+            continue
+        if tag in joined and previous and previous[2] == "p" and previous[0].endswith(":"):
+            previous = (f"{previous[0]}\n{text}", "paragraph", "p")
+            continue
+        if previous is not None:
+            yield previous
+        previous = (text, role, tag)
+    if previous is not None:
+        yield previous
 
 
 def tag_list(value: object) -> tuple[str, ...]:
