@@ -23,6 +23,7 @@ __all__ = [
     "TAGS_FIELD",
     "VARCHAR_MAX",
     "VOCAB_SUFFIX",
+    "add_bm25",
     "call",
     "connect",
     "literal",
@@ -68,6 +69,30 @@ def literal(value: str) -> str:
     with pymilvus 3.0.2: "unknown escape sequence").
     """
     return '"' + value.translate(_LITERAL_ESCAPES) + '"'
+
+
+def add_bm25(schema: Any, index: Any, source: str) -> None:
+    """Give `schema` a sparse field `sparse` that a BM25 function fills from the text field
+    `source`, and `index` its BM25 index (FTS5's k1 and b); Milvus 2.5 and later."""
+    from pymilvus import DataType, Function, FunctionType
+
+    from semsearch.index.bm25 import BM25_B, BM25_K1
+
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(
+        Function(
+            name=f"{source}_bm25",
+            function_type=FunctionType.BM25,
+            input_field_names=[source],
+            output_field_names=["sparse"],
+        )
+    )
+    index.add_index(
+        "sparse",
+        index_type="SPARSE_INVERTED_INDEX",
+        metric_type="BM25",
+        params={"bm25_k1": BM25_K1, "bm25_b": BM25_B},  # as SQLite FTS5
+    )
 
 
 def _is_local(uri: str) -> bool:

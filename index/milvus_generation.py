@@ -3,8 +3,9 @@
 Dense search is Milvus's vector index (inner product); lexical search is Milvus's BM25 over the
 Porter stems the writer stored (`index.milvus_writer`), with the document frequencies of the
 generation's vocabulary collection giving the query's largest possible score. Passages and
-articles are read back as `index.records`. Sentence vectors and the articles' own full-text
-index are not kept here: see `capabilities`.
+articles are read back as `index.records`. Sentence scores come from the collection beside it
+(`index.milvus_sentences`), article-level BM25 from another (`index.milvus_articles`); a
+generation built before them, or on a Milvus without BM25, lacks them: see `capabilities`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from semsearch.index.analysis import stems
 from semsearch.index.bm25 import bm25_ceiling
 from semsearch.index.manifest import check_compatible
+from semsearch.index.milvus_articles import MilvusArticles
 from semsearch.index.milvus_client import (
     MAX_TOP_K,
     METADATA_FIELDS,
@@ -26,6 +28,7 @@ from semsearch.index.milvus_client import (
     call,
     literal,
 )
+from semsearch.index.milvus_sentences import MilvusSentences
 from semsearch.index.records import ArticleRecord, ChunkRecord, split_tags
 from semsearch.index.sentence_scores import SentenceScores
 from semsearch.index.stores import Capabilities, PassageFilter
@@ -44,6 +47,8 @@ _BASE_FIELDS = [name for name in _WITHOUT_TAGS if name not in METADATA_FIELDS]
 
 # Passages whose group and article are kept from the searches that returned them.
 KEYS_KEPT = 200_000
+# Stems whose document frequencies are kept from the vocabulary collection.
+FREQUENCIES_KEPT = 100_000
 
 
 def _record(row: dict[str, Any], fields: list[str]) -> ChunkRecord:
@@ -88,12 +93,26 @@ class MilvusGeneration:
         self.collection = collection
         self.manifest = manifest
         self._name = name
+        beside = manifest.get("milvus", {})
+        self._sentences = (
+            MilvusSentences(self._client, beside["sentences"]) if beside.get("sentences") else None
+        )
+        self._articles = (
+            MilvusArticles(
+                self._client,
+                beside["articles"],
+                self._article_frequencies,
+                int(manifest["counts"]["articles"]),
+            )
+            if beside.get("articles")
+            else None
+        )
         self.capabilities = Capabilities(
             # A Milvus before 2.5 has no BM25 function: the build went on without a lexical leg.
-            lexical=manifest.get("milvus", {}).get("lexical") != "unavailable",
+            lexical=beside.get("lexical") != "unavailable",
             stored_vectors=True,  # every passage's vector is in its collection
-            sentence_vectors=False,  # the writer does not keep them
-            article_lexical=False,
+            sentence_vectors=self._sentences is not None,
+            article_lexical=self._articles is not None,
             in_process=False,  # Milvus searches in its own server: more may run at once
             metadata=int(manifest.get("format_version", 0)) >= 5,
         )
@@ -101,6 +120,8 @@ class MilvusGeneration:
         # Each passage's (near-duplicate group, article) as searches return them (a generation's
         # rows never change); cleared past KEYS_KEPT. Dict operations are atomic: thread-safe.
         self._keys: dict[int, tuple[int, str]] = {}
+        # Each stem's (passages, articles) holding it, as the vocabulary gives them; the same.
+        self._frequencies: dict[str, tuple[int, int]] = {}
         self._fields = (
             _ID_FIELDS
             if version >= 6
@@ -202,23 +223,44 @@ class MilvusGeneration:
         by the build) and the passage count; the index uses FTS5's k1 and b.
         """
         wanted = list(dict.fromkeys(s for term in terms for s in stems(term)))  # as searched
-        vocab = self.manifest.get("milvus", {}).get("vocab")
-        if not wanted or not vocab:
+        if not wanted or not self.manifest.get("milvus", {}).get("vocab"):
             return 0.0
-        found: dict[str, int] = {}
-        for offset in range(0, len(wanted), QUERY_BATCH):
-            batch = wanted[offset : offset + QUERY_BATCH]
-            rows = call(self._client().query, vocab, ids=batch, output_fields=["df"])
-            found.update((row["term"], int(row["df"])) for row in rows)
         passages = int(self.manifest["counts"]["passages"])
+        found = self._document_frequencies(wanted)
         # Milvus computes idf as Lucene does: ln(1 + (N - df + 0.5) / (df + 0.5)).
-        return bm25_ceiling([found.get(term, 0) for term in wanted], passages, idf="lucene")
+        return bm25_ceiling([found[term][0] for term in wanted], passages, idf="lucene")
+
+    def _document_frequencies(self, wanted: list[str]) -> dict[str, tuple[int, int]]:
+        """How many passages and how many articles hold each stem (0, 0 for one nowhere):
+        looked up in the vocabulary collection once, then kept (a generation never changes)."""
+        missing = [term for term in wanted if term not in self._frequencies]
+        vocab = self.manifest["milvus"]["vocab"]
+        fields = ["df", "article_df"] if self._articles is not None else ["df"]
+        looked_up: dict[str, tuple[int, int]] = dict.fromkeys(missing, (0, 0))
+        for offset in range(0, len(missing), QUERY_BATCH):
+            batch = missing[offset : offset + QUERY_BATCH]
+            rows = call(self._client().query, vocab, ids=batch, output_fields=fields)
+            looked_up.update(
+                (row["term"], (int(row["df"]), int(row.get("article_df", 0)))) for row in rows
+            )
+        if len(self._frequencies) > FREQUENCIES_KEPT:
+            self._frequencies.clear()
+        self._frequencies.update(looked_up)
+        return {term: self._frequencies.get(term) or looked_up[term] for term in wanted}
+
+    def _article_frequencies(self, wanted: list[str]) -> list[int]:
+        found = self._document_frequencies(wanted)
+        return [found[term][1] for term in wanted]
 
     def article_lexical_search(
         self, terms: Sequence[str], k: int, where: PassageFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray, float]:
-        """No articles' own full-text index here: nothing, and 0.0 (see `capabilities`)."""
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), 0.0
+        """BM25 of whole articles, of those `where` keeps: the `k` best articles' ids (as
+        `passage_keys` gives them), their scores, and the query's largest possible article
+        BM25; nothing (and 0.0) without that capability."""
+        if self._articles is None:
+            return np.zeros(0, dtype=str), np.zeros(0, dtype=np.float64), 0.0
+        return self._articles.search(terms, k, filter_expression(where, metadata=True))
 
     def similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
         """The inner product of a query vector with the stored vectors of these passages."""
@@ -241,8 +283,11 @@ class MilvusGeneration:
         )
 
     def sentence_scores(self, ids: np.ndarray, vector: np.ndarray) -> SentenceScores:
-        """No sentence vectors here: every passage has none (see `capabilities`)."""
-        return SentenceScores.none(ids)
+        """The inner product of a query vector with each sentence of these passages (none
+        without sentence vectors: see `capabilities`)."""
+        if self._sentences is None:
+            return SentenceScores.none(ids)
+        return self._sentences.scores(ids, vector)
 
     def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

@@ -10,13 +10,17 @@ the article's section, date ("" when none), author and url (format 5 on), the de
 text (`index.analysis`), which a BM25 function turns into a sparse vector for Milvus's own
 full-text search. Stemming here rather than in the engine gives the lexical leg the
 words SQLite FTS5 sees on every Milvus version (Milvus Lite's analyzer does not stem).
+Beside it, as the FAISS store keeps them: `<alias>_gen_<n>_sentences`, the vectors of each
+passage's sentences (`index.milvus_sentences`); `<alias>_gen_<n>_articles`, each article whole
+for article-level BM25 (`index.milvus_articles`); and `<alias>_gen_<n>_vocab`, each stem's
+document frequencies.
 
 A build fills a new collection, flushes it, records the manifest (a row of `<alias>_manifests`,
 `index.milvus_manifests`: it survives a server restart), and only then points the alias at it:
 searchers see the old generation or the new one, never half.
 
-This module is the `Store` (`MilvusStore`: list, open, write and remove generations), the
-connection (`connect`, `_call`) and what the other two share. Opening a generation:
+This module is the `Store` (`MilvusStore`: list, open, write and remove generations); the
+connection and what the modules share are `index.milvus_client`. Opening a generation:
 `index.milvus_generation`; writing one: `index.milvus_writer`. Generation names and keep-N come
 from `index.generations`, as for the FAISS store; nothing of the FAISS store is imported.
 """
@@ -33,6 +37,7 @@ from semsearch.index.errors import IndexCorrupt, IndexNotFound, SemsearchError, 
 from semsearch.index.generations import generation_name, generation_number
 from semsearch.index.lock import BuildLock
 from semsearch.index.manifest import check_compatible
+from semsearch.index.milvus_articles import ARTICLES_SUFFIX
 from semsearch.index.milvus_client import (
     MANIFEST_PROPERTY,
     VOCAB_SUFFIX,
@@ -42,6 +47,7 @@ from semsearch.index.milvus_client import (
 )
 from semsearch.index.milvus_generation import MilvusGeneration
 from semsearch.index.milvus_manifests import drop_manifest, read_manifest
+from semsearch.index.milvus_sentences import SENTENCES_SUFFIX
 from semsearch.index.milvus_writer import MilvusWriter
 from semsearch.index.stores import KEEP_GENERATIONS, VectorIndexSpec
 
@@ -57,7 +63,7 @@ class MilvusStore:
     """
 
     kind = "milvus"
-    keeps_sentences = False  # one vector a passage: no sentence vectors are embedded for it
+    keeps_sentences = True  # in a collection beside each generation's
 
     def __init__(
         self,
@@ -191,9 +197,10 @@ class MilvusStore:
             )
         check_compatible(manifest, self.describe(), model_id, dimension)
         call(client.load_collection, collection)
-        vocab = manifest.get("milvus", {}).get("vocab")
-        if vocab:
-            call(client.load_collection, vocab)
+        beside = manifest.get("milvus", {})
+        for each in ("vocab", "sentences", "articles"):
+            if beside.get(each):
+                call(client.load_collection, beside[each])
         # The generation gets a client of its own: closing it leaves this store's connected.
         opened = MilvusGeneration(self.copy(), collection, name, manifest)
         if opened.count() != manifest["counts"]["passages"]:
@@ -257,10 +264,11 @@ class MilvusStore:
         return names
 
     def drop_generation(self, name: str) -> None:
-        """Drop one generation's collection and its vocabulary, published or not."""
+        """Drop one generation's collection and those beside it, published or not."""
         client = self.client()
         collection = self.collection_of(name)
-        for each in (collection, collection + VOCAB_SUFFIX):
+        beside = (VOCAB_SUFFIX, SENTENCES_SUFFIX, ARTICLES_SUFFIX)
+        for each in (collection, *(collection + suffix for suffix in beside)):
             if call(client.has_collection, each):
                 call(client.drop_collection, each)
         drop_manifest(client, self.alias, collection)

@@ -3,9 +3,11 @@
 `MilvusStore.writer` makes one. The first `add` creates the collection `<alias>_gen_<n>` (its
 schema: `index.milvus_store`'s docstring), with a BM25 function over each passage's Porter stems
 where the Milvus has one (2.5 and later; otherwise the generation has no lexical leg). `commit`
-flushes it, writes the vocabulary collection (each stem's document frequency, for the query's
-BM25 ceiling), records the manifest (`index.milvus_manifests`), and only then points the alias at
-the new collection. Sentence vectors are not kept.
+flushes it, writes the vocabulary collection (each stem's document frequency among passages and
+among articles, for the query's BM25 ceilings), records the manifest (`index.milvus_manifests`),
+and only then points the alias at the new collection. Beside it: the passages' sentence vectors
+(`index.milvus_sentences`) and, where there is BM25, the articles as wholes
+(`index.milvus_articles`).
 """
 
 from __future__ import annotations
@@ -21,21 +23,28 @@ import numpy as np
 
 from semsearch.index.analysis import stems
 from semsearch.index.articles import Article
-from semsearch.index.bm25 import BM25_B, BM25_K1
 from semsearch.index.chunking import Chunk
 from semsearch.index.errors import StoreUnavailable
 from semsearch.index.generations import generation_name, generation_number
 from semsearch.index.manifest import FORMAT_VERSION
+from semsearch.index.milvus_articles import (
+    ARTICLES_SUFFIX,
+    article_rows,
+    create_articles,
+    insert_articles,
+)
 from semsearch.index.milvus_client import (
     INSERT_BATCH,
     METADATA_FIELDS,
     TAGS_FIELD,
     VARCHAR_MAX,
     VOCAB_SUFFIX,
+    add_bm25,
     call,
     literal,
 )
 from semsearch.index.milvus_manifests import read_manifest, write_manifest
+from semsearch.index.milvus_sentences import SENTENCES_SUFFIX, create_sentences, insert_sentences
 from semsearch.index.records import SentenceVectors, check_rows, join_tags
 
 if TYPE_CHECKING:  # the store imports this module
@@ -57,9 +66,11 @@ class MilvusWriter:
         self._next_id = 0
         self._terms: dict[str, Counter[str]] = {}  # article id -> passages holding each stem
         self._lexical = True
+        self._sentences: str | None = None  # the sentence collection, once one is added
+        self._sentence_rows = 0
 
     def _create(self, dimension: int) -> str:
-        from pymilvus import DataType, Function, FunctionType
+        from pymilvus import DataType
 
         client = self.store.client()
         numbers = self.store.generation_numbers()
@@ -90,21 +101,7 @@ class MilvusWriter:
             index = client.prepare_index_params()
             index.add_index("vector", **self.store.vector_index_params())
             if with_bm25:
-                made.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-                made.add_function(
-                    Function(
-                        name="terms_bm25",
-                        function_type=FunctionType.BM25,
-                        input_field_names=["terms"],
-                        output_field_names=["sparse"],
-                    )
-                )
-                index.add_index(
-                    "sparse",
-                    index_type="SPARSE_INVERTED_INDEX",
-                    metric_type="BM25",
-                    params={"bm25_k1": BM25_K1, "bm25_b": BM25_B},  # as SQLite FTS5
-                )
+                add_bm25(made, index, "terms")
             return made, index
 
         # Full-text search (BM25 functions) came with Milvus 2.5: a server that says it is older
@@ -132,6 +129,8 @@ class MilvusWriter:
             made, index = schema(with_bm25=False)
             call(client.create_collection, collection, schema=made, index_params=index)
             self._lexical = False
+        else:
+            create_articles(client, collection + ARTICLES_SUFFIX)
         self._collection = collection
         return collection
 
@@ -143,10 +142,9 @@ class MilvusWriter:
         groups: np.ndarray,
         sentences: SentenceVectors | None = None,
     ) -> None:
-        # Sentence vectors are not kept here: a passage's cosine is not raised toward its best
-        # sentence's in Milvus (README "Scaling out").
         check_rows(chunks, vectors, groups)
-        collection = self._collection or self._create(int(np.asarray(vectors).shape[1]))
+        dimension = int(np.asarray(vectors).shape[1])
+        collection = self._collection or self._create(dimension)
         first_id = self._next_id
         self._next_id += len(chunks)
         titles = {article.id: article.title for article in articles}
@@ -195,16 +193,32 @@ class MilvusWriter:
                 self._articles[chunk.article_id] += 1
             _check_lengths(rows)
             call(client.insert, collection, rows)
+        if self._lexical:
+            insert_articles(client, collection + ARTICLES_SUFFIX, article_rows(articles, chunks))
+        if sentences is not None and len(sentences.vectors):
+            if self._sentences is None:
+                self._sentences = collection + SENTENCES_SUFFIX
+                create_sentences(client, self._sentences, dimension)
+            self._sentence_rows += insert_sentences(
+                client,
+                self._sentences,
+                self._sentence_rows,
+                first_id,
+                [chunk.article_id for chunk in chunks],
+                sentences,
+            )
 
     def delete_article(self, article_id: str) -> int:
         passages = self._articles.pop(article_id, 0)
         self._terms.pop(article_id, None)
         if passages and self._collection is not None:
-            call(
-                self.store.client().delete,
-                self._collection,
-                filter=f"article_id == {literal(article_id)}",
-            )
+            client = self.store.client()
+            place = f"article_id == {literal(article_id)}"
+            call(client.delete, self._collection, filter=place)
+            if self._lexical:
+                call(client.delete, self._collection + ARTICLES_SUFFIX, filter=place)
+            if self._sentences is not None:
+                call(client.delete, self._sentences, filter=place)
         return passages
 
     def commit(self, manifest: dict[str, Any]) -> str:
@@ -214,6 +228,14 @@ class MilvusWriter:
         call(client.flush, self._collection)
         rows = call(client.query, self._collection, filter="", output_fields=["count(*)"])
         passages = int(rows[0]["count(*)"])
+        sentences = 0
+        if self._sentences is not None:
+            call(client.flush, self._sentences)
+            counted = call(client.query, self._sentences, filter="", output_fields=["count(*)"])
+            sentences = int(counted[0]["count(*)"])
+        articles = self._collection + ARTICLES_SUFFIX if self._lexical else None
+        if articles is not None:
+            call(client.flush, articles)
         shared = call(
             client.query, self._collection, filter="grouped == true", output_fields=["count(*)"]
         )
@@ -236,11 +258,15 @@ class MilvusWriter:
                 **self.store.vector_index_params(),
                 "lexical": "bm25 function over porter stems" if self._lexical else "unavailable",
                 "vocab": vocab,
+                # Beside the passages (absent: none kept; the vocabulary then has no article_df).
+                **({"sentences": self._sentences} if self._sentences else {}),
+                **({"articles": articles} if articles else {}),
             },
             "counts": {
                 "articles": len(self._articles),
                 "passages": passages,
                 "duplicate_passages": grouped - int(leaders[0]["count(*)"]),
+                "sentences": sentences,
             },
         }
         write_manifest(client, self.store.alias, self._collection, written)
@@ -251,18 +277,22 @@ class MilvusWriter:
         return self._name
 
     def _write_vocab(self) -> str:
-        """A collection of (stem, passages holding it), for `MilvusGeneration.lexical_ceiling`."""
+        """A collection of (stem, passages holding it, articles holding it), for the query's
+        BM25 ceilings (`MilvusGeneration.lexical_ceiling`, `index.milvus_articles`)."""
         from pymilvus import DataType
 
         assert self._collection is not None
         client = self.store.client()
         vocab = self._collection + VOCAB_SUFFIX
         frequencies: Counter[str] = Counter()
+        in_articles: Counter[str] = Counter()
         for counts in self._terms.values():
             frequencies.update(counts)
+            in_articles.update(counts.keys())
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("term", DataType.VARCHAR, is_primary=True, max_length=VARCHAR_MAX)
         schema.add_field("df", DataType.INT64)
+        schema.add_field("article_df", DataType.INT64)
         schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field
         index = client.prepare_index_params()
         index.add_index("unused", index_type="FLAT", metric_type="L2")
@@ -272,7 +302,7 @@ class MilvusWriter:
         items = sorted(frequencies.items())
         for offset in range(0, len(items), INSERT_BATCH * 5):
             rows = [
-                {"term": term, "df": df, "unused": [0.0, 0.0]}
+                {"term": term, "df": df, "article_df": in_articles[term], "unused": [0.0, 0.0]}
                 for term, df in items[offset : offset + INSERT_BATCH * 5]
             ]
             call(client.insert, vocab, rows)

@@ -228,19 +228,22 @@ def boost_articles(
     if not weight or not len(scored):
         return scored
     ids, scores = scored.ids, scored.scores
-    if isinstance(article_of, np.ndarray):
-        codes = article_of[ids]
-    else:
-        codes = np.array([article_of[i] for i in ids.tolist()])  # ints or article ids
-    articles, which = np.unique(codes, return_inverse=True)
+    articles, which = np.unique(_articles_of(ids, article_of), return_inverse=True)
     best = np.full(len(articles), -np.inf)
     np.maximum.at(best, which, scores)
     return Ranking.best_first(ids, scores + weight * best[which])
 
 
+def _articles_of(ids: np.ndarray, article_of: Sequence[int] | Mapping[int, Hashable]) -> np.ndarray:
+    """The article of each of `ids`: integer codes (a store's whole column) or article ids."""
+    if isinstance(article_of, np.ndarray):
+        return article_of[ids]
+    return np.array([article_of[i] for i in ids.tolist()])
+
+
 def add_article_words(
     scored: Ranking,
-    article_of: np.ndarray,
+    article_of: Sequence[int] | Mapping[int, Hashable],
     articles: np.ndarray,
     article_scores: np.ndarray,
     ceiling: float,
@@ -255,8 +258,10 @@ def add_article_words(
 
     Args:
         scored: (id, score), best first.
-        article_of: the article code of each passage, indexable by id.
-        articles, article_scores: the codes of the articles the query matched, and their BM25.
+        article_of: the article of each passage (an integer code or the article id),
+            indexable by id.
+        articles, article_scores: the articles the query matched (as `article_of` names them),
+            and their BM25.
         ceiling: the query's largest possible article BM25 (<= 0: nothing is added).
         weight: how much the article's words count.
     """
@@ -264,7 +269,7 @@ def add_article_words(
         return scored
     order = np.argsort(articles)
     known, values = articles[order], article_scores[order] / ceiling
-    codes = article_of[scored.ids]
+    codes = _articles_of(scored.ids, article_of)
     at = np.minimum(np.searchsorted(known, codes), len(known) - 1)
     extra = np.where(known[at] == codes, values[at], 0.0)
     return Ranking.best_first(scored.ids, scored.scores + weight * extra)

@@ -80,10 +80,8 @@ def test_build_publishes_one_generation(seeded, backend: Store) -> None:
     store, _, report = seeded
     assert (report.generation, report.passages, store.count()) == ("gen-1", 18, 18)
     assert backend.live_generation() == "gen-1" == store.generation
-    counts = {"articles": 1, "passages": 18, "duplicate_passages": 0}
-    if backend.kind == "faiss":  # Milvus keeps no sentence vectors
-        assert report.sentences == 20
-        counts["sentences"] = 20
+    counts = {"articles": 1, "passages": 18, "duplicate_passages": 0, "sentences": 20}
+    assert report.sentences == 20 and store.capabilities.sentence_vectors
     assert store.manifest["counts"] == counts
     assert store.describe()["store"] == backend.kind
 
@@ -270,9 +268,11 @@ def test_writer_deletes_an_articles_passages(backend: Store, tmp_path: Path) -> 
         assert store.article("a002.txt") is None
         assert store.article("a003.txt") is not None
         assert store.manifest["counts"]["articles"] == 4
-        if getattr(store, "has_sentence_vectors", False):
+        if store.capabilities.sentence_vectors:
             # The kept passages' sentence rows stayed with them: each one's best is itself.
-            kept = np.arange(store.count())
+            # (FAISS numbers the kept passages anew; Milvus keeps their ids)
+            kept = np.array(sorted(store.chunks(range(len(chunks)))), dtype=np.int64)
+            assert len(kept) == store.count()
             query = vectors[[i for i, c in enumerate(chunks) if c.article_id != "a002.txt"][3]]
             assert store.sentence_scores(kept, query).maxima() == pytest.approx(
                 store.similarities(kept, query), abs=2e-3
@@ -461,8 +461,7 @@ def test_service_and_api_on_milvus_answer_like_faiss(
         milvus_index="flat",
         reload_interval=0,
     )
-    # Milvus keeps no sentence vectors: compare with FAISS ranking by passage vectors alone.
-    reference = Settings(index_dir=tmp_path / "faiss", reload_interval=0, sentence_weight=0)
+    reference = Settings(index_dir=tmp_path / "faiss", reload_interval=0)
     from semsearch.search.settings import store_for
 
     build_index(SEEDS, settings.index_dir, embedder, store=store_for(settings))
@@ -661,10 +660,6 @@ def test_sentence_scores_give_each_passages_nearest_sentence(seeded, backend: St
     numbers, products, known = store.sentence_scores(ids, query).best(ids.tolist())
     assert known.all()
     assert numbers.dtype == np.int64 and len(numbers) == len(products) == len(ids)
-    if isinstance(backend, MilvusStore):  # no sentence vectors: no answer sentence
-        assert not store.capabilities.sentence_vectors
-        assert numbers.tolist() == [-1] * len(ids) and np.isneginf(products).all()
-        return
     records = store.chunks(ids.tolist())
     for chunk_id, number, product in zip(ids.tolist(), numbers, products, strict=True):
         scores = [embedder.embed_query(s) @ query for s in sentences(records[chunk_id].text)]
@@ -683,6 +678,6 @@ def test_answers_and_similar_through_the_service(seeded, backend: Store, tmp_pat
     service = SearchService(store, embedder, settings_for(backend, tmp_path))
     hits = service.search("negotiation table missiles", k=5, mode="hybrid")
     answered = [hit.answer is not None for hit in hits]
-    assert any(answered) != isinstance(backend, MilvusStore)  # Milvus: every answer null
+    assert any(answered)
     similar = service.similar(hits[0].chunk_id, k=4)
     assert len(similar) == 4 and hits[0].chunk_id not in [hit.chunk_id for hit in similar]

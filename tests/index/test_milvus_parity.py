@@ -1,0 +1,133 @@
+"""The Milvus store answers as the FAISS store does: sentence vectors and article-level BM25
+beside each generation's passages (issue: hybrid top-10 overlap with FAISS >= 0.9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semsearch.index.builder import build_index
+from semsearch.index.milvus_articles import ARTICLES_SUFFIX
+from semsearch.index.milvus_manifests import write_manifest
+from semsearch.index.milvus_sentences import SENTENCES_SUFFIX
+from semsearch.index.milvus_store import MilvusStore
+from semsearch.index.stores import PassageFilter
+from semsearch.search.service import SearchService
+from semsearch.search.settings import Settings
+from semsearch.search.text import lexical_terms
+from tests.conftest import FakeEmbedder
+from tests.index.test_stores import synthetic_corpus
+
+pytest.importorskip("pymilvus")
+
+QUERIES = [
+    "power outage grid",
+    "storm market",
+    "w12 w40 power",
+    "grid storm w7 w8 w9",
+    "market w100",
+    "outage w3 w250 w17",
+]
+
+
+@pytest.fixture
+def both(tmp_path: Path, milvus_uri: str, milvus_alias: str):
+    corpus = synthetic_corpus(tmp_path / "corpus", articles=40)
+    embedder = FakeEmbedder()
+    milvus = MilvusStore(milvus_uri, milvus_alias, index_type="flat", lock_dir=tmp_path / "mv")
+    build_index(corpus, tmp_path / "mv", embedder, store=milvus)
+    build_index(corpus, tmp_path / "faiss", embedder)
+    settings = Settings(index_dir=tmp_path / "faiss", reload_interval=0)
+    ours = SearchService.open(
+        Settings(
+            index_dir=tmp_path / "mv",
+            store="milvus",
+            milvus_uri=milvus_uri,
+            milvus_collection=milvus_alias,
+            milvus_index="flat",
+            reload_interval=0,
+        ),
+        embedder,
+    )
+    theirs = SearchService.open(settings, embedder)
+    yield ours, theirs, milvus
+    ours.close()
+    theirs.close()
+    milvus.drop()
+
+
+def test_the_same_query_finds_the_same_passages_on_both_stores(both) -> None:
+    ours, theirs, _ = both
+    assert ours.store.capabilities.sentence_vectors and ours.store.capabilities.article_lexical
+    overlaps = {}
+    for mode in ("dense", "lexical", "hybrid"):
+        shared = []
+        for query in QUERIES:
+            mine = [hit.chunk_id for hit in ours.search(query, k=10, mode=mode)]
+            other = [hit.chunk_id for hit in theirs.search(query, k=10, mode=mode)]
+            assert len(mine) == len(other) == 10
+            shared.append(len(set(mine) & set(other)) / 10)
+        overlaps[mode] = float(np.mean(shared))
+    print(overlaps)
+    assert overlaps["dense"] == 1.0  # exact search on both, sentences lifted alike
+    assert overlaps["hybrid"] >= 0.9 and overlaps["lexical"] >= 0.9
+
+
+def test_whole_articles_are_matched_by_bm25_and_keep_to_the_filter(both) -> None:
+    ours, theirs, _ = both
+    store = ours.store
+    terms = lexical_terms("power outage grid storm")
+    ids, scores, ceiling = store.article_lexical_search(terms, 10)
+    assert len(ids) == 10 and ceiling > 0 and (np.diff(scores) <= 1e-9).all()
+    # Named as `passage_keys` names a passage's article, so the ranking can add them up.
+    found = store.dense_search(ours.embedder.embed_query("power"), 50)
+    _, article_of = store.passage_keys(np.array([i for i, _ in found]))
+    assert set(article_of.values()) & set(ids.tolist())
+    # The same articles as FAISS's articles_fts ranks first (FTS5 and Milvus differ in idf).
+    faiss_codes, _, _ = theirs.store.article_lexical_search(terms, 3)
+    _, faiss_article_of = theirs.store.passage_keys(np.arange(theirs.store.count()))
+    first = {
+        record.article_id
+        for record in theirs.store.chunks(
+            int(np.flatnonzero(faiss_article_of == code)[0]) for code in faiss_codes
+        ).values()
+    }
+    assert len(first & set(ids[:5].tolist())) >= 2
+    one = str(ids[-1])
+    within, _, _ = store.article_lexical_search(terms, 10, PassageFilter(article=one))
+    assert within.tolist() == [one]
+    none, _, bound = store.article_lexical_search(["zzzunknown"], 10)
+    assert len(none) == 0 and bound == 0.0
+
+
+def test_a_generation_without_sentences_or_articles_beside_it_still_searches(both) -> None:
+    """A generation built before they were kept (or on a Milvus without BM25: no articles)."""
+    ours, _, milvus = both
+    manifest = dict(ours.store.manifest)
+    beside = dict(manifest["milvus"])
+    client = milvus.client()
+    for key in ("sentences", "articles"):
+        client.drop_collection(beside.pop(key))
+    manifest["milvus"] = beside
+    write_manifest(client, milvus.alias, milvus.collection_of(manifest["generation"]), manifest)
+    older = milvus.open()
+    try:
+        assert not older.capabilities.sentence_vectors
+        assert not older.capabilities.article_lexical
+        service = SearchService(older, ours.embedder, ours.settings)
+        hits = service.search("power outage grid", k=5)
+        assert len(hits) == 5 and all(hit.answer is None for hit in hits)
+    finally:
+        older.close()
+
+
+def test_dropping_a_generation_drops_what_is_beside_it(both) -> None:
+    _, _, milvus = both
+    client = milvus.client()
+    collection = milvus.collection_of("gen-1")
+    beside = [collection + SENTENCES_SUFFIX, collection + ARTICLES_SUFFIX]
+    assert all(client.has_collection(name) for name in beside)
+    milvus.drop_generation("gen-1")
+    assert not any(client.has_collection(name) for name in beside)
