@@ -29,6 +29,7 @@ from semsearch.index.milvus_client import (
     literal,
 )
 from semsearch.index.milvus_sentences import MilvusSentences
+from semsearch.index.milvus_vocab import Vocabulary
 from semsearch.index.records import ArticleRecord, ChunkRecord, split_tags
 from semsearch.index.sentence_scores import SentenceScores
 from semsearch.index.stores import Capabilities, PassageFilter
@@ -47,8 +48,6 @@ _BASE_FIELDS = [name for name in _WITHOUT_TAGS if name not in METADATA_FIELDS]
 
 # Passages whose group and article are kept from the searches that returned them.
 KEYS_KEPT = 200_000
-# Stems whose document frequencies are kept from the vocabulary collection.
-FREQUENCIES_KEPT = 100_000
 
 
 def _record(row: dict[str, Any], fields: list[str]) -> ChunkRecord:
@@ -94,6 +93,11 @@ class MilvusGeneration:
         self.manifest = manifest
         self._name = name
         beside = manifest.get("milvus", {})
+        self._vocabulary = (
+            Vocabulary(self._client, beside["vocab"], with_articles=bool(beside.get("articles")))
+            if beside.get("vocab")
+            else None
+        )
         self._sentences = (
             MilvusSentences(self._client, beside["sentences"]) if beside.get("sentences") else None
         )
@@ -101,10 +105,10 @@ class MilvusGeneration:
             MilvusArticles(
                 self._client,
                 beside["articles"],
-                self._article_frequencies,
+                self._vocabulary.articles,
                 int(manifest["counts"]["articles"]),
             )
-            if beside.get("articles")
+            if beside.get("articles") and self._vocabulary is not None
             else None
         )
         self.capabilities = Capabilities(
@@ -120,8 +124,6 @@ class MilvusGeneration:
         # Each passage's (near-duplicate group, article) as searches return them (a generation's
         # rows never change); cleared past KEYS_KEPT. Dict operations are atomic: thread-safe.
         self._keys: dict[int, tuple[int, str]] = {}
-        # Each stem's (passages, articles) holding it, as the vocabulary gives them; the same.
-        self._frequencies: dict[str, tuple[int, int]] = {}
         self._fields = (
             _ID_FIELDS
             if version >= 6
@@ -223,34 +225,11 @@ class MilvusGeneration:
         by the build) and the passage count; the index uses FTS5's k1 and b.
         """
         wanted = list(dict.fromkeys(s for term in terms for s in stems(term)))  # as searched
-        if not wanted or not self.manifest.get("milvus", {}).get("vocab"):
+        if not wanted or self._vocabulary is None:
             return 0.0
         passages = int(self.manifest["counts"]["passages"])
-        found = self._document_frequencies(wanted)
         # Milvus computes idf as Lucene does: ln(1 + (N - df + 0.5) / (df + 0.5)).
-        return bm25_ceiling([found[term][0] for term in wanted], passages, idf="lucene")
-
-    def _document_frequencies(self, wanted: list[str]) -> dict[str, tuple[int, int]]:
-        """How many passages and how many articles hold each stem (0, 0 for one nowhere):
-        looked up in the vocabulary collection once, then kept (a generation never changes)."""
-        missing = [term for term in wanted if term not in self._frequencies]
-        vocab = self.manifest["milvus"]["vocab"]
-        fields = ["df", "article_df"] if self._articles is not None else ["df"]
-        looked_up: dict[str, tuple[int, int]] = dict.fromkeys(missing, (0, 0))
-        for offset in range(0, len(missing), QUERY_BATCH):
-            batch = missing[offset : offset + QUERY_BATCH]
-            rows = call(self._client().query, vocab, ids=batch, output_fields=fields)
-            looked_up.update(
-                (row["term"], (int(row["df"]), int(row.get("article_df", 0)))) for row in rows
-            )
-        if len(self._frequencies) > FREQUENCIES_KEPT:
-            self._frequencies.clear()
-        self._frequencies.update(looked_up)
-        return {term: self._frequencies.get(term) or looked_up[term] for term in wanted}
-
-    def _article_frequencies(self, wanted: list[str]) -> list[int]:
-        found = self._document_frequencies(wanted)
-        return [found[term][1] for term in wanted]
+        return bm25_ceiling(self._vocabulary.passages(wanted), passages, idf="lucene")
 
     def article_lexical_search(
         self, terms: Sequence[str], k: int, where: PassageFilter | None = None

@@ -2,12 +2,11 @@
 
 `MilvusStore.writer` makes one. The first `add` creates the collection `<alias>_gen_<n>` (its
 schema: `index.milvus_store`'s docstring), with a BM25 function over each passage's Porter stems
-where the Milvus has one (2.5 and later; otherwise the generation has no lexical leg). `commit`
-flushes it, writes the vocabulary collection (each stem's document frequency among passages and
-among articles, for the query's BM25 ceilings), records the manifest (`index.milvus_manifests`),
-and only then points the alias at the new collection. Beside it: the passages' sentence vectors
-(`index.milvus_sentences`) and, where there is BM25, the articles as wholes
-(`index.milvus_articles`).
+where the Milvus has one (2.5 and later; otherwise the generation has no lexical leg). Beside it
+go the passages' sentence vectors (`index.milvus_sentences`) and, where there is BM25, the
+articles as wholes (`index.milvus_articles`). `commit` flushes them, writes the vocabulary
+(`index.milvus_vocab`), records the manifest (`index.milvus_manifests`), and only then points
+the alias at the new collection.
 """
 
 from __future__ import annotations
@@ -38,13 +37,13 @@ from semsearch.index.milvus_client import (
     METADATA_FIELDS,
     TAGS_FIELD,
     VARCHAR_MAX,
-    VOCAB_SUFFIX,
     add_bm25,
     call,
     literal,
 )
 from semsearch.index.milvus_manifests import read_manifest, write_manifest
 from semsearch.index.milvus_sentences import SENTENCES_SUFFIX, create_sentences, insert_sentences
+from semsearch.index.milvus_vocab import write_vocabulary
 from semsearch.index.records import SentenceVectors, check_rows, join_tags
 
 if TYPE_CHECKING:  # the store imports this module
@@ -246,7 +245,7 @@ class MilvusWriter:
             filter="grouped == true and dup_group == id",
             output_fields=["count(*)"],
         )
-        vocab = self._write_vocab()
+        vocab = write_vocabulary(client, self._collection, self._terms.values())
         written = {
             **manifest,
             "format_version": manifest.get("format_version", FORMAT_VERSION),
@@ -275,39 +274,6 @@ class MilvusWriter:
         else:
             call(client.create_alias, self._collection, self.store.alias)
         return self._name
-
-    def _write_vocab(self) -> str:
-        """A collection of (stem, passages holding it, articles holding it), for the query's
-        BM25 ceilings (`MilvusGeneration.lexical_ceiling`, `index.milvus_articles`)."""
-        from pymilvus import DataType
-
-        assert self._collection is not None
-        client = self.store.client()
-        vocab = self._collection + VOCAB_SUFFIX
-        frequencies: Counter[str] = Counter()
-        in_articles: Counter[str] = Counter()
-        for counts in self._terms.values():
-            frequencies.update(counts)
-            in_articles.update(counts.keys())
-        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("term", DataType.VARCHAR, is_primary=True, max_length=VARCHAR_MAX)
-        schema.add_field("df", DataType.INT64)
-        schema.add_field("article_df", DataType.INT64)
-        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field
-        index = client.prepare_index_params()
-        index.add_index("unused", index_type="FLAT", metric_type="L2")
-        if call(client.has_collection, vocab):
-            call(client.drop_collection, vocab)
-        call(client.create_collection, vocab, schema=schema, index_params=index)
-        items = sorted(frequencies.items())
-        for offset in range(0, len(items), INSERT_BATCH * 5):
-            rows = [
-                {"term": term, "df": df, "article_df": in_articles[term], "unused": [0.0, 0.0]}
-                for term, df in items[offset : offset + INSERT_BATCH * 5]
-            ]
-            call(client.insert, vocab, rows)
-        call(client.flush, vocab)
-        return vocab
 
     def abort(self) -> None:
         if self._name is not None:
