@@ -1,8 +1,9 @@
 """The Milvus client for the Milvus store: connecting, calling, and what its modules share.
 
 `connect` opens a MilvusClient (a Milvus Lite folder for a local path, else a server);
-`call` turns a lost connection into `StoreUnavailable`. Used by `index.milvus_store`,
-`index.milvus_generation` and `index.milvus_writer`.
+`call` turns a lost connection into `StoreUnavailable`; `filter_expression` writes a search's
+filter as a Milvus expression, its strings quoted by `literal`. Used by every `index.milvus_*`
+module.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.index.errors import StoreUnavailable
+from semsearch.index.stores import PassageFilter
 
 __all__ = [
     "INSERT_BATCH",
@@ -26,6 +28,7 @@ __all__ = [
     "add_bm25",
     "call",
     "connect",
+    "filter_expression",
     "literal",
     "valid_name",
 ]
@@ -93,6 +96,28 @@ def add_bm25(schema: Any, index: Any, source: str) -> None:
         metric_type="BM25",
         params={"bm25_k1": BM25_K1, "bm25_b": BM25_B},  # as SQLite FTS5
     )
+
+
+def filter_expression(where: PassageFilter | None, metadata: bool = True) -> str:
+    """A Milvus filter expression keeping the passages `where` keeps ("" keeps all); strings
+    quoted by `literal`. `metadata`: whether the collection has the metadata fields (without
+    them a section or date filter keeps nothing)."""
+    if where is None or where.is_empty:
+        return ""
+    parts = []
+    if where.article is not None:
+        parts.append(f"article_id == {literal(where.article)}")
+    if where.uses_metadata and not metadata:
+        return "id < 0"  # no passage of an older format has a section or a date
+    if where.sections:
+        parts.append(f"section in [{', '.join(literal(s) for s in where.sections)}]")
+    if where.after is not None or where.before is not None:
+        parts.append('published != ""')  # an article without a date matches no bound
+    if where.after is not None:
+        parts.append(f"published >= {literal(where.after)}")  # ISO dates sort as text
+    if where.before is not None:
+        parts.append(f"published <= {literal(where.before)}")
+    return " and ".join(parts)
 
 
 def _is_local(uri: str) -> bool:

@@ -26,8 +26,11 @@ from semsearch.index.milvus_client import (
     QUERY_BATCH,
     TAGS_FIELD,
     call,
+    filter_expression,
     literal,
 )
+from semsearch.index.milvus_keys import FIELDS as KEY_FIELDS
+from semsearch.index.milvus_keys import PassageKeys
 from semsearch.index.milvus_sentences import MilvusSentences
 from semsearch.index.milvus_vocab import Vocabulary
 from semsearch.index.records import ArticleRecord, ChunkRecord, split_tags
@@ -37,17 +40,13 @@ from semsearch.index.stores import Capabilities, PassageFilter
 if TYPE_CHECKING:  # the store imports this module
     from semsearch.index.milvus_store import MilvusStore
 
-__all__ = ["MilvusGeneration", "filter_expression"]
+__all__ = ["MilvusGeneration"]
 
 # The collection's fields a ChunkRecord is made of, in its order (they share their names);
 # a collection older than format 5 has no metadata fields, one older than 6 no tags.
 _ID_FIELDS = [field.name for field in dataclasses.fields(ChunkRecord)]
 _WITHOUT_TAGS = [name for name in _ID_FIELDS if name != TAGS_FIELD]
 _BASE_FIELDS = [name for name in _WITHOUT_TAGS if name not in METADATA_FIELDS]
-
-
-# Passages whose group and article are kept from the searches that returned them.
-KEYS_KEPT = 200_000
 
 
 def _record(row: dict[str, Any], fields: list[str]) -> ChunkRecord:
@@ -57,28 +56,6 @@ def _record(row: dict[str, Any], fields: list[str]) -> ChunkRecord:
     if TAGS_FIELD in values:
         values[TAGS_FIELD] = split_tags(values[TAGS_FIELD])
     return ChunkRecord(**values)
-
-
-def filter_expression(where: PassageFilter | None, metadata: bool = True) -> str:
-    """A Milvus filter expression keeping the passages `where` keeps ("" keeps all); strings
-    quoted by `literal`. `metadata`: whether the collection has the metadata fields (without
-    them a section or date filter keeps nothing)."""
-    if where is None or where.is_empty:
-        return ""
-    parts = []
-    if where.article is not None:
-        parts.append(f"article_id == {literal(where.article)}")
-    if where.uses_metadata and not metadata:
-        return "id < 0"  # no passage of an older format has a section or a date
-    if where.sections:
-        parts.append(f"section in [{', '.join(literal(s) for s in where.sections)}]")
-    if where.after is not None or where.before is not None:
-        parts.append('published != ""')  # an article without a date matches no bound
-    if where.after is not None:
-        parts.append(f"published >= {literal(where.after)}")  # ISO dates sort as text
-    if where.before is not None:
-        parts.append(f"published <= {literal(where.before)}")
-    return " and ".join(parts)
 
 
 class MilvusGeneration:
@@ -121,9 +98,7 @@ class MilvusGeneration:
             metadata=int(manifest.get("format_version", 0)) >= 5,
         )
         version = int(manifest.get("format_version", 0))
-        # Each passage's (near-duplicate group, article) as searches return them (a generation's
-        # rows never change); cleared past KEYS_KEPT. Dict operations are atomic: thread-safe.
-        self._keys: dict[int, tuple[int, str]] = {}
+        self._keys = PassageKeys()  # what the searches said of their hits
         self._fields = (
             _ID_FIELDS
             if version >= 6
@@ -177,16 +152,11 @@ class MilvusGeneration:
             # Milvus applies the filter inside the search: the best k of the passages it keeps.
             filter=filter_expression(where, self.capabilities.metadata),
             search_params=params,
-            # Each hit's group and article come with it: the ranking asks for them next.
-            output_fields=["dup_group", "article_id"],
+            # Each hit's group and article come with it: the ranking and the hits ask next.
+            output_fields=list(KEY_FIELDS),
         )
         hits = found[0]
-        if len(self._keys) > KEYS_KEPT:
-            self._keys.clear()
-        for hit in hits:
-            entity = hit.get("entity", hit)
-            if "dup_group" in entity and "article_id" in entity:
-                self._keys[int(hit["id"])] = (int(entity["dup_group"]), entity["article_id"])
+        self._keys.remember(hits)
         return [(int(hit["id"]), float(hit["distance"])) for hit in hits]
 
     def dense_search(
@@ -277,10 +247,27 @@ class MilvusGeneration:
         return rows
 
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
-        """The stored passages with these ids (unknown ids are left out)."""
+        """The stored passages with these ids (unknown ids are left out).
+
+        Where a search said some of them share their near-duplicate group, the same query
+        brings the groups' other passages, kept for `duplicates_of_many` (which a page of hits
+        asks next): one round trip to a server, not two.
+        """
         wanted = list(dict.fromkeys(int(i) for i in ids))
+        shared = self._keys.unread_groups(wanted)
+        if not shared or len(wanted) + len(shared) > QUERY_BATCH:
+            rows = self._rows(wanted, self._fields)
+        else:
+            rows = call(
+                self._client().query,
+                self.collection,
+                filter=f"id in {wanted} or dup_group in {shared}",
+                output_fields=[*self._fields, "dup_group"],
+            )
+            self._keys.keep_members(rows, shared)
+        asked = set(wanted)
         return {
-            int(row["id"]): _record(row, self._fields) for row in self._rows(wanted, self._fields)
+            int(row["id"]): _record(row, self._fields) for row in rows if int(row["id"]) in asked
         }
 
     def passage_keys(self, ids: np.ndarray) -> tuple[dict[int, int], dict[int, str]]:
@@ -294,7 +281,7 @@ class MilvusGeneration:
             if known is None:
                 missing.append(chunk_id)
             else:
-                groups[chunk_id], articles[chunk_id] = known
+                groups[chunk_id], articles[chunk_id], _ = known
         for row in self._rows(missing, ["dup_group", "article_id"]) if missing else ():
             groups[int(row["id"])] = int(row["dup_group"])
             articles[int(row["id"])] = row["article_id"]
@@ -305,13 +292,29 @@ class MilvusGeneration:
         return self.duplicates_of_many([chunk_id])[int(chunk_id)]
 
     def duplicates_of_many(self, ids: Sequence[int]) -> dict[int, list[tuple[int, str, int]]]:
-        """`duplicates_of` each of `ids`, in two queries: their groups, then those groups'
-        passages (not two a passage: a page of hits was 20 round trips)."""
+        """`duplicates_of` each of `ids`, in at most two queries: the groups of those no search
+        returned, then the passages of those groups shared (not two a passage: a page of hits
+        was 20 round trips); none when the searches said no group is shared, or `chunks`
+        brought the groups' passages already."""
         wanted = list(dict.fromkeys(int(i) for i in ids))
         found: dict[int, list[tuple[int, str, int]]] = {chunk_id: [] for chunk_id in wanted}
-        own = [row for row in self._rows(wanted, ["grouped", "dup_group"]) if row["grouped"]]
-        groups = sorted({int(row["dup_group"]) for row in own})
-        members: dict[int, list[tuple[int, str, int]]] = {}
+        known = {chunk_id: self._keys.get(chunk_id) for chunk_id in wanted}
+        missing = [chunk_id for chunk_id, keys in known.items() if keys is None]
+        own = [
+            {"id": chunk_id, "dup_group": keys[0]}
+            for chunk_id, keys in known.items()
+            if keys is not None and keys[2]
+        ]
+        if missing:
+            rows = self._rows(missing, ["grouped", "dup_group"])
+            own += [row for row in rows if row["grouped"]]
+        groups = sorted(
+            {
+                int(row["dup_group"])
+                for row in own
+                if self._keys.members(int(row["dup_group"])) is None
+            }
+        )
         for offset in range(0, len(groups), QUERY_BATCH):
             batch = groups[offset : offset + QUERY_BATCH]
             rows = call(
@@ -320,13 +323,10 @@ class MilvusGeneration:
                 filter=f"dup_group in {batch}",
                 output_fields=["dup_group", "article_id", "paragraph"],
             )
-            for row in rows:
-                members.setdefault(int(row["dup_group"]), []).append(
-                    (int(row["id"]), row["article_id"], int(row["paragraph"]))
-                )
+            self._keys.keep_members(rows, batch)
         for row in own:
             chunk_id = int(row["id"])
-            group = members.get(int(row["dup_group"]), [])
+            group = self._keys.members(int(row["dup_group"])) or []
             found[chunk_id] = sorted(member for member in group if member[0] != chunk_id)
         return found
 

@@ -19,7 +19,7 @@ from semsearch.index.articles import Article, article_from_text
 from semsearch.index.builder import build_from_articles
 from semsearch.index.faiss_store import FaissStore
 from semsearch.index.generations import sha256_of
-from semsearch.index.milvus_generation import filter_expression
+from semsearch.index.milvus_client import filter_expression
 from semsearch.index.stores import PassageFilter, Store, VectorIndexSpec
 from semsearch.search.errors import InvalidQuery
 from semsearch.search.service import SearchService

@@ -131,3 +131,43 @@ def test_dropping_a_generation_drops_what_is_beside_it(both) -> None:
     assert all(client.has_collection(name) for name in beside)
     milvus.drop_generation("gen-1")
     assert not any(client.has_collection(name) for name in beside)
+
+
+def test_a_page_of_hits_reads_its_passages_and_their_duplicates_in_one_query(
+    tmp_path: Path, milvus_uri: str, milvus_alias: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import semsearch.index.milvus_generation as generation
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shared = "The grid operator restored power to the city after the storm knocked out lines."
+    for number in range(3):
+        (corpus / f"a{number}.txt").write_text(
+            f"Story {number}\n\n{shared}\n\nA paragraph of its own, number {number} of three.\n"
+        )
+    embedder = FakeEmbedder()
+    milvus = MilvusStore(milvus_uri, milvus_alias, index_type="flat", lock_dir=tmp_path / "mv")
+    build_index(corpus, tmp_path / "mv", embedder, store=milvus)
+    store = milvus.open()
+    try:
+        found = store.dense_search(embedder.embed_query(shared), 3)
+        ids = [chunk_id for chunk_id, _ in found]
+        expected = {  # as read the long way, one passage at a time
+            chunk_id: store.duplicates_of(chunk_id) for chunk_id in ids
+        }
+        store.close()
+        store = milvus.open()  # (nothing kept from the lookups above)
+        found = store.dense_search(embedder.embed_query(shared), 3)
+        assert [chunk_id for chunk_id, _ in found] == ids
+        queries = []
+        real = generation.call
+        monkeypatch.setattr(
+            generation, "call", lambda method, *a, **k: queries.append(k) or real(method, *a, **k)
+        )
+        records = store.chunks(ids)
+        assert sorted(records) == sorted(ids) and len(queries) == 1
+        assert store.duplicates_of_many(ids) == expected and len(queries) == 1
+        assert all(len(others) == 2 for others in expected.values())
+    finally:
+        store.close()
+        milvus.drop()

@@ -385,6 +385,12 @@ def test_a_milvus_search_brings_its_hits_groups_and_articles(
             len(queries) == 1
             and articles[17] == expected.get(17, store.chunks([17])[17]).article_id
         )
+        # Whether a hit shares its group came with it too: no query when none does.
+        queries.clear()
+        assert store.duplicates_of_many(ids.tolist()) == {i: [] for i in ids.tolist()}
+        assert queries == []
+        store.duplicates_of_many([17])  # (not searched: its group is looked up)
+        assert len(queries) == 1
     finally:
         store.close()
         backend.drop()
