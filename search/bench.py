@@ -21,15 +21,16 @@ from semsearch.index.chunking import chunk_articles, sentences
 from semsearch.index.embedding import count_tokens_many, resolve_model
 from semsearch.index.store_choice import make_store
 from semsearch.index.vector_bench import TIMED_QUERIES, bench_vector_indexes
+from semsearch.search.bench_stores import bench_stores, format_stores
 from semsearch.search.bench_tools import (
     free_port,
     http_load,
     machine,
-    percentiles,
+    passage_queries,
     rss_mb,
     wait_for_server,
 )
-from semsearch.search.settings import Settings, embedder_for, store_for, vector_index_spec
+from semsearch.search.settings import Settings, embedder_for, vector_index_spec
 
 __all__ = ["format_bench", "run_bench"]
 
@@ -38,8 +39,6 @@ Say = Callable[[str], None]
 # The naive encode runs on every NAIVE_STRIDE-th passage: the whole corpus again would double
 # the run.
 NAIVE_STRIDE = 4
-# Queries timed per mode on each store in the store comparison (Milvus Lite is slow: 0.1-0.3 s).
-STORE_QUERIES = 50
 MODES = ("hybrid", "dense", "lexical")
 
 
@@ -142,18 +141,6 @@ def _bench_build(corpus: Path, work: Path, settings: Settings, say: Say) -> dict
     }
 
 
-def _queries(index_dir: Path, count: int, offset: int = 0) -> list[str]:
-    """A fixed set of different queries: the first words of passages spread over the index.
-
-    `offset` shifts every pick by that many passages: another set, of the same kind.
-    """
-    store = make_store("faiss", index_dir).open()
-    texts = [text for _, _, text in store.passage_locations()]
-    store.close()
-    step = max(1, len(texts) // count)
-    return [" ".join(text.split()[:8]) for text in texts[offset % step :: step][:count]]
-
-
 def _bench_server(
     index_dir: Path,
     settings: Settings,
@@ -203,73 +190,6 @@ def _query_vectors(index_dir: Path, settings: Settings, queries: list[str]) -> n
     return np.stack([embedder.embed_query(query) for query in queries]).astype(np.float32)
 
 
-def _bench_stores(
-    corpus: Path, work: Path, settings: Settings, queries: list[str], say: Say
-) -> dict[str, Any]:
-    """The FAISS store beside the Milvus store (Milvus Lite here), in-process, one client.
-
-    The corpus goes into Milvus through the same build, its vectors from the embedding cache the
-    FAISS build filled, so the build figure is chunking, inserting and indexing.
-    """
-    try:
-        import pymilvus  # noqa: F401
-    except ImportError:  # pragma: no cover - the dev extra installs it
-        return {"skipped": "pymilvus is not installed (pip install 'semsearch[milvus]')"}
-    from semsearch.search.service import SearchService
-
-    index_dir = work / "index"
-    embedder = embedder_for(settings.model_copy(update={"index_dir": index_dir}))
-    milvus = store_for(
-        settings.model_copy(
-            update={
-                "store": "milvus",
-                "index_dir": index_dir,
-                "milvus_uri": str(work / "milvus.db"),
-                "milvus_collection": "bench",
-            }
-        )
-    )
-    started = time.perf_counter()
-    report = build_index(work / "corpus", index_dir, embedder, store=milvus)
-    build_seconds = time.perf_counter() - started
-    say(f"milvus build (cached vectors): {report.passages} passages in {build_seconds:.1f} s")
-    rows: dict[str, Any] = {
-        "milvus_uri": "Milvus Lite (local folder)",
-        "milvus_index": settings.milvus_index,
-        "milvus_build_seconds": round(build_seconds, 2),
-    }
-    queries = queries[:STORE_QUERIES]
-    services = {
-        "faiss": SearchService(make_store("faiss", index_dir).open(), embedder, settings),
-        "milvus": SearchService(milvus.open(), embedder, settings),
-    }
-    try:
-        for query in queries[:20]:  # warm up
-            for service in services.values():
-                service.search(query, k=10)
-        overlap = []
-        for query in queries:
-            ids = [{h.chunk_id for h in s.search(query, k=10)} for s in services.values()]
-            overlap.append(len(ids[0] & ids[1]) / max(len(ids[0]), 1))
-        rows["hybrid_top10_overlap"] = round(float(np.mean(overlap)), 3)
-        for name, service in services.items():
-            for mode in MODES:
-                samples = []
-                for query in queries:
-                    started = time.perf_counter()
-                    service.search(query, k=10, mode=mode)
-                    samples.append((time.perf_counter() - started) * 1000)
-                figures = {key: round(value, 2) for key, value in percentiles(samples).items()}
-                rows[f"{name}_{mode}"] = figures
-                say(f"store {name}, {mode}: {figures}")
-    finally:
-        for service in services.values():
-            service.close()
-        milvus.drop()
-        milvus.close()
-    return rows
-
-
 def run_bench(
     corpus: Path, settings: Settings, vector_sizes: list[int], query_count: int, say: Say
 ) -> dict[str, Any]:
@@ -283,10 +203,10 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="semsearch-bench-") as scratch:
         work = Path(scratch)
         build = _bench_build(corpus, work, settings, say)
-        queries = _queries(work / "index", query_count)
-        warm_up = _queries(work / "index", query_count, offset=1)
+        queries = passage_queries(work / "index", query_count)
+        warm_up = passage_queries(work / "index", query_count, offset=1)
         server = _bench_server(work / "index", settings, queries, say, warm_up)
-        stores = _bench_stores(corpus, work, settings, queries, say)
+        stores = bench_stores(work / "corpus", work, settings, queries, say)
         built = make_store("faiss", work / "index").open()
         base = built.vectors(np.arange(built.count()))
         built.close()
@@ -335,22 +255,8 @@ def format_bench(figures: dict[str, Any]) -> list[str]:
                 f"{mode:<8}{clients:>8}{row['p50_ms']:>9}{row['p95_ms']:>9}"
                 f"{row['p99_ms']:>9}{row['qps']:>8}"
             )
-    stores = figures.get("stores", {})
-    if "skipped" in stores:
-        lines.append(f"stores: Milvus skipped: {stores['skipped']}")
-    elif stores:
-        lines.append(
-            f"stores in-process, 1 client ({stores['milvus_uri']}, {stores['milvus_index']}; "
-            f"milvus build from cached vectors {stores['milvus_build_seconds']} s; hybrid "
-            f"top-10 overlap with faiss {stores['hybrid_top10_overlap']}):"
-        )
-        lines.append(f"{'store':<8}{'mode':<9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
-        for key, row in stores.items():
-            if isinstance(row, dict):
-                name, mode = key.split("_", 1)
-                lines.append(
-                    f"{name:<8}{mode:<9}{row['p50_ms']:>9}{row['p95_ms']:>9}{row['p99_ms']:>9}"
-                )
+    if figures.get("stores"):
+        lines.extend(format_stores(figures["stores"]))
     lines.append(
         f"vector search alone ({TIMED_QUERIES} timed single queries; recall@10 against exact "
         "search of 200 synthetic queries, and of the query texts embedded):"

@@ -1,5 +1,5 @@
 """What the benchmarks share: a free port, a server's start, HTTP load, percentiles, memory,
-the machine."""
+the machine, and queries drawn from an index's passages."""
 
 from __future__ import annotations
 
@@ -13,7 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-__all__ = ["free_port", "http_load", "machine", "percentiles", "rss_mb", "wait_for_server"]
+from semsearch.index.store_choice import make_store
+
+__all__ = [
+    "free_port",
+    "http_load",
+    "machine",
+    "passage_queries",
+    "percentiles",
+    "rss_mb",
+    "wait_for_server",
+]
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -110,3 +120,15 @@ def machine() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return {"cores": os.cpu_count(), "memory": memory, "cpu": cpu, "python": sys.version.split()[0]}
+
+
+def passage_queries(index_dir: Path, count: int, offset: int = 0) -> list[str]:
+    """A fixed set of different queries: the first words of passages spread over the index.
+
+    `offset` shifts every pick by that many passages: another set, of the same kind.
+    """
+    store = make_store("faiss", index_dir).open()
+    texts = [text for _, _, text in store.passage_locations()]
+    store.close()
+    step = max(1, len(texts) // count)
+    return [" ".join(text.split()[:8]) for text in texts[offset % step :: step][:count]]

@@ -34,6 +34,14 @@ def bench_command(
             "sentences, with synthetic vectors (no model): build, disk, query and HTTP figures",
         ),
     ] = None,
+    stores: Annotated[
+        bool,
+        typer.Option(
+            "--stores",
+            help="instead: the FAISS store beside the Milvus store (SEMSEARCH_MILVUS_URI when it "
+            "is a server, else Milvus Lite): latency of each mode and top-10 overlap",
+        ),
+    ] = False,
     profile: Annotated[
         Path | None,
         typer.Option(
@@ -56,6 +64,21 @@ def bench_command(
         if json_file is not None:
             write_json(json_file, figures)
         for line in format_scale_bench(figures):
+            out.print(line, markup=False)
+        return
+    if stores:
+        from semsearch.search.bench_stores import format_stores, run_stores_bench
+
+        with errors():
+            compared = run_stores_bench(
+                corpus,
+                settings_from(model=model),
+                queries,
+                lambda line: err.print(line, markup=False),
+            )
+        if json_file is not None:
+            write_json(json_file, compared)
+        for line in format_stores(compared["stores"]):
             out.print(line, markup=False)
         return
     with errors():

@@ -41,3 +41,20 @@ def test_bench_reports_every_figure() -> None:
     assert 0 < kinds[("clustered", "ivf")]["recall@10_real_queries"] <= 1.0
     assert kinds[("uniform", "ivf")]["recall@10_real_queries"] is None
     assert any(line.startswith("hybrid") for line in format_bench(figures))
+
+
+def test_bench_stores_compares_faiss_with_milvus_lite() -> None:
+    from semsearch.search.bench_stores import format_stores, run_stores_bench
+
+    lines: list[str] = []
+    figures = run_stores_bench(SEEDS, Settings(milvus_index="flat"), 10, lines.append)
+    stores = figures["stores"]
+    assert stores["milvus_uri"] == "Milvus Lite (local folder)" and stores["passages"] == 18
+    assert stores["dense_top10_overlap"] == 1.0  # exact search on both, the same sentence lift
+    assert stores["hybrid_top10_overlap"] >= 0.9 and stores["lexical_top10_overlap"] >= 0.8
+    assert stores["milvus_legs_hybrid"] == ["dense", "lexical"]
+    for key in ("faiss_hybrid", "milvus_hybrid", "milvus_lexical", "milvus_search_call"):
+        assert 0 < stores[key]["p50_ms"] <= stores[key]["p95_ms"] <= stores[key]["p99_ms"]
+    report = format_stores(stores)
+    assert "top-10 overlap with faiss: hybrid" in report[0]
+    assert any(line.startswith("milvus  search_call") for line in report)
