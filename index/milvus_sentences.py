@@ -1,11 +1,11 @@
 """The sentence vectors of a Milvus generation: a collection beside it, written and scored.
 
-`<collection>_sentences` holds a row per sentence vector: its row number (the primary key), its
-passage's chunk id and article, its number among that passage's sentences (the order of
-`index.records.SentenceVectors`), and the vector, under an exact (FLAT) inner-product index.
-Scoring a query's candidates is one search filtered to their passages: the server computes the
-products and returns them, never the vectors (a hybrid query's ~1,300 sentence vectors would be
-half a million floats on the wire).
+`<collection>_sentences` holds a row per sentence vector: its key (its passage's chunk id times
+`SLOTS`, plus its number among that passage's sentences, in the order of
+`index.records.SentenceVectors`), its passage's chunk id and article, and the vector, under an
+exact (FLAT) inner-product index. Scoring a query's candidates is one search filtered to their
+passages: the server computes the products and returns them with the keys alone, never the
+vectors (a hybrid query's ~1,300 sentence vectors would be half a million floats on the wire).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from semsearch.index.sentence_scores import SentenceScores
 __all__ = ["SENTENCES_SUFFIX", "MilvusSentences", "create_sentences", "insert_sentences"]
 
 SENTENCES_SUFFIX = "_sentences"
+# Sentence numbers a passage may use in a key (a passage is a few hundred tokens at most).
+SLOTS = 1 << 12
 
 
 def create_sentences(client: Any, name: str, dimension: int) -> None:
@@ -31,7 +33,6 @@ def create_sentences(client: Any, name: str, dimension: int) -> None:
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("passage", DataType.INT64)
-    schema.add_field("number", DataType.INT64)
     schema.add_field("article_id", DataType.VARCHAR, max_length=VARCHAR_MAX)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
     index = client.prepare_index_params()
@@ -42,34 +43,29 @@ def create_sentences(client: Any, name: str, dimension: int) -> None:
 
 
 def insert_sentences(
-    client: Any,
-    name: str,
-    first_row: int,
-    first_id: int,
-    articles: list[str],
-    sentences: SentenceVectors,
+    client: Any, name: str, first_id: int, articles: list[str], sentences: SentenceVectors
 ) -> int:
     """Insert the sentence vectors of passages `first_id`, `first_id` + 1, ... (of `articles`,
-    one a passage), their rows numbered from `first_row`; returns how many rows went in."""
+    one a passage); returns how many rows went in (a passage's sentences past `SLOTS` are
+    left out)."""
     offsets = np.asarray(sentences.offsets, dtype=np.int64)
     counts = np.diff(offsets)
     passages = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     numbers = np.arange(len(passages), dtype=np.int64) - np.repeat(offsets[:-1], counts)
     vectors = np.asarray(sentences.vectors, dtype=np.float32)
-    for start in range(0, len(passages), INSERT_BATCH):
-        stop = min(start + INSERT_BATCH, len(passages))
+    kept = np.flatnonzero(numbers < SLOTS)
+    for start in range(0, len(kept), INSERT_BATCH):
         rows = [
             {
-                "id": first_row + row,
+                "id": (first_id + int(passages[row])) * SLOTS + int(numbers[row]),
                 "passage": first_id + int(passages[row]),
-                "number": int(numbers[row]),
                 "article_id": articles[int(passages[row])],
                 "vector": vectors[row].tolist(),
             }
-            for row in range(start, stop)
+            for row in kept[start : start + INSERT_BATCH].tolist()
         ]
         call(client.insert, name, rows)
-    return len(passages)
+    return len(kept)
 
 
 class MilvusSentences:
@@ -96,30 +92,35 @@ class MilvusSentences:
             # Every sentence of these passages (a passage has a few; past Milvus's limit on one
             # search, the lowest products are the ones left out, never a passage's best).
             limit=MAX_TOP_K,
-            filter=f"passage in {[int(i) for i in wanted]}",
+            filter=f"passage in {np.unique(wanted).tolist()}",
             search_params={"metric_type": "IP"},
-            output_fields=["passage", "number"],
+            output_fields=[],  # (each key says its passage and number)
         )[0]
         if not found:
             return SentenceScores.none(wanted)
-        entities = [hit.get("entity", hit) for hit in found]
-        passages = np.fromiter((entity["passage"] for entity in entities), dtype=np.int64)
-        numbers = np.fromiter((entity["number"] for entity in entities), dtype=np.int64)
-        products = np.fromiter((hit["distance"] for hit in found), dtype=np.float32)
-        # Each passage's products in its sentences' order (a sentence left out: -inf), laid
-        # out for each of `ids` in turn (an id asked for twice gets them twice).
-        counts_of: dict[int, int] = {}
-        for passage, number in zip(passages.tolist(), numbers.tolist(), strict=True):
-            counts_of[passage] = max(counts_of.get(passage, 0), number + 1)
-        counts = np.array([counts_of.get(i, 0) for i in wanted.tolist()], dtype=np.int64)
+        keys = np.asarray(_column(found, "ids"), dtype=np.int64)
+        products = np.asarray(_column(found, "distances"), dtype=np.float32)
+        passages, numbers = keys // SLOTS, keys % SLOTS
+        # Each passage's products laid out in its sentences' order (one left out: -inf) ...
+        known, where = np.unique(passages, return_inverse=True)
+        sizes = np.zeros(len(known), dtype=np.int64)
+        np.maximum.at(sizes, where, numbers + 1)
+        starts = np.cumsum(sizes) - sizes
+        laid_out = np.full(int(sizes.sum()), -np.inf, dtype=np.float32)
+        laid_out[starts[where] + numbers] = products
+        # ... then passage after passage as asked (twice for an id asked twice; none: 0).
+        at = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
+        found_here = known[at] == wanted
+        counts = np.where(found_here, sizes[at], 0)
         firsts = np.cumsum(counts) - counts
-        own: dict[int, np.ndarray] = {}
-        for passage, count in counts_of.items():
-            own[passage] = np.full(count, -np.inf, dtype=np.float32)
-        for passage, number, product in zip(
-            passages.tolist(), numbers.tolist(), products.tolist(), strict=True
-        ):
-            own[passage][number] = product
-        laid_out = [own[i] for i in wanted.tolist() if i in own]
-        products = np.concatenate(laid_out) if laid_out else np.zeros(0, dtype=np.float32)
-        return SentenceScores(wanted, products, firsts, counts)
+        rows = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(starts[at] - firsts, counts)
+        return SentenceScores(wanted, laid_out[rows], firsts, counts)
+
+
+def _column(hits: Any, name: str) -> list[Any]:
+    """The ids or distances of a search's hits: pymilvus's columns where it has them."""
+    column = getattr(hits, name, None)
+    if column is not None:
+        return list(column)
+    key = "id" if name == "ids" else "distance"
+    return [hit[key] for hit in hits]

@@ -66,7 +66,6 @@ class MilvusWriter:
         self._terms: dict[str, Counter[str]] = {}  # article id -> passages holding each stem
         self._lexical = True
         self._sentences: str | None = None  # the sentence collection, once one is added
-        self._sentence_rows = 0
 
     def _create(self, dimension: int) -> str:
         from pymilvus import DataType
@@ -198,13 +197,8 @@ class MilvusWriter:
             if self._sentences is None:
                 self._sentences = collection + SENTENCES_SUFFIX
                 create_sentences(client, self._sentences, dimension)
-            self._sentence_rows += insert_sentences(
-                client,
-                self._sentences,
-                self._sentence_rows,
-                first_id,
-                [chunk.article_id for chunk in chunks],
-                sentences,
+            insert_sentences(
+                client, self._sentences, first_id, [chunk.article_id for chunk in chunks], sentences
             )
 
     def delete_article(self, article_id: str) -> int:
