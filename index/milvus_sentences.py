@@ -94,7 +94,9 @@ class MilvusSentences:
             limit=MAX_TOP_K,
             filter=f"passage in {np.unique(wanted).tolist()}",
             search_params={"metric_type": "IP"},
-            output_fields=[],  # (each key says its passage and number)
+            # Each key says its passage and number; one small field is asked for all the same,
+            # as Milvus Lite takes none for every field, vectors included.
+            output_fields=["passage"],
         )[0]
         if not found:
             return SentenceScores.none(wanted)
