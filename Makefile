@@ -19,10 +19,12 @@ SCALE ?= 100000
 # The browser tests drive Debian's chromium with Playwright; never `playwright install`.
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+MILVUS_VENV ?= .venv-milvus
+MILVUS_SERVER ?= milvus==2.3.5
 LOAD_CLIENTS ?= 8
 LOAD_REQUESTS ?= 1500
 
-.PHONY: help install run index serve search info eval bench bench-scale load test lint format clean chromium screenshots
+.PHONY: help install run index serve search info eval bench bench-scale load test test-milvus lint format clean chromium screenshots
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -88,6 +90,10 @@ screenshots: $(STAMP) chromium ## refresh the page screenshots in docs/ (the bro
 
 test: $(STAMP) chromium ## run the test suite
 	$(BIN)/python -m pytest
+
+# The server gets a venv of its own (MILVUS_VENV, kept like .venv) and a network namespace.
+test-milvus: $(STAMP) ## the Milvus tests against a real Milvus 2.3.5 server (root; see .ci/milvus-tests)
+	MILVUS_VENV=$(MILVUS_VENV) MILVUS_SERVER="$(MILVUS_SERVER)" PYTHON=$(PYTHON) .ci/milvus-tests
 
 lint: $(STAMP) ## ruff lint and format check, the layering contracts, mypy
 	$(BIN)/ruff check .

@@ -154,16 +154,28 @@ def connect(uri: str, token: str = "") -> Any:
         lite_log.setLevel(level)
 
 
+# Milvus's code for "collection not loaded": a server answers it for some seconds after a
+# restart, while it loads the collections back (seen on 2.3.5: ~6 s after /healthz said OK).
+_NOT_LOADED = 101
+
+
 def _unreachable(error: Exception) -> bool:
     text = str(error).lower()
     return any(word in text for word in ("unavailable", "connect", "deadline", "timeout"))
 
 
+def _not_loaded(error: Exception) -> bool:
+    return getattr(error, "code", None) == _NOT_LOADED or "not loaded" in str(error).lower()
+
+
 def call(method: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call the Milvus client; a connection failure becomes StoreUnavailable."""
+    """Call the Milvus client; a connection failure, or a server still loading a collection
+    (after a restart), becomes StoreUnavailable: a 503 that says to retry, not an error."""
     try:
         return method(*args, **kwargs)
     except Exception as error:
         if _unreachable(error):
             raise StoreUnavailable(f"Milvus cannot be reached: {error}") from None
+        if _not_loaded(error):
+            raise StoreUnavailable(f"Milvus is not ready (loading collections): {error}") from None
         raise

@@ -52,7 +52,15 @@ def read_manifest(client: Any, alias: str, collection: str) -> dict[str, Any] | 
     text = None
     if call(client.has_collection, rows):
         call(client.load_collection, rows)
-        found = call(client.query, rows, ids=[collection], output_fields=["manifest"])
+        # Strong: a row written or deleted just before is seen as it is now (the default,
+        # Bounded, showed a deleted row for about a second on Milvus 2.3.5).
+        found = call(
+            client.query,
+            rows,
+            ids=[collection],
+            output_fields=["manifest"],
+            consistency_level="Strong",
+        )
         text = found[0]["manifest"] if found else None
     if text is None:
         properties = call(client.describe_collection, collection).get("properties", {})

@@ -134,14 +134,49 @@ def copy_seeds(tmp_path: Path) -> Path:
     return target
 
 
+# A Milvus server to test against instead of Milvus Lite (`make test-milvus` sets it). Read at
+# import: `clean_environ` hides every SEMSEARCH_* variable from the tests themselves.
+TEST_MILVUS_URI = os.environ.get("SEMSEARCH_TEST_MILVUS_URI", "")
+
+
 @pytest.fixture(scope="session")
 def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One Milvus Lite folder for the session, or the Milvus server SEMSEARCH_TEST_MILVUS_URI
     names (`http://127.0.0.1:19530`); each test takes an alias of its own in it, as users of
     one Milvus cluster would."""
-    return os.environ.get("SEMSEARCH_TEST_MILVUS_URI") or str(
-        tmp_path_factory.mktemp("milvus") / "milvus.db"
-    )
+    return TEST_MILVUS_URI or str(tmp_path_factory.mktemp("milvus") / "milvus.db")
+
+
+def _milvus_without_bm25() -> str | None:
+    """Why the Milvus under test has no full-text search (its version), or None if it has:
+    Milvus Lite and Milvus 2.5 or later have BM25 functions."""
+    if not TEST_MILVUS_URI:
+        return None
+    from pymilvus import MilvusClient
+
+    from semsearch.index.milvus_writer import full_text_search
+
+    client = MilvusClient(TEST_MILVUS_URI)
+    try:
+        if full_text_search(client) is False:
+            return f"Milvus {client.get_server_version()} at {TEST_MILVUS_URI} has no BM25"
+        return None
+    finally:
+        client.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `milvus_bm25` are skipped, with the reason, against a Milvus server older
+    than 2.5; of a test of both stores (`backend`), only its Milvus run."""
+
+    def on_milvus(item: pytest.Item) -> bool:
+        callspec = getattr(item, "callspec", None)
+        return callspec is None or callspec.params.get("backend", "milvus") == "milvus"
+
+    marked = [i for i in items if i.get_closest_marker("milvus_bm25") and on_milvus(i)]
+    if marked and (reason := _milvus_without_bm25()):
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason=f"needs Milvus full-text search: {reason}"))
 
 
 _aliases = itertools.count(1)
@@ -149,5 +184,6 @@ _aliases = itertools.count(1)
 
 @pytest.fixture
 def milvus_alias() -> str:
-    """A fresh Milvus alias (an index of its own) for one test."""
-    return f"test_{next(_aliases)}"
+    """A fresh Milvus alias (an index of its own) for one test. The process id keeps apart
+    the aliases of pytest sessions sharing one server (`make test-milvus` runs several)."""
+    return f"test_{os.getpid()}_{next(_aliases)}"

@@ -119,6 +119,7 @@ def test_metadata_is_stored_and_returned(filtered) -> None:
     assert (loose.section, loose.published, loose.author, loose.url) == ("", None, "", "")
 
 
+@pytest.mark.milvus_bm25
 def test_a_section_filter_finds_what_a_cut_of_the_top_k_would_lose(filtered) -> None:
     store, embedder, _ = filtered
     vector, terms = embedder.embed_query(QUERY), lexical_terms(QUERY)
@@ -155,6 +156,7 @@ def test_a_section_filter_finds_what_a_cut_of_the_top_k_would_lose(filtered) -> 
         ("2005-04-01", None, set()),
     ],
 )
+@pytest.mark.milvus_bm25
 def test_date_bounds_are_inclusive_and_undated_articles_match_none(
     filtered, after: str | None, before: str | None, expected: set[int]
 ) -> None:
@@ -337,6 +339,7 @@ def test_a_change_of_metadata_alone_is_a_new_build(tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.milvus_bm25
 def test_the_service_filters_in_every_mode(filtered, backend: Store, tmp_path: Path) -> None:  # noqa: F811
     store, embedder, _ = filtered
     service = SearchService(store, embedder, settings_for(backend, tmp_path))

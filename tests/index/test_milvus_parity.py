@@ -58,6 +58,7 @@ def both(tmp_path: Path, milvus_uri: str, milvus_alias: str):
     milvus.drop()
 
 
+@pytest.mark.milvus_bm25
 def test_the_same_query_finds_the_same_passages_on_both_stores(both) -> None:
     ours, theirs, _ = both
     assert ours.store.capabilities.sentence_vectors and ours.store.capabilities.article_lexical
@@ -75,6 +76,7 @@ def test_the_same_query_finds_the_same_passages_on_both_stores(both) -> None:
     assert overlaps["hybrid"] >= 0.9 and overlaps["lexical"] >= 0.9
 
 
+@pytest.mark.milvus_bm25
 def test_whole_articles_are_matched_by_bm25_and_keep_to_the_filter(both) -> None:
     ours, theirs, _ = both
     store = ours.store
@@ -102,6 +104,7 @@ def test_whole_articles_are_matched_by_bm25_and_keep_to_the_filter(both) -> None
     assert len(none) == 0 and bound == 0.0
 
 
+@pytest.mark.milvus_bm25
 def test_a_generation_without_sentences_or_articles_beside_it_still_searches(both) -> None:
     """A generation built before they were kept (or on a Milvus without BM25: no articles)."""
     ours, _, milvus = both
@@ -123,6 +126,7 @@ def test_a_generation_without_sentences_or_articles_beside_it_still_searches(bot
         older.close()
 
 
+@pytest.mark.milvus_bm25
 def test_dropping_a_generation_drops_what_is_beside_it(both) -> None:
     _, _, milvus = both
     client = milvus.client()

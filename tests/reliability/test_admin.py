@@ -16,13 +16,15 @@ from tests.conftest import FakeEmbedder
 from tests.reliability.conftest import AUTH, TOKEN, add_article, make_app
 
 
-def wait_for_job(client: TestClient, job_id: str) -> dict:
-    for _ in range(200):  # bounded: 10 s
+def wait_for_job(client: TestClient, job_id: str, seconds: float = 10) -> dict:
+    deadline = time.monotonic() + seconds
+    while True:
         state = client.get(f"/admin/reindex/{job_id}", headers=AUTH).json()
         if state["status"] != "running":
             return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"reindex job {job_id} still running: {state}")
         time.sleep(0.05)
-    raise AssertionError(f"reindex job {job_id} still running: {state}")
 
 
 @pytest.mark.parametrize(
@@ -174,12 +176,14 @@ def test_reindex_and_reload_on_milvus(
     application = make_app(tmp_path / "index", copy_seeds, admin_token=TOKEN, **milvus)
     with TestClient(application) as client:
         assert client.get("/health").json()["index"] == "missing"
-        first = wait_for_job(client, client.post("/admin/reindex", headers=AUTH).json()["id"])
+        job = client.post("/admin/reindex", headers=AUTH).json()["id"]
+        first = wait_for_job(client, job, seconds=120)  # a build on a Milvus server: ~20 s
         assert (first["status"], first["generation"]) == ("succeeded", "gen-1"), first
         assert client.get("/search", params={"q": "power"}).status_code == 200
         assert client.get("/stats").json()["store"] == "milvus"
         add_article(copy_seeds, "storm.txt", "Storm cuts power", "A storm cut the grid power.")
-        second = wait_for_job(client, client.post("/admin/reindex", headers=AUTH).json()["id"])
+        job = client.post("/admin/reindex", headers=AUTH).json()["id"]
+        second = wait_for_job(client, job, seconds=120)
         assert (second["status"], second["generation"]) == ("succeeded", "gen-2"), second
         found = client.get("/search", params={"q": "storm grid", "k": 1})
         assert found.headers["X-Semsearch-Generation"] == "gen-2"

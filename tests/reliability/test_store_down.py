@@ -42,10 +42,13 @@ def test_a_store_server_down_is_a_503_and_health_says_so_until_it_is_back(
 
     monkeypatch.setattr(semsearch.index.milvus_generation, "call", server)
     with TestClient(create_app(settings, FakeEmbedder())) as client:
-        assert client.get("/search", params={"q": "power"}).status_code == 200
+        answered = client.get("/search", params={"q": "power"})
+        assert answered.status_code == 200
         assert client.get("/health").json()["store"] == "ok"
+        # A Milvus before 2.5 has no full-text search: lexical is refused (422) before any call.
+        modes = ["hybrid", "dense"] + (["lexical"] if "lexical" in answered.json()["legs"] else [])
         down = True
-        for mode in ("hybrid", "dense", "lexical"):
+        for mode in modes:
             refused = client.get("/search", params={"q": "power", "mode": mode})
             assert refused.status_code == 503, refused.text
             assert refused.headers["Retry-After"] == "5"

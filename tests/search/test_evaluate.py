@@ -75,6 +75,7 @@ def test_eval_command_json(beir: Path) -> None:
     assert scores["hybrid"]["recall@100"] == 1.0  # three documents: all of them come back
 
 
+@pytest.mark.milvus_bm25  # the hand computation is of the lexical scores
 def test_eval_on_milvus_matches_the_hand_computation(
     beir: Path, tmp_path: Path, milvus_uri: str, milvus_alias: str
 ) -> None:
