@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from semsearch.search.bench_tools import (
     free_port,
     http_load,
     machine,
-    percentiles,
     rss_mb,
+    timed,
     wait_for_server,
 )
 from semsearch.search.settings import Settings
@@ -83,15 +83,6 @@ def _disk(index_dir: Path, generation: str) -> dict[str, Any]:
     }
 
 
-def _timed(run: Callable[[str], Any], queries: Sequence[str]) -> dict[str, float]:
-    samples = []
-    for query in queries:
-        started = time.perf_counter()
-        run(query)
-        samples.append((time.perf_counter() - started) * 1000)
-    return {key: round(value, 2) for key, value in percentiles(samples).items()}
-
-
 def _in_process(
     index_dir: Path,
     embedder: SyntheticEmbedder,
@@ -123,7 +114,7 @@ def _in_process(
             def run(query: str, mode: str = mode.removesuffix("_again")) -> object:
                 return service.search(query, k=10, mode=mode)
 
-            results[mode] = _timed(run, asked)
+            results[mode] = timed(run, asked)
             say(f"in-process {mode}: {results[mode]}")
         # cProfile sees the calling thread only, and hybrid runs its lexical leg in another
         # (its time shows as a wait): lexical mode, which runs it here, is profiled first, on

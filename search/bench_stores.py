@@ -22,7 +22,7 @@ import numpy as np
 
 from semsearch.index.builder import build_index
 from semsearch.index.store_choice import make_store
-from semsearch.search.bench_tools import machine, passage_queries, percentiles
+from semsearch.search.bench_tools import machine, passage_queries, timed
 from semsearch.search.errors import InvalidQuery
 from semsearch.search.settings import Settings, embedder_for, store_for
 
@@ -108,25 +108,16 @@ def bench_stores(
             shared = [len(a & b) / max(len(a), 1) for a, b in zip(*found.values(), strict=True)]
             rows[f"{mode}_top10_overlap"] = round(float(np.mean(shared)), 3)
             for name, service in services.items():
-                rows[f"{name}_{mode}"] = _timed(partial(service.search, k=10, mode=mode), queries)
+                rows[f"{name}_{mode}"] = timed(partial(service.search, k=10, mode=mode), queries)
                 say(f"store {name}, {mode}: {rows[f'{name}_{mode}']}")
         rows["milvus_legs_hybrid"] = list(services["milvus"].legs("hybrid"))
-        rows["milvus_search_call"] = _timed(lambda q: opened.dense_search(vectors[q], 10), queries)
+        rows["milvus_search_call"] = timed(lambda q: opened.dense_search(vectors[q], 10), queries)
     finally:
         for service in services.values():
             service.close()
         milvus.drop()
         milvus.close()
     return rows
-
-
-def _timed(run: Callable[[str], Any], queries: list[str]) -> dict[str, float]:
-    samples = []
-    for query in queries:
-        started = time.perf_counter()
-        run(query)
-        samples.append((time.perf_counter() - started) * 1000)
-    return {key: round(value, 2) for key, value in percentiles(samples).items()}
 
 
 def run_stores_bench(corpus: Path, settings: Settings, query_count: int, say: Say) -> dict:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = [
     "passage_queries",
     "percentiles",
     "rss_mb",
+    "timed",
     "wait_for_server",
 ]
 
@@ -65,6 +67,16 @@ def percentiles(samples: list[float]) -> dict[str, float]:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99)}
+
+
+def timed(run: Callable[[str], Any], queries: Sequence[str]) -> dict[str, float]:
+    """`run` on each query in turn: the p50, p95 and p99 of its time, in ms."""
+    samples = []
+    for query in queries:
+        started = time.perf_counter()
+        run(query)
+        samples.append((time.perf_counter() - started) * 1000)
+    return {key: round(value, 2) for key, value in percentiles(samples).items()}
 
 
 def free_port() -> int:

@@ -16,6 +16,7 @@ import pytest
 from semsearch.index.builder import build_index
 from semsearch.index.embedders import make_embedder
 from semsearch.index.embedding import Embedder
+from semsearch.search.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -177,6 +178,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if marked and (reason := _milvus_without_bm25()):
         for item in marked:
             item.add_marker(pytest.mark.skip(reason=f"needs Milvus full-text search: {reason}"))
+
+
+def milvus_settings(index_dir: Path, uri: str, alias: str, **more: object) -> Settings:
+    """Settings of a service on the Milvus under test (`milvus_uri`, `milvus_alias`), with exact
+    (FLAT) search, as FAISS's for a small index; `more` settings beside."""
+    return Settings(
+        index_dir=index_dir,
+        store="milvus",
+        milvus_uri=uri,
+        milvus_collection=alias,
+        milvus_index="flat",
+        **more,  # type: ignore[arg-type]
+    )
 
 
 _aliases = itertools.count(1)

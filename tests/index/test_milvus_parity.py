@@ -17,7 +17,7 @@ from semsearch.index.stores import PassageFilter
 from semsearch.search.service import SearchService
 from semsearch.search.settings import Settings
 from semsearch.search.text import lexical_terms
-from tests.conftest import FakeEmbedder
+from tests.conftest import FakeEmbedder, milvus_settings
 from tests.index.test_stores import synthetic_corpus
 
 pytest.importorskip("pymilvus")
@@ -41,14 +41,7 @@ def both(tmp_path: Path, milvus_uri: str, milvus_alias: str):
     build_index(corpus, tmp_path / "faiss", embedder)
     settings = Settings(index_dir=tmp_path / "faiss", reload_interval=0)
     ours = SearchService.open(
-        Settings(
-            index_dir=tmp_path / "mv",
-            store="milvus",
-            milvus_uri=milvus_uri,
-            milvus_collection=milvus_alias,
-            milvus_index="flat",
-            reload_interval=0,
-        ),
+        milvus_settings(tmp_path / "mv", milvus_uri, milvus_alias, reload_interval=0),
         embedder,
     )
     theirs = SearchService.open(settings, embedder)

@@ -22,7 +22,7 @@ from semsearch.index.stores import PassageFilter, Store
 from semsearch.search.errors import InvalidQuery
 from semsearch.search.service import SearchService
 from semsearch.search.settings import Settings
-from tests.conftest import SEEDS, FakeEmbedder
+from tests.conftest import SEEDS, FakeEmbedder, milvus_settings
 from tests.index.test_dedup import OTHER, STORY
 from tests.search.test_service import HOSTILE
 
@@ -469,14 +469,7 @@ def test_service_and_api_on_milvus_answer_like_faiss(
     from semsearch.api.app import create_app
 
     embedder = FakeEmbedder()
-    settings = Settings(
-        index_dir=tmp_path / "index",
-        store="milvus",
-        milvus_uri=milvus_uri,
-        milvus_collection=milvus_alias,
-        milvus_index="flat",
-        reload_interval=0,
-    )
+    settings = milvus_settings(tmp_path / "index", milvus_uri, milvus_alias, reload_interval=0)
     reference = Settings(index_dir=tmp_path / "faiss", reload_interval=0)
     from semsearch.search.settings import store_for
 

@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 import semsearch.search.serving
 from semsearch.api.app import create_app
 from semsearch.index.builder import build_index
-from semsearch.search.settings import Settings, store_for
-from tests.conftest import SEEDS, FakeEmbedder
+from semsearch.search.settings import store_for
+from tests.conftest import SEEDS, FakeEmbedder, milvus_settings
 
 pytest.importorskip("pymilvus")
 
@@ -43,13 +43,7 @@ def control(action: str) -> None:
 def test_a_restarted_server_keeps_the_index_and_serving_recovers_by_itself(
     tmp_path: Path, milvus_uri: str, milvus_alias: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(
-        index_dir=tmp_path / "index",
-        store="milvus",
-        milvus_uri=milvus_uri,
-        milvus_collection=milvus_alias,
-        milvus_index="flat",
-    )
+    settings = milvus_settings(tmp_path / "index", milvus_uri, milvus_alias)
     build_index(SEEDS, settings.index_dir, FakeEmbedder(), store=store_for(settings))
     monkeypatch.setattr(semsearch.search.serving, "STORE_CHECK_SECONDS", 0.0)
     query = {"q": "power outages", "k": 5}

@@ -14,8 +14,8 @@ import semsearch.search.serving
 from semsearch.api.app import create_app
 from semsearch.index.builder import build_index
 from semsearch.index.errors import StoreUnavailable
-from semsearch.search.settings import Settings, store_for
-from tests.conftest import SEEDS, FakeEmbedder
+from semsearch.search.settings import store_for
+from tests.conftest import SEEDS, FakeEmbedder, milvus_settings
 
 pytest.importorskip("pymilvus")
 
@@ -23,13 +23,7 @@ pytest.importorskip("pymilvus")
 def test_a_store_server_down_is_a_503_and_health_says_so_until_it_is_back(
     tmp_path: Path, milvus_uri: str, milvus_alias: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(
-        index_dir=tmp_path / "index",
-        store="milvus",
-        milvus_uri=milvus_uri,
-        milvus_collection=milvus_alias,
-        milvus_index="flat",
-    )
+    settings = milvus_settings(tmp_path / "index", milvus_uri, milvus_alias)
     build_index(SEEDS, settings.index_dir, FakeEmbedder(), store=store_for(settings))
     monkeypatch.setattr(semsearch.search.serving, "STORE_CHECK_SECONDS", 0.0)
     answering = semsearch.index.milvus_generation.call
