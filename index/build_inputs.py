@@ -38,6 +38,8 @@ __all__ = [
 # Texts handed to the embedder per call: large enough for sentence-transformers to sort by length
 # and batch well, small enough for the progress bar to move.
 EMBED_CALL_SIZE = 2048
+# Cached vectors read per look-up while a build gathers them.
+CACHE_READ = 50_000
 # Articles chunked together, their paragraphs' token counts taken in one call.
 CHUNK_GROUP = 256
 
@@ -153,47 +155,54 @@ def embed_with_cache(
     embedded).
 
     Passages and sentences go to the embedder in the same large calls: it sorts them by length.
+    Every vector is written straight into one array (passages' rows, then sentences'), each
+    distinct text's once, then copied to the rows of its repeats: a million-passage build holds
+    its vectors once, not also as an object a text.
     """
-    passage_hashes = [text_hash(chunk.embed_text) for chunk in chunks]
-    texts = {h: chunk.embed_text for h, chunk in zip(passage_hashes, chunks, strict=True)}
-    counts: list[int] = []
-    sentence_hashes: list[str] = []
-    if chunk_sentences is not None:
-        for found in chunk_sentences:
-            counts.append(len(found))
-            for sentence in found:
-                digest = text_hash(sentence)
-                sentence_hashes.append(digest)
-                texts.setdefault(digest, sentence)
+    flat = [sentence for found in chunk_sentences or () for sentence in found]
+    passages = len(chunks)
+
+    def text(row: int) -> str:
+        return chunks[row].embed_text if row < passages else flat[row - passages]
+
+    hashes = [text_hash(chunk.embed_text) for chunk in chunks] + [text_hash(s) for s in flat]
+    first: dict[str, int] = {}  # each distinct text's first row
+    for row, digest in enumerate(hashes):
+        first.setdefault(digest, row)
     dimension = embedder.dimension
+    out = np.zeros((len(hashes), dimension), dtype=np.float32)
+    missing = np.ones(len(hashes), dtype=bool)  # (rows of repeats are filled at the end)
     cache = EmbeddingCache.beside(index_dir)
     try:
-        known = cache.get_many(embedder.model_id, list(texts), dimension)
-        todo = [(h, text) for h, text in texts.items() if h not in known]
+        distinct = list(first)
+        for offset in range(0, len(distinct), CACHE_READ):
+            for digest, vector in cache.get_many(
+                embedder.model_id, distinct[offset : offset + CACHE_READ], dimension
+            ).items():
+                out[first[digest]] = vector
+                missing[first[digest]] = False
+        todo = [row for row in first.values() if missing[row]]
         # Longest first across all the calls, not only within each: every call then holds texts
         # of about one length (a cold BBC build: 186 s against 191, two paired runs).
-        todo.sort(key=lambda item: len(item[1]), reverse=True)
-        embedded = sum(1 for h in dict.fromkeys(passage_hashes) if h not in known)
+        todo.sort(key=lambda row: len(text(row)), reverse=True)
+        embedded = sum(1 for row in todo if row < passages)
         if progress is not None:
             progress(0, len(todo))
         # An embedder may ask for larger calls (Ray: each call starts a distributed job).
         call_size = int(getattr(embedder, "call_size", EMBED_CALL_SIZE))
         for offset in range(0, len(todo), call_size):
             batch = todo[offset : offset + call_size]
-            batch_vectors = embedder.embed_batch([text for _, text in batch])
-            fresh = list(zip([h for h, _ in batch], batch_vectors, strict=True))
-            cache.put_many(embedder.model_id, fresh)
-            known.update(fresh)
+            out[batch] = embedder.embed_batch([text(row) for row in batch])
+            cache.put_many(embedder.model_id, [(hashes[row], out[row]) for row in batch])
             if progress is not None:
                 progress(offset + len(batch), len(todo))
     finally:
         cache.close()
-    vectors = np.zeros((len(chunks), dimension), dtype=np.float32)
-    for row, digest in enumerate(passage_hashes):
-        vectors[row] = known[digest]
+    sources = np.fromiter((first[digest] for digest in hashes), dtype=np.int64, count=len(hashes))
+    repeats = np.flatnonzero(sources != np.arange(len(hashes)))
+    out[repeats] = out[sources[repeats]]
+    vectors = out[:passages]
     if chunk_sentences is None:
         return vectors, None, embedded, len(todo)
-    rows = np.zeros((len(sentence_hashes), dimension), dtype=np.float32)
-    for row, digest in enumerate(sentence_hashes):
-        rows[row] = known[digest]
-    return vectors, SentenceVectors.of(counts, rows), embedded, len(todo)
+    counts = [len(found) for found in chunk_sentences]
+    return vectors, SentenceVectors.of(counts, out[passages:]), embedded, len(todo)

@@ -97,9 +97,12 @@ class FaissWriter:
 
     def _collected(self) -> tuple[list[Chunk], np.ndarray, np.ndarray]:
         dimension = self._vectors[0].shape[1] if self._vectors else 0
-        vectors = (
-            np.concatenate(self._vectors) if self._vectors else np.zeros((0, dimension), "float32")
-        )
+        if len(self._vectors) == 1:  # (a build's one add: its array, not a copy)
+            vectors = self._vectors[0]
+        elif self._vectors:
+            vectors = np.concatenate(self._vectors)
+        else:
+            vectors = np.zeros((0, dimension), "float32")
         groups = np.concatenate(self._groups) if self._groups else np.zeros(0, dtype=np.int64)
         return self._chunks, vectors, groups
 
@@ -165,11 +168,11 @@ def write_generation(
             [(a.id, a.title, a.encoding, a.section, a.published or None, a.author, a.url,
               join_tags(a.tags)) for a in articles],
         )  # fmt: skip
-        rows = [
+        rows = (
             (i, c.article_id, c.paragraph, c.part, c.heading, c.text, c.start, c.end,
              text_hash(c.embed_text), int(g))
             for i, (c, g) in enumerate(zip(chunks, groups, strict=True))
-        ]  # fmt: skip
+        )  # fmt: skip
         connection.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         write_lexical(connection, chunks, titles)
         connection.commit()

@@ -2,29 +2,31 @@
 
 Two FTS5 tables beside the records (`index.faiss_layout`): `chunks_fts` (each passage's title,
 heading and text) and `articles_fts` (each article whole). Both use FTS5's porter tokenizer.
+Their common words' rows are also stored whole, as arrays (`index.word_rows`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from semsearch.index.bm25 import bm25_ceiling
 from semsearch.index.bounded_cache import BoundedCache
 from semsearch.index.chunking import Chunk
+from semsearch.index.word_rows import FTS5_TOKENIZER, Tokens, WordRows, write_word_rows
 
 __all__ = ["LEXICAL_SCHEMA", "LexicalIndex", "TermScores", "write_lexical"]
 
-LEXICAL_SCHEMA = """
+LEXICAL_SCHEMA = f"""
 CREATE VIRTUAL TABLE chunks_fts USING fts5(
-    title, heading, text, content='', tokenize='porter unicode61 remove_diacritics 2'
+    title, heading, text, content='', tokenize='{FTS5_TOKENIZER}'
 );
 -- Each article as a whole (title; headings and passages), rowid = articles.rowid.
 CREATE VIRTUAL TABLE articles_fts USING fts5(
-    title, text, content='', tokenize='porter unicode61 remove_diacritics 2'
+    title, text, content='', tokenize='{FTS5_TOKENIZER}'
 );
 """
 
@@ -44,21 +46,24 @@ def write_lexical(
     connection: sqlite3.Connection, chunks: Sequence[Chunk], titles: dict[str, str]
 ) -> None:
     """Fill the FTS5 tables (made by `LEXICAL_SCHEMA`): each passage (rowid = chunk id), each
-    article (rowid = its row in `articles`)."""
+    article (rowid = its row in `articles`); then store their common words' rows."""
     connection.executemany(
         "INSERT INTO chunks_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
-        [(i, titles[c.article_id], c.heading, c.text) for i, c in enumerate(chunks)],
+        ((i, titles[c.article_id], c.heading, c.text) for i, c in enumerate(chunks)),
     )
     connection.executemany(
         "INSERT INTO articles_fts (rowid, title, text) VALUES (?, ?, ?)",
         _whole_articles(connection, chunks, titles),
     )
+    for table in ("chunks_fts", "articles_fts"):
+        write_word_rows(connection, table)
 
 
 def _whole_articles(
     connection: sqlite3.Connection, chunks: Sequence[Chunk], titles: dict[str, str]
-) -> list[tuple[int, str, str]]:
-    """(articles rowid, title, every heading once and every passage) of each article."""
+) -> Iterator[tuple[int, str, str]]:
+    """(articles rowid, title, every heading once and every passage) of each article, one at a
+    time (a million-passage archive's articles are gigabytes of text joined)."""
     parts: dict[str, list[str]] = {article_id: [] for article_id in titles}
     headings: dict[str, set[str]] = {article_id: set() for article_id in titles}
     for chunk in chunks:
@@ -66,10 +71,8 @@ def _whole_articles(
             headings[chunk.article_id].add(chunk.heading)
             parts[chunk.article_id].append(chunk.heading)
         parts[chunk.article_id].append(chunk.text)
-    return [
-        (rowid, titles[article_id], "\n\n".join(parts[article_id]))
-        for rowid, article_id in connection.execute("SELECT rowid, id FROM articles")
-    ]
+    for rowid, article_id in connection.execute("SELECT rowid, id FROM articles").fetchall():
+        yield rowid, titles[article_id], "\n\n".join(parts[article_id])
 
 
 class LexicalIndex:
@@ -84,11 +87,12 @@ class LexicalIndex:
         self._passages = passages
         self._articles = articles
         self._has_articles_fts: bool | None = None  # format 2 generations lack the table
+        tokens = Tokens()
         self._passage_terms = TermScores(
-            db, "chunks_fts", PASSAGE_TERMS_BYTES, PASSAGE_TERMS_ENTRIES
+            db, "chunks_fts", PASSAGE_TERMS_BYTES, PASSAGE_TERMS_ENTRIES, tokens
         )
         self._article_terms = TermScores(
-            db, "articles_fts", ARTICLE_TERMS_BYTES, ARTICLE_TERMS_ENTRIES
+            db, "articles_fts", ARTICLE_TERMS_BYTES, ARTICLE_TERMS_ENTRIES, tokens
         )
 
     def search(
@@ -186,12 +190,21 @@ class TermScores:
     OR query, which reads every row of every word each time); then it costs nothing. Kept up to
     `budget` bytes and `entries` words, least recently used dropped first; a word's cost is its
     key, its arrays and their objects, and the cache's own bookkeeping (`BoundedCache`), so a
-    word found nowhere costs something too.
+    word found nowhere costs something too. A common word whose rows the build stored
+    (`index.word_rows`) is read from them each time instead (~10 ns a row) and not kept.
     """
 
-    def __init__(self, db: Callable[[], sqlite3.Connection], table: str, budget: int, entries: int):
+    def __init__(
+        self,
+        db: Callable[[], sqlite3.Connection],
+        table: str,
+        budget: int,
+        entries: int,
+        tokens: Tokens | None = None,
+    ):
         self._db = db
         self._table = table
+        self._stored = WordRows(db, table, tokens or Tokens())
         # Any one word may fill the budget: a word in most passages of a large corpus is the
         # one whose rows take longest to read again.
         self._kept: BoundedCache[str, tuple[np.ndarray, np.ndarray]] = BoundedCache(
@@ -207,6 +220,9 @@ class TermScores:
         kept = self._kept.get(term)
         if kept is not None:
             return kept
+        stored = self._stored.get(term)
+        if stored is not None:
+            return stored
         rows = (
             self._db()
             .execute(

@@ -64,7 +64,9 @@ class SentenceVectors:
 
     @classmethod
     def joined(cls, parts: Sequence[SentenceVectors]) -> SentenceVectors:
-        """The passages of `parts`, one after another."""
+        """The passages of `parts`, one after another (one part: itself, not a copy)."""
+        if len(parts) == 1:
+            return parts[0]
         counts = np.concatenate([part.counts for part in parts])
         return cls.of(counts, np.concatenate([part.vectors for part in parts]))
 
