@@ -22,7 +22,7 @@ from semsearch.index.chunking import Chunk, chunk_articles, sentences
 from semsearch.index.embedding import Embedder, count_tokens_many
 from semsearch.index.embedding_cache import EmbeddingCache, text_hash
 from semsearch.index.manifest import FORMAT_VERSION
-from semsearch.index.records import SentenceVectors
+from semsearch.index.records import SENTENCE_DTYPE, SentenceVectors
 from semsearch.index.stores import VectorIndexSpec
 
 __all__ = [
@@ -155,9 +155,9 @@ def embed_with_cache(
     embedded).
 
     Passages and sentences go to the embedder in the same large calls: it sorts them by length.
-    Every vector is written straight into one array (passages' rows, then sentences'), each
-    distinct text's once, then copied to the rows of its repeats: a million-passage build holds
-    its vectors once, not also as an object a text.
+    Every vector is written straight into its array (`_Rows`: the passages', float32; the
+    sentences', float16), each distinct text's once, then copied to the rows of its repeats: a
+    million-passage build holds its vectors once, not also as an object a text.
     """
     flat = [sentence for found in chunk_sentences or () for sentence in found]
     passages = len(chunks)
@@ -169,18 +169,19 @@ def embed_with_cache(
     first: dict[str, int] = {}  # each distinct text's first row
     for row, digest in enumerate(hashes):
         first.setdefault(digest, row)
-    dimension = embedder.dimension
-    out = np.zeros((len(hashes), dimension), dtype=np.float32)
+    out = _Rows(passages, len(flat), embedder.dimension)
     missing = np.ones(len(hashes), dtype=bool)  # (rows of repeats are filled at the end)
     cache = EmbeddingCache.beside(index_dir)
     try:
         distinct = list(first)
         for offset in range(0, len(distinct), CACHE_READ):
-            for digest, vector in cache.get_many(
-                embedder.model_id, distinct[offset : offset + CACHE_READ], dimension
-            ).items():
-                out[first[digest]] = vector
-                missing[first[digest]] = False
+            found = cache.get_many(
+                embedder.model_id, distinct[offset : offset + CACHE_READ], embedder.dimension
+            )
+            if found:
+                rows = np.array([first[digest] for digest in found], dtype=np.int64)
+                out.put(rows, np.stack(list(found.values())))
+                missing[rows] = False
         todo = [row for row in first.values() if missing[row]]
         # Longest first across all the calls, not only within each: every call then holds texts
         # of about one length (a cold BBC build: 186 s against 191, two paired runs).
@@ -192,17 +193,42 @@ def embed_with_cache(
         call_size = int(getattr(embedder, "call_size", EMBED_CALL_SIZE))
         for offset in range(0, len(todo), call_size):
             batch = todo[offset : offset + call_size]
-            out[batch] = embedder.embed_batch([text(row) for row in batch])
-            cache.put_many(embedder.model_id, [(hashes[row], out[row]) for row in batch])
+            fresh = np.asarray(embedder.embed_batch([text(row) for row in batch]), np.float32)
+            out.put(np.array(batch, dtype=np.int64), fresh)
+            cache.put_many(
+                embedder.model_id, zip([hashes[row] for row in batch], fresh, strict=True)
+            )
             if progress is not None:
                 progress(offset + len(batch), len(todo))
     finally:
         cache.close()
     sources = np.fromiter((first[digest] for digest in hashes), dtype=np.int64, count=len(hashes))
     repeats = np.flatnonzero(sources != np.arange(len(hashes)))
-    out[repeats] = out[sources[repeats]]
-    vectors = out[:passages]
+    out.put(repeats, out.get(sources[repeats]))
     if chunk_sentences is None:
-        return vectors, None, embedded, len(todo)
+        return out.passages, None, embedded, len(todo)
     counts = [len(found) for found in chunk_sentences]
-    return vectors, SentenceVectors.of(counts, out[passages:]), embedded, len(todo)
+    return out.passages, SentenceVectors.of(counts, out.sentences), embedded, len(todo)
+
+
+class _Rows:
+    """A build's vectors by row: the passages' rows first (float32), then the sentences'
+    (float16: `records.SentenceVectors`)."""
+
+    def __init__(self, passages: int, sentences: int, dimension: int):
+        self.passages = np.zeros((passages, dimension), dtype=np.float32)
+        self.sentences = np.zeros((sentences, dimension), dtype=SENTENCE_DTYPE)
+
+    def put(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Write vectors[i] into row rows[i]."""
+        ours = rows < len(self.passages)
+        self.passages[rows[ours]] = vectors[ours]
+        self.sentences[rows[~ours] - len(self.passages)] = vectors[~ours]
+
+    def get(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of these rows, as float32."""
+        found = np.empty((len(rows), self.passages.shape[1]), dtype=np.float32)
+        ours = rows < len(self.passages)
+        found[ours] = self.passages[rows[ours]]
+        found[~ours] = self.sentences[rows[~ours] - len(self.passages)]
+        return found

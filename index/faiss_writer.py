@@ -41,7 +41,7 @@ from semsearch.index.generations import (
 )
 from semsearch.index.lexical import LEXICAL_SCHEMA, write_lexical
 from semsearch.index.manifest import FORMAT_VERSION
-from semsearch.index.records import SentenceVectors, check_rows, compact, join_tags
+from semsearch.index.records import SENTENCE_DTYPE, SentenceVectors, check_rows, compact, join_tags
 from semsearch.index.stores import VectorIndexSpec
 from semsearch.index.vectors import build_vector_index
 
@@ -180,7 +180,7 @@ def write_generation(
         connection.close()
     np.save(folder / VECTORS_NPY, np.ascontiguousarray(vectors, dtype=np.float32))
     if sentences is not None:
-        np.save(folder / SENTENCES_NPY, np.ascontiguousarray(sentences.vectors, dtype=np.float32))
+        np.save(folder / SENTENCES_NPY, np.ascontiguousarray(sentences.vectors, SENTENCE_DTYPE))
         np.save(folder / SENTENCE_OFFSETS_NPY, sentences.offsets.astype(np.int64))
     layout = (spec or VectorIndexSpec()).resolve(len(chunks))
     return _finish_generation(

@@ -52,7 +52,7 @@ def insert_sentences(
     counts = np.diff(offsets)
     passages = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     numbers = np.arange(len(passages), dtype=np.int64) - np.repeat(offsets[:-1], counts)
-    vectors = np.asarray(sentences.vectors, dtype=np.float32)
+    vectors = sentences.vectors  # (float16: each row sent as float32)
     kept = np.flatnonzero(numbers < SLOTS)
     for start in range(0, len(kept), INSERT_BATCH):
         rows = [
@@ -60,7 +60,7 @@ def insert_sentences(
                 "id": (first_id + int(passages[row])) * SLOTS + int(numbers[row]),
                 "passage": first_id + int(passages[row]),
                 "article_id": articles[int(passages[row])],
-                "vector": vectors[row].tolist(),
+                "vector": vectors[row].astype(np.float32).tolist(),
             }
             for row in kept[start : start + INSERT_BATCH].tolist()
         ]

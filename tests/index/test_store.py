@@ -61,7 +61,8 @@ def test_sentence_similarities_are_each_passages_best_sentence(
         )
         for i in ids.tolist()
     ]
-    assert store.sentence_scores(ids, query).maxima() == pytest.approx(expected, abs=1e-6)
+    # Sentence vectors are kept as float16: a product moves by ~1e-4 (of unit vectors).
+    assert store.sentence_scores(ids, query).maxima() == pytest.approx(expected, abs=2e-3)
     assert len(store.sentence_scores(np.zeros(0, dtype=np.int64), query).maxima()) == 0
     store.close()
 

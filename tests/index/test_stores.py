@@ -694,7 +694,7 @@ def test_sentence_scores_give_each_passages_nearest_sentence(seeded, backend: St
     for chunk_id, number, product in zip(ids.tolist(), numbers, products, strict=True):
         scores = [embedder.embed_query(s) @ query for s in sentences(records[chunk_id].text)]
         assert number == int(np.argmax(scores))
-        assert product == pytest.approx(max(scores), abs=1e-6)
+        assert product == pytest.approx(max(scores), abs=2e-3)  # (float16 sentence vectors)
     assert products == pytest.approx(store.sentence_scores(ids, query).maxima(), abs=1e-6)
     assert sum(number > 0 for number in numbers) >= 1  # not always the first sentence
     none = np.zeros(0, dtype=np.int64)
