@@ -258,18 +258,23 @@ def _summed(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The `k` rows with the largest summed score (ties to the smaller rowid) and their sums;
     only rows where the mask `keep` is true, when given."""
-    rowids = np.concatenate([r for r, _ in found])
-    if not len(rowids):
-        return rowids, np.zeros(0, dtype=np.float64)
-    totals = np.bincount(rowids, weights=np.concatenate([s for _, s in found]))
-    present = np.flatnonzero(np.bincount(rowids))
+    if len(found) == 1:  # one word: its rows are distinct, its scores the sums
+        present, scores = found[0]
+    else:
+        rowids = np.concatenate([r for r, _ in found])
+        totals = np.bincount(rowids, weights=np.concatenate([s for _, s in found]))
+        # FTS5's BM25 is positive wherever a word occurs (its idf is at least 1e-6), so the
+        # rows present are those with a sum: one pass over the rows, not two.
+        present = np.flatnonzero(totals)
+        scores = totals[present]
     if keep is not None:
-        present = present[present < len(keep)]
-        present = present[keep[present]]
-    scores = totals[present]
+        inside = present < len(keep)
+        present, scores = present[inside], scores[inside]
+        kept = keep[present]
+        present, scores = present[kept], scores[kept]
     if len(scores) > k:  # sort only the best k and those tied with the k-th
         kth = np.partition(scores, len(scores) - k)[len(scores) - k]
         keep = scores >= kth
         present, scores = present[keep], scores[keep]
     best = np.lexsort((present, -scores))[:k]
-    return present[best], scores[best]
+    return present[best].astype(np.int64, copy=False), scores[best]
