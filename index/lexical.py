@@ -259,22 +259,50 @@ def _summed(
     """The `k` rows with the largest summed score (ties to the smaller rowid) and their sums;
     only rows where the mask `keep` is true, when given."""
     if len(found) == 1:  # one word: its rows are distinct, its scores the sums
-        present, scores = found[0]
+        rows, sums = found[0]
+        if keep is not None:
+            inside = rows < len(keep)
+            rows, sums = rows[inside], sums[inside]
+            kept = keep[rows]
+            rows, sums = rows[kept], sums[kept]
+        at = _best_candidates(sums, k)
+        rows, sums = rows[at], sums[at]
     else:
-        rowids = np.concatenate([r for r, _ in found])
-        totals = np.bincount(rowids, weights=np.concatenate([s for _, s in found]))
-        # FTS5's BM25 is positive wherever a word occurs (its idf is at least 1e-6), so the
-        # rows present are those with a sum: one pass over the rows, not two.
-        present = np.flatnonzero(totals)
-        scores = totals[present]
-    if keep is not None:
-        inside = present < len(keep)
-        present, scores = present[inside], scores[inside]
-        kept = keep[present]
-        present, scores = present[kept], scores[kept]
-    if len(scores) > k:  # sort only the best k and those tied with the k-th
-        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-        keep = scores >= kth
-        present, scores = present[keep], scores[keep]
-    best = np.lexsort((present, -scores))[:k]
-    return present[best].astype(np.int64, copy=False), scores[best]
+        totals = np.bincount(
+            np.concatenate([r for r, _ in found]), weights=np.concatenate([s for _, s in found])
+        )
+        if keep is not None:
+            totals = totals[: len(keep)]
+            totals = np.where(keep[: len(totals)], totals, 0.0)
+        # FTS5's BM25 is positive wherever a word occurs (its idf is at least 1e-6): the rows
+        # with a sum are the rows present.
+        rows = _best_candidates(totals, k)
+        sums = totals[rows]
+    best = np.lexsort((rows, -sums))[:k]
+    return rows[best].astype(np.int64, copy=False), sums[best]
+
+
+# Past this many values, the best are found above a bound taken from a sample of them.
+_SAMPLE = 16_384
+
+
+def _best_candidates(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the positive values among the `k` largest, and of those tied with the k-th.
+
+    Over many values (a common word's hundreds of thousands of rows), the k-th largest of every
+    n-th value is a bound below the k-th largest of all: one pass keeps the few above it, and
+    only they are partitioned.
+    """
+    at: np.ndarray | None = None
+    if len(values) >= 4 * _SAMPLE and k <= _SAMPLE // 4:
+        sample = values[:: len(values) // _SAMPLE]
+        bound = np.partition(sample, len(sample) - k)[len(sample) - k]
+        if bound > 0:
+            at = np.flatnonzero(values >= bound)
+    if at is None:
+        at = np.flatnonzero(values > 0)
+    if len(at) > k:  # only the best k and those tied with the k-th
+        found = values[at]
+        kth = np.partition(found, len(found) - k)[len(found) - k]
+        at = at[found >= kth]
+    return at

@@ -149,8 +149,8 @@ class WordRows:
         )
         if row is None:
             return None
-        rowids = np.frombuffer(row[0], dtype=_ROWIDS).astype(np.int64)
-        return rowids, np.frombuffer(row[1], dtype=_SCORES).copy()
+        # Read-only views of the fetched bytes: nothing copies them.
+        return np.frombuffer(row[0], dtype=_ROWIDS), np.frombuffer(row[1], dtype=_SCORES)
 
     def stored(self) -> frozenset[str]:
         """The tokens stored for this table (a few thousand at most), read when first asked;
