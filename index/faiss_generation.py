@@ -223,7 +223,8 @@ class FaissGeneration:
     def similarities(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
         """The inner product of a query vector with the stored vectors of these passages.
 
-        Exact, whatever the FAISS index type: for passages the dense search did not return.
+        From the stored vectors (float16: within about 1e-4 of exact), whatever the FAISS index
+        type: for passages the dense search did not return.
 
         Raises:
             IndexIncompatible: see `vectors`.
@@ -231,7 +232,7 @@ class FaissGeneration:
         return self.vectors(ids) @ np.asarray(vector, dtype=np.float32).reshape(-1)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
-        """The stored float32 vectors of these passages, a row each.
+        """The stored vectors of these passages as float32, a row each.
 
         Raises:
             IndexIncompatible: the generation predates stored vectors and its FAISS index cannot
@@ -251,7 +252,7 @@ class FaissGeneration:
         if self._stored is None:
             # Checked against the manifest's checksum when the generation was opened.
             self._stored = np.load(self.folder / VECTORS_NPY, mmap_mode="r", allow_pickle=False)
-        return np.asarray(self._stored[wanted])
+        return np.asarray(self._stored[wanted], dtype=np.float32)
 
     def sentence_scores(self, ids: np.ndarray, vector: np.ndarray) -> SentenceScores:
         """The inner product of the query vector with every sentence of these passages (none

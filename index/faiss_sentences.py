@@ -4,9 +4,9 @@ The rows of `sentences.npy` (each passage's sentences, passage after passage, wh
 `sentence_offsets.npy` says) are memory-mapped when first needed, never copied: a query reads
 only its candidates' rows, and the operating system keeps in memory the pages queries touch. A
 passage's score is its best sentence's inner product with the query vector (`SentenceScores`).
-The rows are float16 (`records.SentenceVectors`; a query's rows are gathered and converted to
-float32), or float32 in generations written before (read in place by FAISS's
-`fvec_inner_products_by_idx`).
+The rows are 8-bit codes (`index.sentence_codes`: a query's rows are gathered and scored
+without being decoded), or float16 or float32 in generations written before (float32 read in
+place by FAISS's `fvec_inner_products_by_idx`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from semsearch.index.faiss_layout import SENTENCE_OFFSETS_NPY, SENTENCES_NPY
+from semsearch.index.faiss_layout import SENTENCE_OFFSETS_NPY, SENTENCE_RANGES_NPY, SENTENCES_NPY
+from semsearch.index.sentence_codes import CODE_DTYPE, products
 from semsearch.index.sentence_scores import SentenceScores
 from semsearch.index.vectors import one_thread
 
@@ -38,7 +39,7 @@ class SentenceIndex:
         self._folder = folder
         self._present = present
         self._lock = threading.Lock()
-        self._loaded: tuple[np.ndarray, np.ndarray] | None = None
+        self._loaded: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
     def scores(self, ids: np.ndarray, vector: np.ndarray) -> SentenceScores:
         """The inner product of the query vector with every sentence of these passages."""
@@ -56,7 +57,7 @@ class SentenceIndex:
         passage has a sentence vector."""
         if not self._present or not len(wanted):
             return None
-        offsets, vectors = self._index()
+        offsets, vectors, ranges = self._index()
         starts, counts = offsets[wanted], offsets[wanted + 1] - offsets[wanted]
         if not counts.any():
             return None
@@ -64,6 +65,8 @@ class SentenceIndex:
         firsts = np.cumsum(counts) - counts
         rows = np.arange(counts.sum(), dtype=np.int64) + np.repeat(starts - firsts, counts)
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        if ranges is not None:
+            return products(vectors[rows], query, ranges), firsts, counts
         if vectors.dtype != np.float32:
             return vectors[rows].astype(np.float32) @ query, firsts, counts
         scores = np.empty(len(rows), dtype=np.float32)
@@ -76,17 +79,23 @@ class SentenceIndex:
             )  # fmt: skip
         return scores, firsts, counts
 
-    def _index(self) -> tuple[np.ndarray, np.ndarray]:
-        """The sentence offsets and the sentence vectors (a row each, memory-mapped when the
-        file holds contiguous float16 or float32, as writers save it), read when first needed."""
+    def _index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The sentence offsets, the sentence vectors (a row each, memory-mapped when the file
+        holds contiguous codes, float16 or float32, as writers save it) and, for codes, their
+        ranges; read when first needed."""
         with self._lock:
             if self._loaded is None:
                 # Checked against the manifest's checksums when the generation was opened.
                 offsets = np.load(self._folder / SENTENCE_OFFSETS_NPY, allow_pickle=False)
                 rows = np.load(self._folder / SENTENCES_NPY, mmap_mode="r", allow_pickle=False)
-                if rows.dtype not in (np.float16, np.float32) or not rows.flags["C_CONTIGUOUS"]:
-                    rows = np.ascontiguousarray(rows, dtype=np.float32)  # (a copy, in memory)
-                self._loaded = (offsets, rows)
+                ranges = None
+                if rows.dtype == CODE_DTYPE:
+                    ranges = np.load(self._folder / SENTENCE_RANGES_NPY, allow_pickle=False)
+                elif rows.dtype not in (np.float16, np.float32):
+                    rows = np.asarray(rows, dtype=np.float32)  # (a copy, in memory)
+                if not rows.flags["C_CONTIGUOUS"]:
+                    rows = np.ascontiguousarray(rows)
+                self._loaded = (offsets, rows, ranges)
             return self._loaded
 
     def close(self) -> None:

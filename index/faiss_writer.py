@@ -23,12 +23,15 @@ from semsearch.index.faiss_generation import FaissGeneration
 from semsearch.index.faiss_layout import (
     FILES,
     MANIFEST,
+    OPTIONAL_FILES,
     RECORDS_SCHEMA,
     SENTENCE_OFFSETS_NPY,
+    SENTENCE_RANGES_NPY,
     SENTENCES_NPY,
     STORE,
     VECTORS,
     VECTORS_NPY,
+    VECTORS_NPY_DTYPE,
 )
 from semsearch.index.generations import (
     fsync_dir,
@@ -41,7 +44,8 @@ from semsearch.index.generations import (
 )
 from semsearch.index.lexical import LEXICAL_SCHEMA, write_lexical
 from semsearch.index.manifest import FORMAT_VERSION
-from semsearch.index.records import SENTENCE_DTYPE, SentenceVectors, check_rows, compact, join_tags
+from semsearch.index.records import SentenceVectors, check_rows, compact, join_tags
+from semsearch.index.sentence_codes import write_codes
 from semsearch.index.stores import VectorIndexSpec
 from semsearch.index.vectors import build_vector_index
 
@@ -178,9 +182,9 @@ def write_generation(
         connection.commit()
     finally:
         connection.close()
-    np.save(folder / VECTORS_NPY, np.ascontiguousarray(vectors, dtype=np.float32))
+    np.save(folder / VECTORS_NPY, np.ascontiguousarray(vectors, dtype=VECTORS_NPY_DTYPE))
     if sentences is not None:
-        np.save(folder / SENTENCES_NPY, np.ascontiguousarray(sentences.vectors, SENTENCE_DTYPE))
+        write_codes(sentences.vectors, folder / SENTENCES_NPY, folder / SENTENCE_RANGES_NPY)
         np.save(folder / SENTENCE_OFFSETS_NPY, sentences.offsets.astype(np.int64))
     layout = (spec or VectorIndexSpec()).resolve(len(chunks))
     return _finish_generation(
@@ -208,8 +212,8 @@ def _finish_generation(
     faiss.write_index(build_vector_index(vectors, layout), str(folder / VECTORS))
     files = {}
     for name in FILES:
-        if name in (SENTENCES_NPY, SENTENCE_OFFSETS_NPY) and not (folder / name).is_file():
-            continue  # written without sentence vectors
+        if name in OPTIONAL_FILES and not (folder / name).is_file():
+            continue  # written without sentence vectors (or, older, without codes)
         fsync_file(folder / name)
         files[name] = {"sha256": sha256_of(folder / name), "bytes": (folder / name).stat().st_size}
     written = {
@@ -241,8 +245,9 @@ def reindex_vectors(index_dir: Path, spec: VectorIndexSpec, created_at: str) -> 
         try:
             shutil.copy2(live.folder / STORE, folder / STORE)
             if live.capabilities.sentence_vectors:
-                for file_name in (SENTENCES_NPY, SENTENCE_OFFSETS_NPY):
-                    shutil.copy2(live.folder / file_name, folder / file_name)
+                for file_name in OPTIONAL_FILES:
+                    if (live.folder / file_name).is_file():
+                        shutil.copy2(live.folder / file_name, folder / file_name)
             np.save(folder / VECTORS_NPY, vectors)
             manifest = {
                 **live.manifest,
@@ -251,7 +256,11 @@ def reindex_vectors(index_dir: Path, spec: VectorIndexSpec, created_at: str) -> 
                 "vectors_from": live.generation,
             }
             written = _finish_generation(
-                folder, manifest, vectors, spec.resolve(len(vectors)), live.manifest["counts"]
+                folder,
+                manifest,
+                vectors.astype(np.float32, copy=False),
+                spec.resolve(len(vectors)),
+                live.manifest["counts"],
             )
             publish_generation(index_dir, name, folder)
         except BaseException:

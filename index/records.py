@@ -48,12 +48,11 @@ class SentenceVectors:
     """The vectors of each passage's sentences: passage i owns rows offsets[i] to offsets[i + 1].
 
     float16 (`SENTENCE_DTYPE`), half the passages' float32: at about 3.4 sentences a passage they
-    are most of a build's memory and of a generation on disk (a million-passage archive: 2.6 GB
-    instead of 5.2). They only lift a passage toward its best sentence and pick its answer
-    sentence; float16's rounding moves an inner product by about 1e-4. Scoring converts a
-    query's candidates' rows back to float32 (about 0.5 ms for a hybrid query's ~1,300 rows
-    against 0.25 ms read in place as float32: `index.faiss_sentences`). float32 arrays (older
-    generations) are kept as they are.
+    are most of a build's memory (a million-passage archive: 2.6 GB instead of 5.2). They only
+    lift a passage toward its best sentence and pick its answer sentence; float16's rounding
+    moves an inner product by about 1e-4. The FAISS store saves them as 8-bit codes
+    (`index.sentence_codes`: half again); float32 arrays (older generations) are kept as they
+    are.
     """
 
     offsets: np.ndarray  # int64, one more than there are passages

@@ -59,7 +59,9 @@ def test_damaged_live_generation_is_rebuilt_not_skipped(tmp_path: Path) -> None:
     build_index(SEEDS, tmp_path, embedder, skip_unchanged=True)
     with (tmp_path / "gen-1" / "vectors.npy").open("r+b") as handle:
         handle.seek(200)
-        handle.write(b"\xff")
+        byte = handle.read(1)[0]
+        handle.seek(200)
+        handle.write(bytes([byte ^ 0xFF]))
     report = build_index(SEEDS, tmp_path, embedder, skip_unchanged=True)
     assert not report.up_to_date and report.generation == "gen-2"
     FaissGeneration.open(tmp_path).close()

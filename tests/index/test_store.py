@@ -40,6 +40,7 @@ def test_build_publishes_a_generation_with_manifest(fake_index: Path) -> None:
         "vectors.faiss",
         "vectors.npy",
         "sentences.npy",
+        "sentence_ranges.npy",
         "sentence_offsets.npy",
     }
     assert manifest["faiss"] == {"type": "flat", "metric": "inner_product"}
@@ -112,14 +113,16 @@ def test_flat_dense_search_equals_brute_force(
     store.close()
 
 
-def test_similarities_are_the_exact_inner_products(
+def test_similarities_are_the_inner_products(
     fake_index: Path, fake_embedder: FakeEmbedder
 ) -> None:
     store = FaissGeneration.open(fake_index)
     query = fake_embedder.embed_query("Russia energy infrastructure")
     found = dict(store.dense_search(query, 18))
     ids = np.array([17, 3, 9])
-    assert store.similarities(ids, query) == pytest.approx([found[i] for i in ids.tolist()])
+    # From the float16 vectors.npy: within ~1e-4 of the exact index's products.
+    expected = [found[i] for i in ids.tolist()]
+    assert store.similarities(ids, query) == pytest.approx(expected, abs=5e-4)
     assert len(store.similarities(np.zeros(0, dtype=np.int64), query)) == 0
     store.close()
 

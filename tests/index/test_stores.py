@@ -102,7 +102,8 @@ def test_exact_dense_search_equals_numpy(seeded) -> None:
         assert [i for i, _ in hits] == expected
         assert np.allclose([s for _, s in hits], (vectors @ query)[expected], atol=1e-5)
         ids = np.array([17, 2, 9])  # in no particular order
-        assert np.allclose(store.similarities(ids, query), (vectors @ query)[ids], atol=1e-5)
+        # From the stored vectors (float16 in a FAISS generation): within ~1e-4.
+        assert np.allclose(store.similarities(ids, query), (vectors @ query)[ids], atol=5e-4)
 
 
 @pytest.mark.milvus_bm25

@@ -353,7 +353,8 @@ def test_hybrid_fuses_a_lexical_only_passage_with_its_own_cosine(
     own = fuse_bounded([(i, cosine[i]) for i in candidates], lexical, ceiling, 0.6)
     floor = fuse_bounded([(i, cosine[i]) for i in dense_top], lexical, ceiling, 0.6)
     assert fused.ids.tolist() == own.ids.tolist()
-    assert fused.scores.tolist() == pytest.approx(own.scores.tolist(), abs=1e-9)
+    # (The lexical-only passage's cosine is read from the float16 vectors.npy: ~1e-4 off.)
+    assert fused.scores.tolist() == pytest.approx(own.scores.tolist(), abs=5e-4)
     assert dict(floor)[10] > dict(own)[10] + 0.01  # (what the floor would have given)
 
 
@@ -372,7 +373,8 @@ def test_a_lexical_only_hit_shows_the_cosine_it_was_fused_with(
     unranked = [hit for hit in hits if hit.dense_rank is None]
     assert unranked and len(hits) > len(unranked)
     for hit in hits:
-        assert hit.dense_score == pytest.approx(cosine[hit.chunk_id], abs=1e-6)
+        # (Lexical-only: from the float16 vectors.npy, ~1e-4 from the exact index's.)
+        assert hit.dense_score == pytest.approx(cosine[hit.chunk_id], abs=5e-4)
 
 
 def _sentence_story(folder: Path) -> Path:
@@ -461,4 +463,5 @@ def test_every_hybrid_candidate_is_fused_with_its_lifted_cosine(
         service.close()
     assert len(ids) > 2 and (best > own + 0.01).any()  # some passage is lifted
     expected = lift_to_sentences(own, best, service.settings.sentence_weight)
-    assert legs.cosines.scores == pytest.approx(expected, abs=1e-6)
+    # (The dense leg's cosines are the exact index's, `own` the float16 vectors.npy's.)
+    assert legs.cosines.scores == pytest.approx(expected, abs=5e-4)
