@@ -113,9 +113,7 @@ def test_flat_dense_search_equals_brute_force(
     store.close()
 
 
-def test_similarities_are_the_inner_products(
-    fake_index: Path, fake_embedder: FakeEmbedder
-) -> None:
+def test_similarities_are_the_inner_products(fake_index: Path, fake_embedder: FakeEmbedder) -> None:
     store = FaissGeneration.open(fake_index)
     query = fake_embedder.embed_query("Russia energy infrastructure")
     found = dict(store.dense_search(query, 18))
