@@ -204,7 +204,9 @@ def embed_with_cache(
         cache.close()
     sources = np.fromiter((first[digest] for digest in hashes), dtype=np.int64, count=len(hashes))
     repeats = np.flatnonzero(sources != np.arange(len(hashes)))
-    out.put(repeats, out.get(sources[repeats]))
+    for offset in range(0, len(repeats), CACHE_READ):  # a block at a time: no copy of them all
+        block = repeats[offset : offset + CACHE_READ]
+        out.put(block, out.get(sources[block]))
     if chunk_sentences is None:
         return out.passages, None, embedded, len(todo)
     counts = [len(found) for found in chunk_sentences]
