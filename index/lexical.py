@@ -293,6 +293,8 @@ def _best_candidates(values: np.ndarray, k: int) -> np.ndarray:
     n-th value is a bound below the k-th largest of all: one pass keeps the few above it, and
     only they are partitioned.
     """
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
     at: np.ndarray | None = None
     if len(values) >= 4 * _SAMPLE and k <= _SAMPLE // 4:
         sample = values[:: len(values) // _SAMPLE]

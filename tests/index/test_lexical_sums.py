@@ -52,3 +52,4 @@ def test_few_rows_and_an_empty_mask() -> None:
     assert rows.tolist() == [1, 3, 7] and scores.tolist() == [0.5, 0.5, 0.5]
     rows, scores = _summed(found, 10, np.zeros(20, dtype=bool))
     assert rows.size == 0 and scores.size == 0
+    assert _summed(found, 0)[0].size == 0 and _summed(found[:1], 0)[0].size == 0
