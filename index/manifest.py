@@ -15,10 +15,11 @@ from semsearch.index.errors import IndexIncompatible
 __all__ = ["FORMAT_VERSION", "READABLE_VERSIONS", "check_compatible"]
 
 # 3 added articles_fts, 4 the sentence vectors, 5 the articles' section, date, author and url,
-# 6 their tags; 2 to 5 are still read (without those signals: their articles read as having no
-# metadata, or no tags)
-FORMAT_VERSION = 6
-READABLE_VERSIONS = (2, 3, 4, 5, 6)
+# 6 their tags, 7 (FAISS) common words' stored rows, sentence vectors as 8-bit codes and
+# float16 vectors.npy, which an older semsearch would misread; 2 to 6 are still read (without
+# those signals: their articles read as having no metadata, or no tags)
+FORMAT_VERSION = 7
+READABLE_VERSIONS = (2, 3, 4, 5, 6, 7)
 
 
 def check_compatible(

@@ -134,7 +134,8 @@ def test_a_section_filter_finds_what_a_cut_of_the_top_k_would_lose(filtered) -> 
     everything = dict(store.dense_search(vector, store.count()))
     dense = store.dense_search(vector, 3, only)
     assert [i for i, _ in dense] == sorted(tech, key=lambda i: (-everything[i], i))[:3]
-    assert [s for _, s in dense] == pytest.approx([everything[i] for i, _ in dense], abs=1e-5)
+    # (Filtered, few passages are scored from the float16 vectors.npy: within ~1e-4.)
+    assert [s for _, s in dense] == pytest.approx([everything[i] for i, _ in dense], abs=5e-4)
     # Any of several sections; a section nobody has; with an article too.
     both = PassageFilter(sections=("sport", "tech"))
     sport_and_tech = tech | _ids_of(store, "sport/")
@@ -207,11 +208,12 @@ def test_a_wide_filter_searches_the_faiss_index_with_an_id_selector(
                 own = store.similarities(np.array([i for i, _ in selected]), vector)
                 assert own.min() >= exact[-1][1] - 0.02
                 continue
-            assert [s for _, s in selected] == pytest.approx([s for _, s in exact], abs=1e-5)
+            # `exact` scores from the float16 vectors.npy, the index from float32: ~1e-4 apart.
+            assert [s for _, s in selected] == pytest.approx([s for _, s in exact], abs=5e-4)
             last = exact[-1][1]  # (ties at the cut may be either passage)
-            assert [i for i, s in selected if s > last + 1e-5] == [
-                i for i, s in exact if s > last + 1e-5
-            ]
+            assert {i for i, s in selected if s > last + 5e-4} == {
+                i for i, s in exact if s > last + 5e-4
+            }
     finally:
         store.close()
 

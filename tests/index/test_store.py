@@ -21,7 +21,7 @@ from tests.conftest import SEEDS, FakeEmbedder
 def test_build_publishes_a_generation_with_manifest(fake_index: Path) -> None:
     assert (fake_index / "CURRENT").read_text().strip() == "gen-1"
     manifest = json.loads((fake_index / "gen-1" / "manifest.json").read_text())
-    assert manifest["format_version"] == 6
+    assert manifest["format_version"] == 7
     assert manifest["model"] == {
         "id": "fake-hash",
         "dimension": 64,

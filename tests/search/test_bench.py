@@ -50,7 +50,9 @@ def test_bench_stores_compares_faiss_with_milvus_lite() -> None:
     figures = run_stores_bench(SEEDS, Settings(milvus_index="flat"), 10, lines.append)
     stores = figures["stores"]
     assert stores["milvus_uri"] == "Milvus Lite (local folder)" and stores["passages"] == 18
-    assert stores["dense_top10_overlap"] == 1.0  # exact search on both, the same sentence lift
+    # Exact search on both; the sentence lift from 8-bit codes in FAISS and float16 rows in
+    # Milvus (products ~5e-4 apart) may swap a near tie.
+    assert stores["dense_top10_overlap"] >= 0.95
     assert stores["hybrid_top10_overlap"] >= 0.9 and stores["lexical_top10_overlap"] >= 0.8
     assert stores["milvus_legs_hybrid"] == ["dense", "lexical"]
     for key in ("faiss_hybrid", "milvus_hybrid", "milvus_lexical", "milvus_search_call"):
