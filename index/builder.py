@@ -205,6 +205,7 @@ def build_from_articles(
     vectors, sentence_rows, embedded, texts_embedded = embed_with_cache(
         chunks, embedder, index_dir, progress, chunk_sentences if with_sentences else None
     )
+    del chunk_sentences  # their vectors are all the rest needs (a million passages' take 0.8 GB)
     groups = near_duplicate_groups(vectors, [chunk.text for chunk in chunks])
 
     manifest = {
