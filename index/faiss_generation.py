@@ -259,6 +259,11 @@ class FaissGeneration:
         for a generation built without sentence vectors)."""
         return self._sentences.scores(ids, vector)
 
+    def nearest_sentences(self, vector: np.ndarray, limit: int) -> SentenceScores:
+        """The `limit` sentences nearest to the query vector, of every passage: their scores
+        (partial, with a ceiling: `SentenceScores`); none without sentence vectors."""
+        return self._sentences.nearest(vector, limit)
+
     def lexical_search(
         self,
         terms: Sequence[str],

@@ -49,6 +49,29 @@ class SentenceIndex:
             return SentenceScores.none(wanted)
         return SentenceScores(wanted, *found)
 
+    def nearest(self, vector: np.ndarray, limit: int) -> SentenceScores:
+        """The `limit` sentences of the whole generation nearest to the query vector, as the
+        scores of their passages, the `limit`-th product their ceiling (-inf: all are listed).
+
+        Every row is read: searches here score their candidates' sentences instead
+        (`scores`), which costs less; this is the stores' common ground for the ranking's
+        sentence look-up beside a server's dense search (`search.sentence_lift`)."""
+        if not self._present or limit <= 0:
+            return SentenceScores.none(np.zeros(0, dtype=np.int64))
+        offsets, vectors, ranges = self._index()
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        if ranges is not None:
+            scores = products(vectors, query, ranges)
+        else:
+            scores = np.asarray(vectors, dtype=np.float32) @ query
+        ceiling = -np.inf
+        rows = np.arange(len(scores), dtype=np.int64)
+        if limit < len(scores):
+            rows = np.argpartition(-scores, limit - 1)[:limit]
+            ceiling = float(scores[rows].min())
+        passages = np.searchsorted(offsets, rows, side="right") - 1
+        return SentenceScores.laid_out(passages, rows - offsets[passages], scores[rows], ceiling)
+
     def _scores(
         self, wanted: np.ndarray, vector: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

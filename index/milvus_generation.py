@@ -93,6 +93,9 @@ class MilvusGeneration:
             lexical=beside.get("lexical") != "unavailable",
             stored_vectors=True,  # every passage's vector is in its collection
             sentence_vectors=self._sentences is not None,
+            # A server's every call is a round trip: the nearest sentences are looked up beside
+            # the dense search, not after it (`search.sentence_lift`).
+            sentence_search=self._sentences is not None,
             article_lexical=self._articles is not None,
             in_process=False,  # Milvus searches in its own server: more may run at once
             metadata=int(manifest.get("format_version", 0)) >= 5,
@@ -157,6 +160,9 @@ class MilvusGeneration:
         )
         hits = found[0]
         self._keys.remember(hits)
+        ids = getattr(hits, "ids", None)  # (pymilvus's columns; Milvus Lite gives dicts alone)
+        if ids is not None:
+            return list(zip(map(int, ids), map(float, hits.distances), strict=True))
         return [(int(hit["id"]), float(hit["distance"])) for hit in hits]
 
     def dense_search(
@@ -237,6 +243,13 @@ class MilvusGeneration:
         if self._sentences is None:
             return SentenceScores.none(ids)
         return self._sentences.scores(ids, vector)
+
+    def nearest_sentences(self, vector: np.ndarray, limit: int) -> SentenceScores:
+        """The `limit` sentences nearest to the query vector, of every passage: their scores
+        (partial, with a ceiling: `SentenceScores`); none without sentence vectors."""
+        if self._sentences is None:
+            return SentenceScores.none(np.zeros(0, dtype=np.int64))
+        return self._sentences.nearest(vector, limit)
 
     def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

@@ -32,14 +32,17 @@ class PassageKeys:
         """Keep the `FIELDS` of a search's hits (those that came with them)."""
         if len(self._keys) > KEPT:
             self._keys.clear()
+        keys = self._keys
         for hit in hits:
             entity = hit.get("entity", hit)
-            if all(field in entity for field in FIELDS):
-                self._keys[int(hit["id"])] = (
+            try:
+                keys[int(hit["id"])] = (
                     int(entity["dup_group"]),
                     entity["article_id"],
                     bool(entity["grouped"]),
                 )
+            except KeyError:  # (a search that did not ask for them)
+                continue
 
     def get(self, chunk_id: int) -> tuple[int, str, bool] | None:
         """(group, article id, whether the group is shared), or None when no search said."""

@@ -102,21 +102,36 @@ class MilvusSentences:
             return SentenceScores.none(wanted)
         keys = np.asarray(_column(found, "ids"), dtype=np.int64)
         products = np.asarray(_column(found, "distances"), dtype=np.float32)
-        passages, numbers = keys // SLOTS, keys % SLOTS
         # Each passage's products laid out in its sentences' order (one left out: -inf) ...
-        known, where = np.unique(passages, return_inverse=True)
-        sizes = np.zeros(len(known), dtype=np.int64)
-        np.maximum.at(sizes, where, numbers + 1)
-        starts = np.cumsum(sizes) - sizes
-        laid_out = np.full(int(sizes.sum()), -np.inf, dtype=np.float32)
-        laid_out[starts[where] + numbers] = products
+        scored = SentenceScores.laid_out(keys // SLOTS, keys % SLOTS, products, -np.inf)
+        known, sizes, starts = scored.ids, scored.counts, scored.firsts
         # ... then passage after passage as asked (twice for an id asked twice; none: 0).
         at = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
         found_here = known[at] == wanted
         counts = np.where(found_here, sizes[at], 0)
         firsts = np.cumsum(counts) - counts
         rows = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(starts[at] - firsts, counts)
-        return SentenceScores(wanted, laid_out[rows], firsts, counts)
+        return SentenceScores(wanted, scored.products[rows], firsts, counts)
+
+    def nearest(self, vector: np.ndarray, limit: int) -> SentenceScores:
+        """The `limit` sentences of the whole collection nearest to the query vector, as the
+        scores of their passages, with the `limit`-th product as their ceiling (-inf when
+        the collection holds no more)."""
+        query = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
+        found = call(
+            self._client().search,
+            self.name,
+            data=[query],
+            anns_field="vector",
+            limit=min(limit, MAX_TOP_K),
+            search_params={"metric_type": "IP"},
+            output_fields=["passage"],  # (as in `scores`)
+        )[0]
+        keys = np.asarray(_column(found, "ids"), dtype=np.int64)
+        products = np.asarray(_column(found, "distances"), dtype=np.float32)
+        full = len(keys) >= min(limit, MAX_TOP_K)
+        ceiling = float(products.min()) if full and len(products) else -np.inf
+        return SentenceScores.laid_out(keys // SLOTS, keys % SLOTS, products, ceiling)
 
 
 def _column(hits: Any, name: str) -> list[Any]:

@@ -4,6 +4,11 @@ A search scores its candidates' sentences to lift each passage toward its best s
 (`maxima`); the hits it shows then need which sentence that was (`best`), for their answer
 sentence. Both read the same products, so a store computes them once (`sentence_scores`) and the
 search keeps them.
+
+A store whose every call is a round trip (a Milvus server) can instead find the query's nearest
+sentences in the whole index beside its dense search (`nearest_sentences`), not after it: those
+scores list some sentences of some passages, and say that no sentence they leave out scores
+above their `ceiling` (`search.sentence_lift` decides when that is enough).
 """
 
 from __future__ import annotations
@@ -26,12 +31,42 @@ class SentenceScores:
         firsts: where each passage's sentences start in `products`.
         counts: how many sentences each passage has (0: none long enough, or an index without
             sentence vectors).
+        ceiling: -inf where every sentence of these passages is scored. Otherwise (the nearest
+            sentences of an index) a sentence left out scores at most this: a passage's left
+            out sentences are -inf in `products`, and a passage not in `ids` may have sentences.
     """
 
     ids: np.ndarray
     products: np.ndarray
     firsts: np.ndarray
     counts: np.ndarray
+    ceiling: float = -np.inf
+
+    @classmethod
+    def laid_out(
+        cls, passages: np.ndarray, numbers: np.ndarray, products: np.ndarray, ceiling: float
+    ) -> SentenceScores:
+        """The scores of some sentences, each given by its passage, its number in that passage
+        and its product: each passage's in its sentences' order, -inf for those not given."""
+        passages = np.asarray(passages, dtype=np.int64)
+        numbers = np.asarray(numbers, dtype=np.int64)
+        known, where = np.unique(passages, return_inverse=True)
+        counts = np.zeros(len(known), dtype=np.int64)
+        np.maximum.at(counts, where, numbers + 1)
+        firsts = np.cumsum(counts) - counts
+        laid = np.full(int(counts.sum()), -np.inf, dtype=np.float32)
+        laid[firsts[where] + numbers] = products
+        return cls(known, laid, firsts, counts, float(ceiling))
+
+    def taking(self, other: SentenceScores) -> SentenceScores:
+        """These scores and `other`'s (of other passages) as one; the ceiling stays this one's."""
+        return SentenceScores(
+            np.concatenate([self.ids, other.ids]),
+            np.concatenate([self.products, other.products]),
+            np.concatenate([self.firsts, other.firsts + len(self.products)]),
+            np.concatenate([self.counts, other.counts]),
+            self.ceiling,
+        )
 
     @classmethod
     def none(cls, ids: np.ndarray) -> SentenceScores:

@@ -53,6 +53,9 @@ class Capabilities:
     stored_vectors: `similarities` scores any passage exactly, so passages only the lexical leg
         found can get a dense score.
     sentence_vectors: each passage's sentences have vectors (`sentence_scores`).
+    sentence_search: a search looks up the query's nearest sentences (`nearest_sentences`) at
+        the same time as its dense search, instead of its candidates' sentences after it: for
+        a store whose every call is a round trip to a server.
     article_lexical: whole articles have their own BM25 (`article_lexical_search`).
     in_process: searches run on this process's CPU (FAISS), not in a server (Milvus): a
         service then runs no more of them at once than there are cores.
@@ -63,6 +66,7 @@ class Capabilities:
     lexical: bool = True
     stored_vectors: bool = True
     sentence_vectors: bool = False
+    sentence_search: bool = False
     article_lexical: bool = False
     in_process: bool = True
     metadata: bool = True
@@ -184,6 +188,11 @@ class PassageStore(Protocol):
     def sentence_scores(self, ids: np.ndarray, vector: np.ndarray) -> SentenceScores:
         """The inner product of a query vector with each sentence of these passages: each
         passage's best (`maxima`), and which sentence that is (`best`)."""
+        ...
+
+    def nearest_sentences(self, vector: np.ndarray, limit: int) -> SentenceScores:
+        """The `limit` sentences of the whole index nearest to a query vector, as their
+        passages' scores, with a ceiling on every sentence they leave out (`SentenceScores`)."""
         ...
 
     def lexical_search(

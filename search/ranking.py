@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, TypeVar
 
@@ -27,6 +27,7 @@ from semsearch.search.fusion import (
     lift_to_sentences,
 )
 from semsearch.search.hits import Hit, build_hits
+from semsearch.search.sentence_lift import NEAREST_SENTENCES, lift_with_nearest
 from semsearch.search.settings import Settings
 from semsearch.search.text import lexical_terms
 
@@ -162,9 +163,10 @@ class Ranker:
         dense_leg = Ranking.of([])
         if mode in ("hybrid", "dense"):
             vector = clock.lap("embed", self._embed_query(query))
+            nearest = self._nearest_sentences(vector, where)
             dense_leg = Ranking.of(self.store.dense_search(vector, depth, where))
             if not bounded:  # (bounded fusion lifts the leg with the lexical candidates, below)
-                dense_leg, sentences = self._with_sentences(dense_leg, vector)
+                dense_leg, sentences = self._with_sentences(dense_leg, vector, nearest)
             clock.lap("faiss", None)
         if pending is not None:
             lexical, ceiling, matched = pending.result()
@@ -180,7 +182,7 @@ class Ranker:
                 found = Ranking.of(lexical)
                 # Every candidate's cosine, lifted toward its best sentence's in one look-up.
                 complete = self._complete_dense(dense_leg, found, vector)
-                cosines, sentences = self._with_sentences(complete, vector)
+                cosines, sentences = self._with_sentences(complete, vector, nearest)
                 in_leg = np.isin(cosines.ids, dense_leg.ids, assume_unique=True)
                 dense_leg = Ranking(cosines.ids[in_leg], cosines.scores[in_leg])
                 ranked = fuse_bounded(cosines, found, ceiling, self.settings.dense_weight)
@@ -231,15 +233,35 @@ class Ranker:
             np.concatenate([dense.ids, missing]), np.concatenate([dense.scores, scores])
         )
 
+    def _nearest_sentences(
+        self, vector: np.ndarray, where: PassageFilter | None
+    ) -> Future[SentenceScores] | None:
+        """The query's nearest sentences, being looked up beside the dense search, where the
+        store looks them up so (`search.sentence_lift`) and no filter leaves most aside."""
+        capabilities = self.store.capabilities
+        if not (capabilities.sentence_search and self.settings.sentence_weight):
+            return None
+        if where is not None and not where.is_empty:
+            return None
+        return self._pool.submit(self.store.nearest_sentences, vector, NEAREST_SENTENCES)
+
     def _with_sentences(
-        self, dense: Ranking, vector: np.ndarray
+        self,
+        dense: Ranking,
+        vector: np.ndarray,
+        nearest: Future[SentenceScores] | None = None,
     ) -> tuple[Ranking, SentenceScores | None]:
         """Dense scores raised toward each passage's best sentence (`lift_to_sentences`), in
         their new order, and the sentences' scores (kept for the hits' answer sentences); as
-        they were, and None, when the index keeps no sentence vectors."""
+        they were, and None, when the index keeps no sentence vectors. With `nearest`, the
+        query's nearest sentences on their way, from them (`sentence_lift.lift_with_nearest`)."""
         weight = self.settings.sentence_weight
         if not weight or not len(dense) or not self.store.capabilities.sentence_vectors:
             return dense, None
+        if nearest is not None:
+            return lift_with_nearest(
+                dense, nearest.result(), weight, lambda ids: self.store.sentence_scores(ids, vector)
+            )
         sentences = self.store.sentence_scores(dense.ids, vector)
         lifted = lift_to_sentences(dense.scores, sentences.maxima(), weight)
         return Ranking.best_first(dense.ids, lifted), sentences

@@ -704,6 +704,27 @@ def test_sentence_scores_give_each_passages_nearest_sentence(seeded, backend: St
     assert known.tolist() == [False, True] and numbers[0] == -1 and np.isneginf(products[0])
 
 
+def test_nearest_sentences_are_the_best_of_every_passages_sentences(
+    seeded, backend: Store
+) -> None:
+    store, embedder, _ = seeded
+    query = embedder.embed_query("Russia energy infrastructure attacks negotiation table")
+    every = np.arange(store.count(), dtype=np.int64)
+    scored = store.sentence_scores(every, query)
+    products = np.sort(scored.products)[::-1]
+    nearest = store.nearest_sentences(query, 7)
+    listed = np.sort(nearest.products[np.isfinite(nearest.products)])[::-1]
+    assert listed == pytest.approx(products[:7], abs=1e-5)
+    assert nearest.ceiling == pytest.approx(products[6], abs=1e-5)
+    # Each listed passage's best sentence is its own best, at its own number.
+    numbers, best, known = nearest.best(nearest.ids.tolist())
+    want = scored.best(nearest.ids.tolist())
+    assert known.all() and numbers.tolist() == want[0].tolist()
+    assert best == pytest.approx(want[1], abs=1e-5)
+    everything = store.nearest_sentences(query, len(scored.products) + 5)
+    assert everything.ceiling == -np.inf and len(everything.products) == len(scored.products)
+
+
 def test_answers_and_similar_through_the_service(seeded, backend: Store, tmp_path: Path) -> None:
     store, embedder, _ = seeded
     service = SearchService(store, embedder, settings_for(backend, tmp_path))
