@@ -704,9 +704,7 @@ def test_sentence_scores_give_each_passages_nearest_sentence(seeded, backend: St
     assert known.tolist() == [False, True] and numbers[0] == -1 and np.isneginf(products[0])
 
 
-def test_nearest_sentences_are_the_best_of_every_passages_sentences(
-    seeded, backend: Store
-) -> None:
+def test_nearest_sentences_are_the_best_of_every_passages_sentences(seeded, backend: Store) -> None:
     store, embedder, _ = seeded
     query = embedder.embed_query("Russia energy infrastructure attacks negotiation table")
     every = np.arange(store.count(), dtype=np.int64)
