@@ -3,14 +3,14 @@
 Dense search is Milvus's vector index (inner product); lexical search is Milvus's BM25 over the
 Porter stems the writer stored (`index.milvus_writer`), with the document frequencies of the
 generation's vocabulary collection giving the query's largest possible score. Passages and
-articles are read back as `index.records`. Sentence scores come from the collection beside it
-(`index.milvus_sentences`), article-level BM25 from another (`index.milvus_articles`); a
-generation built before them, or on a Milvus without BM25, lacks them: see `capabilities`.
+articles are read back as `index.records` (`index.milvus_rows`). Sentence scores come from the
+collection beside it (`index.milvus_sentences`), article-level BM25 from another
+(`index.milvus_articles`); a generation built before them, or on a Milvus without BM25, lacks
+them: see `capabilities`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,18 +22,15 @@ from semsearch.index.manifest import check_compatible
 from semsearch.index.milvus_articles import MilvusArticles
 from semsearch.index.milvus_client import (
     MAX_TOP_K,
-    METADATA_FIELDS,
-    QUERY_BATCH,
-    TAGS_FIELD,
     call,
     filter_expression,
-    literal,
 )
 from semsearch.index.milvus_keys import FIELDS as KEY_FIELDS
 from semsearch.index.milvus_keys import PassageKeys
+from semsearch.index.milvus_rows import MilvusRows
 from semsearch.index.milvus_sentences import MilvusSentences
 from semsearch.index.milvus_vocab import Vocabulary
-from semsearch.index.records import ArticleRecord, ChunkRecord, split_tags
+from semsearch.index.records import ArticleRecord, ChunkRecord
 from semsearch.index.sentence_scores import SentenceScores
 from semsearch.index.stores import Capabilities, PassageFilter
 
@@ -41,21 +38,6 @@ if TYPE_CHECKING:  # the store imports this module
     from semsearch.index.milvus_store import MilvusStore
 
 __all__ = ["MilvusGeneration"]
-
-# The collection's fields a ChunkRecord is made of, in its order (they share their names);
-# a collection older than format 5 has no metadata fields, one older than 6 no tags.
-_ID_FIELDS = [field.name for field in dataclasses.fields(ChunkRecord)]
-_WITHOUT_TAGS = [name for name in _ID_FIELDS if name != TAGS_FIELD]
-_BASE_FIELDS = [name for name in _WITHOUT_TAGS if name not in METADATA_FIELDS]
-
-
-def _record(row: dict[str, Any], fields: list[str]) -> ChunkRecord:
-    values = {field: row[field] for field in fields}
-    if values.get("published") == "":  # stored as "" when the article has no date
-        values["published"] = None
-    if TAGS_FIELD in values:
-        values[TAGS_FIELD] = split_tags(values[TAGS_FIELD])
-    return ChunkRecord(**values)
 
 
 class MilvusGeneration:
@@ -102,13 +84,7 @@ class MilvusGeneration:
         )
         version = int(manifest.get("format_version", 0))
         self._keys = PassageKeys()  # what the searches said of their hits
-        self._fields = (
-            _ID_FIELDS
-            if version >= 6
-            else _WITHOUT_TAGS
-            if self.capabilities.metadata
-            else _BASE_FIELDS
-        )
+        self._passages = MilvusRows(self._client, collection, version, self._keys)
 
     @property
     def generation(self) -> str:
@@ -230,7 +206,9 @@ class MilvusGeneration:
         wanted = [int(i) for i in np.asarray(ids).reshape(-1)]
         if not wanted:
             return np.zeros((0, dimension), dtype=np.float32)
-        found = {int(row["id"]): row["vector"] for row in self._rows(wanted, ["id", "vector"])}
+        found = {
+            int(row["id"]): row["vector"] for row in self._passages.rows(wanted, ["id", "vector"])
+        }
         # A passage deleted since the search (a concurrent rebuild) scores as unrelated.
         zero = np.zeros(dimension, dtype=np.float32)
         return np.array([found.get(i, zero) for i in wanted], dtype=np.float32).reshape(
@@ -251,151 +229,31 @@ class MilvusGeneration:
             return SentenceScores.none(np.zeros(0, dtype=np.int64))
         return self._sentences.nearest(vector, limit)
 
-    def _rows(self, ids: Sequence[int], fields: list[str]) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        for offset in range(0, len(ids), QUERY_BATCH):
-            batch = [int(i) for i in ids[offset : offset + QUERY_BATCH]]
-            found = call(self._client().query, self.collection, ids=batch, output_fields=fields)
-            rows.extend(found)
-        return rows
+    # -- passages read back (`index.milvus_rows`) -----------------------------------------------
 
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
-        """The stored passages with these ids (unknown ids are left out).
-
-        Where a search said some of them share their near-duplicate group, the same query
-        brings the groups' other passages, kept for `duplicates_of_many` (which a page of hits
-        asks next): one round trip to a server, not two.
-        """
-        wanted = list(dict.fromkeys(int(i) for i in ids))
-        shared = self._keys.unread_groups(wanted)
-        if not shared or len(wanted) + len(shared) > QUERY_BATCH:
-            rows = self._rows(wanted, self._fields)
-        else:
-            rows = call(
-                self._client().query,
-                self.collection,
-                filter=f"id in {wanted} or dup_group in {shared}",
-                output_fields=[*self._fields, "dup_group"],
-            )
-            self._keys.keep_members(rows, shared)
-        asked = set(wanted)
-        return {
-            int(row["id"]): _record(row, self._fields) for row in rows if int(row["id"]) in asked
-        }
+        """The stored passages with these ids (unknown ids are left out)."""
+        return self._passages.chunks(ids)
 
     def passage_keys(self, ids: np.ndarray) -> tuple[dict[int, int], dict[int, str]]:
-        """The near-duplicate group and article of each of `ids`: those the searches returned
-        as they found them, the rest looked up in one query."""
-        groups: dict[int, int] = {}
-        articles: dict[int, str] = {}
-        missing = []
-        for chunk_id in np.asarray(ids).tolist():
-            known = self._keys.get(chunk_id)
-            if known is None:
-                missing.append(chunk_id)
-            else:
-                groups[chunk_id], articles[chunk_id], _ = known
-        for row in self._rows(missing, ["dup_group", "article_id"]) if missing else ():
-            groups[int(row["id"])] = int(row["dup_group"])
-            articles[int(row["id"])] = row["article_id"]
-        return groups, articles
+        """The near-duplicate group and article of each of `ids`."""
+        return self._passages.passage_keys(ids)
 
     def duplicates_of(self, chunk_id: int) -> list[tuple[int, str, int]]:
         """(chunk id, article id, paragraph) of the other passages in this chunk's group."""
-        return self.duplicates_of_many([chunk_id])[int(chunk_id)]
+        return self._passages.duplicates_of_many([chunk_id])[int(chunk_id)]
 
     def duplicates_of_many(self, ids: Sequence[int]) -> dict[int, list[tuple[int, str, int]]]:
-        """`duplicates_of` each of `ids`, in at most two queries: the groups of those no search
-        returned, then the passages of those groups shared (not two a passage: a page of hits
-        was 20 round trips); none when the searches said no group is shared, or `chunks`
-        brought the groups' passages already."""
-        wanted = list(dict.fromkeys(int(i) for i in ids))
-        found: dict[int, list[tuple[int, str, int]]] = {chunk_id: [] for chunk_id in wanted}
-        known = {chunk_id: self._keys.get(chunk_id) for chunk_id in wanted}
-        missing = [chunk_id for chunk_id, keys in known.items() if keys is None]
-        own = [
-            {"id": chunk_id, "dup_group": keys[0]}
-            for chunk_id, keys in known.items()
-            if keys is not None and keys[2]
-        ]
-        if missing:
-            rows = self._rows(missing, ["grouped", "dup_group"])
-            own += [row for row in rows if row["grouped"]]
-        groups = sorted(
-            {
-                int(row["dup_group"])
-                for row in own
-                if self._keys.members(int(row["dup_group"])) is None
-            }
-        )
-        for offset in range(0, len(groups), QUERY_BATCH):
-            batch = groups[offset : offset + QUERY_BATCH]
-            rows = call(
-                self._client().query,
-                self.collection,
-                filter=f"dup_group in {batch}",
-                output_fields=["dup_group", "article_id", "paragraph"],
-            )
-            self._keys.keep_members(rows, batch)
-        for row in own:
-            chunk_id = int(row["id"])
-            group = self._keys.members(int(row["dup_group"])) or []
-            found[chunk_id] = sorted(member for member in group if member[0] != chunk_id)
-        return found
-
-    def _all(self, fields: list[str]) -> list[dict[str, Any]]:
-        """Every row, a page at a time, by ascending id."""
-        rows: list[dict[str, Any]] = []
-        last = -1
-        while True:
-            page = call(
-                self._client().query,
-                self.collection,
-                filter=f"id > {last}",
-                output_fields=fields,
-                limit=QUERY_BATCH,
-            )
-            if not page:
-                return rows
-            page.sort(key=lambda row: int(row["id"]))
-            rows.extend(page)
-            last = int(page[-1]["id"])
+        """`duplicates_of` each of `ids`, in at most two queries."""
+        return self._passages.duplicates_of_many(ids)
 
     def passage_locations(self) -> list[tuple[str, int, str]]:
         """(article id, paragraph, text) of every passage, indexed by chunk id."""
-        rows = self._all(["article_id", "paragraph", "text"])
-        located: list[tuple[str, int, str]] = [("", 0, "")] * (
-            int(rows[-1]["id"]) + 1 if rows else 0
-        )
-        for row in rows:
-            located[int(row["id"])] = (row["article_id"], int(row["paragraph"]), row["text"])
-        return located
+        return self._passages.passage_locations()
 
     def article(self, article_id: str) -> ArticleRecord | None:
         """An article and its passages, or None when no article has this id."""
-        rows = call(
-            self._client().query,
-            self.collection,
-            filter=f"article_id == {literal(article_id)}",
-            output_fields=self._fields,
-        )
-        if not rows:
-            return None
-        records = sorted(
-            (_record(row, self._fields) for row in rows),
-            key=lambda record: (record.paragraph, record.part),
-        )
-        first = records[0]
-        return ArticleRecord(
-            article_id,
-            first.title,
-            tuple(records),
-            first.section,
-            first.published,
-            first.author,
-            first.url,
-            first.tags,
-        )
+        return self._passages.article(article_id)
 
     def close(self) -> None:
         """Disconnect this generation's client (a later call would reconnect)."""

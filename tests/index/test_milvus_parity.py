@@ -133,7 +133,7 @@ def test_dropping_a_generation_drops_what_is_beside_it(both) -> None:
 def test_a_page_of_hits_reads_its_passages_and_their_duplicates_in_one_query(
     tmp_path: Path, milvus_uri: str, milvus_alias: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import semsearch.index.milvus_generation as generation
+    import semsearch.index.milvus_rows as rows
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -157,9 +157,9 @@ def test_a_page_of_hits_reads_its_passages_and_their_duplicates_in_one_query(
         found = store.dense_search(embedder.embed_query(shared), 3)
         assert [chunk_id for chunk_id, _ in found] == ids
         queries = []
-        real = generation.call
+        real = rows.call
         monkeypatch.setattr(
-            generation, "call", lambda method, *a, **k: queries.append(k) or real(method, *a, **k)
+            rows, "call", lambda method, *a, **k: queries.append(k) or real(method, *a, **k)
         )
         records = store.chunks(ids)
         assert sorted(records) == sorted(ids) and len(queries) == 1

@@ -369,7 +369,7 @@ def test_a_milvus_search_brings_its_hits_groups_and_articles(
 ) -> None:
     """The ranking asks for each candidate's group and article next: they come with the
     search's hits, not in another query (one round trip to a server fewer a search)."""
-    import semsearch.index.milvus_generation as generation
+    import semsearch.index.milvus_rows as rows
 
     backend = MilvusStore(milvus_uri, alias=milvus_alias, index_type="flat")
     embedder = FakeEmbedder()
@@ -381,9 +381,9 @@ def test_a_milvus_search_brings_its_hits_groups_and_articles(
         expected = store.chunks([*ids.tolist(), 17])
         assert 17 not in ids.tolist()  # (one passage the search did not return)
         queries = []
-        real = generation.call
+        real = rows.call
         monkeypatch.setattr(
-            generation,
+            rows,
             "call",
             lambda method, *a, **k: queries.append(method) or real(method, *a, **k),
         )

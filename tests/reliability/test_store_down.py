@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 import semsearch.index.milvus_generation
+import semsearch.index.milvus_rows
+import semsearch.index.milvus_sentences
 import semsearch.search.serving
 from semsearch.api.app import create_app
 from semsearch.index.builder import build_index
@@ -34,7 +36,12 @@ def test_a_store_server_down_is_a_503_and_health_says_so_until_it_is_back(
             raise StoreUnavailable("Milvus cannot be reached: connection refused")
         return answering(method, *args, **kwargs)
 
-    monkeypatch.setattr(semsearch.index.milvus_generation, "call", server)
+    for module in (
+        semsearch.index.milvus_generation,
+        semsearch.index.milvus_rows,
+        semsearch.index.milvus_sentences,
+    ):
+        monkeypatch.setattr(module, "call", server)
     with TestClient(create_app(settings, FakeEmbedder())) as client:
         answered = client.get("/search", params={"q": "power"})
         assert answered.status_code == 200
