@@ -9,6 +9,7 @@ hit the sentence nearest to it (`Hit.answer`, `answers`), where the store keeps 
 
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -101,6 +102,7 @@ def build_hits(
     vector: np.ndarray | None = None,
     sentences: SentenceScores | None = None,
     anchored: int | None = None,
+    pool: Executor | None = None,
 ) -> list[Hit]:
     """The `k` hits of `ranked` after the first `offset` (at most `max_per_article` from one
     article when set), ranked offset + 1 on.
@@ -115,6 +117,9 @@ def build_hits(
         vector: the query's vector, for each hit's answer sentence (`answers`); None: no answers.
         sentences: the sentences' scores the ranking already has, for the hits among them.
         anchored: the passage moved up as the dense leg's best (`fusion.anchor`), if any.
+        pool: where a store in a server scores the shown hits' sentences that `sentences`
+            lacks while their passages are read (two round trips at once, not one after the
+            other).
     """
     # Without a cap, only ranks offset + 1 to offset + k can become hits: only they are looked up.
     window = slice(offset, offset + k)
@@ -124,6 +129,9 @@ def build_hits(
         else Ranking(ranked.ids[window], ranked.scores[window]).pairs()
     )
     skip = offset if max_per_article is not None else 0  # capped: counted from the first
+    scoring = None
+    if pool is not None and max_per_article is None and not store.capabilities.in_process:
+        scoring = _score_ahead(store, [chunk_id for chunk_id, _ in shown], vector, sentences, pool)
     records = store.chunks(chunk_id for chunk_id, _ in shown)
     dense_at = _places(dense, records)
     lexical_at = _places(lexical, records)
@@ -150,6 +158,9 @@ def build_hits(
         chosen.append((chunk_id, score, record))
         if len(chosen) == k:
             break
+    if scoring is not None:
+        more = scoring.result()
+        sentences = more if sentences is None else sentences.taking(more)
     # The answer sentences of the hits shown only, not of every candidate.
     found = answers(
         store, [(chunk_id, record.text) for chunk_id, _, record in chosen], vector, sentences
@@ -193,6 +204,25 @@ def build_hits(
             )
         )
     return hits
+
+
+def _score_ahead(
+    store: PassageStore,
+    ids: list[int],
+    vector: np.ndarray | None,
+    scored: SentenceScores | None,
+    pool: Executor,
+) -> Future[SentenceScores] | None:
+    """The sentences of those of `ids` that `scored` lacks, being scored in `pool` (None when
+    there are none, or nothing to score them with)."""
+    if vector is None or not ids or not store.capabilities.sentence_vectors:
+        return None
+    if scored is not None:
+        seen = scored.best(ids)[2]
+        ids = [chunk_id for chunk_id, known in zip(ids, seen.tolist(), strict=True) if not known]
+    if not ids:
+        return None
+    return pool.submit(store.sentence_scores, np.array(ids, dtype=np.int64), vector)
 
 
 def _also_in(duplicates: list[tuple[int, str, int]], article_id: str) -> tuple[str, ...]:

@@ -322,4 +322,5 @@ class Ranker:
             legs.vector,
             legs.sentences,
             legs.anchored,
+            self._pool,
         )

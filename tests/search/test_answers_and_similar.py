@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,6 +87,43 @@ def test_answers_come_from_the_sentences_the_ranking_scored(
     hits = service.search(QUERY, k=5, mode="dense", collapse=False)
     assert len(calls) == 1 and calls[0] >= len(hits)
     assert next(hit.text[hit.answer.start : hit.answer.end] for hit in hits if hit.answer) == ANSWER
+
+
+def test_a_store_in_a_server_scores_the_answers_while_the_passages_are_read(
+    answer_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where each call is a round trip, the shown hits' sentences the ranking lacks are scored
+    at the same time as their passages are read: the read here waits until that has begun."""
+    settings = Settings(index_dir=answer_index, sentence_weight=0.0)  # (no scores from ranking)
+    plain = SearchService.open(settings, FakeEmbedder())
+    service = SearchService.open(settings, FakeEmbedder())
+    store = service.store
+    monkeypatch.setattr(
+        store, "capabilities", dataclasses.replace(store.capabilities, in_process=False)
+    )
+    scoring = threading.Event()
+    score, read = store.sentence_scores, store.chunks
+
+    def scored(ids, vector):  # type: ignore[no-untyped-def]
+        scoring.set()
+        return score(ids, vector)
+
+    def reading(ids):  # type: ignore[no-untyped-def]
+        assert scoring.wait(timeout=5), "the answers were not being scored while reading"
+        return read(ids)
+
+    monkeypatch.setattr(store, "sentence_scores", scored)
+    monkeypatch.setattr(store, "chunks", reading)
+    try:
+        hits = service.search(QUERY, k=3, mode="dense", collapse=False)
+        want = plain.search(QUERY, k=3, mode="dense", collapse=False)
+    finally:
+        service.close()
+        plain.close()
+    assert [(hit.chunk_id, hit.answer) for hit in hits] == [
+        (hit.chunk_id, hit.answer) for hit in want
+    ]
+    assert any(hit.answer for hit in hits)
 
 
 @pytest.mark.parametrize("fusion", ["rrf", "zscore"])
