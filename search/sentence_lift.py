@@ -17,9 +17,10 @@ lifted as far as the ceiling would lift it. Where that bound could bring it into
 the first `EXACT_DEPTH` passages, and their order, are the ones exact scores give. Further down
 a candidate may stay below where its best sentence would lift it.
 
-On BBC tech (2,357 passages, 9,478 sentences) with the real model, 50 queries, the 500 nearest
-sentences held a sentence of 193 of the 300 candidates; no query needed the extra call for its
-first 50, 4% for its first 100 (docs/performance.md, "Milvus").
+Measured on BBC tech (2,357 passages, 9,478 sentences) with the real model on a Milvus 2.3.5
+server, 50 queries: the 500 nearest sentences held a sentence of 193 of the 300 candidates on
+average; no query needed the extra call for its first 50 passages, 4% for its first 100 (with
+300 nearest sentences, 4% and 40%). Answer sentences: 9.9 of a page's 10 hits on average.
 """
 
 from __future__ import annotations
