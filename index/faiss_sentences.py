@@ -24,6 +24,9 @@ from semsearch.index.vectors import one_thread
 
 __all__ = ["SentenceIndex"]
 
+# Sentence rows scored at once by `nearest` (their float32 products: 100 MB at 384 dimensions).
+_NEAREST_BLOCK = 65_536
+
 
 class SentenceIndex:
     """The sentence vectors of the generation in `folder`, read when first needed; safe to share
@@ -60,17 +63,23 @@ class SentenceIndex:
             return SentenceScores.none(np.zeros(0, dtype=np.int64))
         offsets, vectors, ranges = self._index()
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
-        if ranges is not None:
-            scores = products(vectors, query, ranges)
-        else:
-            scores = np.asarray(vectors, dtype=np.float32) @ query
-        ceiling = -np.inf
-        rows = np.arange(len(scores), dtype=np.int64)
-        if limit < len(scores):
-            rows = np.argpartition(-scores, limit - 1)[:limit]
-            ceiling = float(scores[rows].min())
+        rows = np.zeros(0, dtype=np.int64)
+        scores = np.zeros(0, dtype=np.float32)
+        for start in range(0, len(vectors), _NEAREST_BLOCK):  # (a block's floats at a time)
+            block = vectors[start : start + _NEAREST_BLOCK]
+            found = (
+                products(block, query, ranges)
+                if ranges is not None
+                else np.asarray(block, dtype=np.float32) @ query
+            )
+            rows = np.concatenate([rows, np.arange(start, start + len(block), dtype=np.int64)])
+            scores = np.concatenate([scores, found.astype(np.float32)])
+            if len(scores) > limit:
+                best = np.argpartition(-scores, limit - 1)[:limit]
+                rows, scores = rows[best], scores[best]
+        ceiling = float(scores.min()) if len(vectors) > limit else -np.inf
         passages = np.searchsorted(offsets, rows, side="right") - 1
-        return SentenceScores.laid_out(passages, rows - offsets[passages], scores[rows], ceiling)
+        return SentenceScores.laid_out(passages, rows - offsets[passages], scores, ceiling)
 
     def _scores(
         self, wanted: np.ndarray, vector: np.ndarray

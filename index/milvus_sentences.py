@@ -83,25 +83,11 @@ class MilvusSentences:
         wanted = np.asarray(ids, dtype=np.int64).reshape(-1)
         if not len(wanted):
             return SentenceScores.none(wanted)
-        query = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
-        found = call(
-            self._client().search,
-            self.name,
-            data=[query],
-            anns_field="vector",
-            # Every sentence of these passages (a passage has a few; past Milvus's limit on one
-            # search, the lowest products are the ones left out, never a passage's best).
-            limit=MAX_TOP_K,
-            filter=f"passage in {np.unique(wanted).tolist()}",
-            search_params={"metric_type": "IP"},
-            # Each key says its passage and number; one small field is asked for all the same,
-            # as Milvus Lite takes none for every field, vectors included.
-            output_fields=["passage"],
-        )[0]
-        if not found:
+        # Every sentence of these passages (a passage has a few; past Milvus's limit on one
+        # search, the lowest products are the ones left out, never a passage's best).
+        keys, products = self._search(vector, MAX_TOP_K, f"passage in {np.unique(wanted).tolist()}")
+        if not len(keys):
             return SentenceScores.none(wanted)
-        keys = np.asarray(_column(found, "ids"), dtype=np.int64)
-        products = np.asarray(_column(found, "distances"), dtype=np.float32)
         # Each passage's products laid out in its sentences' order (one left out: -inf) ...
         scored = SentenceScores.laid_out(keys // SLOTS, keys % SLOTS, products, -np.inf)
         known, sizes, starts = scored.ids, scored.counts, scored.firsts
@@ -117,21 +103,28 @@ class MilvusSentences:
         """The `limit` sentences of the whole collection nearest to the query vector, as the
         scores of their passages, with the `limit`-th product as their ceiling (-inf when
         the collection holds no more)."""
-        query = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
+        limit = min(limit, MAX_TOP_K)
+        keys, products = self._search(vector, limit, "")
+        ceiling = float(products.min()) if 0 < limit <= len(keys) else -np.inf
+        return SentenceScores.laid_out(keys // SLOTS, keys % SLOTS, products, ceiling)
+
+    def _search(self, vector: np.ndarray, limit: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+        """The keys and products of the `limit` sentences nearest the query vector that the
+        filter `where` keeps ("": all), best first."""
         found = call(
             self._client().search,
             self.name,
-            data=[query],
+            data=[np.asarray(vector, dtype=np.float32).reshape(-1).tolist()],
             anns_field="vector",
-            limit=min(limit, MAX_TOP_K),
+            limit=limit,
+            filter=where,
             search_params={"metric_type": "IP"},
-            output_fields=["passage"],  # (as in `scores`)
+            # Each key says its passage and number; one small field is asked for all the same,
+            # as Milvus Lite takes none for every field, vectors included.
+            output_fields=["passage"],
         )[0]
         keys = np.asarray(_column(found, "ids"), dtype=np.int64)
-        products = np.asarray(_column(found, "distances"), dtype=np.float32)
-        full = len(keys) >= min(limit, MAX_TOP_K)
-        ceiling = float(products.min()) if full and len(products) else -np.inf
-        return SentenceScores.laid_out(keys // SLOTS, keys % SLOTS, products, ceiling)
+        return keys, np.asarray(_column(found, "distances"), dtype=np.float32)
 
 
 def _column(hits: Any, name: str) -> list[Any]:

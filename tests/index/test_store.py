@@ -68,6 +68,24 @@ def test_sentence_similarities_are_each_passages_best_sentence(
     store.close()
 
 
+def test_nearest_sentences_are_the_same_read_a_block_at_a_time(
+    fake_index: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import semsearch.index.faiss_sentences as faiss_sentences
+
+    store = FaissGeneration.open(fake_index)
+    query = fake_embedder.embed_query("Russia energy infrastructure attacks")
+    try:
+        whole = store.nearest_sentences(query, 9)
+        monkeypatch.setattr(faiss_sentences, "_NEAREST_BLOCK", 4)  # (the seeds have ~100)
+        blocks = store.nearest_sentences(query, 9)
+    finally:
+        store.close()
+    assert blocks.ids.tolist() == whole.ids.tolist()
+    assert blocks.products == pytest.approx(whole.products)
+    assert blocks.ceiling == pytest.approx(whole.ceiling) and whole.ceiling > -np.inf
+
+
 def test_an_index_can_be_built_without_sentence_vectors(
     tmp_path: Path, fake_embedder: FakeEmbedder
 ) -> None:
