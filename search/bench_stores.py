@@ -3,8 +3,9 @@
 Both serve the same build (Milvus's vectors come from the embedding cache the FAISS build
 filled) through the same `SearchService`, in this process, one query at a time. Each query is
 embedded once, by the overlap pass, and then comes from the service's query cache, so the
-figures are the stores' own: each mode's p50, p95 and p99, and how much of FAISS's top 10 the
-Milvus top 10 holds. The Milvus is `SEMSEARCH_MILVUS_URI` when it names a server
+figures are the stores' own: each mode's p50, p95 and p99 (every mode of both stores run on
+one query before the next, three passes: `bench_tools.timed_together`), and how much of
+FAISS's top 10 the Milvus top 10 holds. The Milvus is `SEMSEARCH_MILVUS_URI` when it names a server
 (`http://host:19530`), else a Milvus Lite folder made for the run; beside the modes, its bare
 search call (`dense_search`, k = 10), the floor every query pays.
 """
@@ -22,15 +23,17 @@ import numpy as np
 
 from semsearch.index.builder import build_index
 from semsearch.index.store_choice import make_store
-from semsearch.search.bench_tools import machine, passage_queries, timed
+from semsearch.search.bench_tools import machine, passage_queries, timed_together
 from semsearch.search.errors import InvalidQuery
 from semsearch.search.settings import Settings, embedder_for, store_for
 
 __all__ = ["STORE_QUERIES", "bench_stores", "format_stores", "run_stores_bench"]
 
 Say = Callable[[str], None]
-# Queries timed per mode on each store (Milvus Lite is slow: 0.02-0.3 s a query).
+# Queries timed per mode on each store (Milvus Lite is slow: 0.02-0.3 s a query), each
+# `STORE_PASSES` times.
 STORE_QUERIES = 50
+STORE_PASSES = 3
 MODES = ("hybrid", "dense", "lexical")
 
 
@@ -79,6 +82,7 @@ def bench_stores(
         "faiss": SearchService(make_store("faiss", index_dir).open(), embedder, settings),
         "milvus": SearchService(opened, embedder, settings),
     }
+    runs: dict[str, Callable[[str], Any]] = {}
     try:
         for query in queries[:10]:  # warm up
             for service in services.values():
@@ -95,10 +99,14 @@ def bench_stores(
             shared = [len(a & b) / max(len(a), 1) for a, b in zip(*found.values(), strict=True)]
             rows[f"{mode}_top10_overlap"] = round(float(np.mean(shared)), 3)
             for name, service in services.items():
-                rows[f"{name}_{mode}"] = timed(partial(service.search, k=10, mode=mode), queries)
-                say(f"store {name}, {mode}: {rows[f'{name}_{mode}']}")
+                runs[f"{name}_{mode}"] = partial(service.search, k=10, mode=mode)
         rows["milvus_legs_hybrid"] = list(services["milvus"].legs("hybrid"))
-        rows["milvus_search_call"] = timed(lambda q: opened.dense_search(vectors[q], 10), queries)
+        runs["milvus_search_call"] = lambda q: opened.dense_search(vectors[q], 10)
+        # Every mode of both stores, and the bare call, on each query in turn: the ratios hold
+        # on a machine whose speed drifts from minute to minute.
+        for name, figures in timed_together(runs, queries, STORE_PASSES).items():
+            rows[name] = figures
+            say(f"{name.replace('_', ', ', 1)}: {figures}")
     finally:
         for service in services.values():
             service.close()

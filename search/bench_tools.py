@@ -79,6 +79,26 @@ def timed(run: Callable[[str], Any], queries: Sequence[str]) -> dict[str, float]
     return {key: round(value, 2) for key, value in percentiles(samples).items()}
 
 
+def timed_together(
+    runs: dict[str, Callable[[str], Any]], queries: Sequence[str], passes: int = 1
+) -> dict[str, dict[str, float]]:
+    """Each of `runs` on each query, one run after another for a query before the next query
+    (`passes` times over the queries): the p50, p95 and p99 of each run's time, in ms. On a
+    machine whose speed drifts, every run meets the same slow and fast moments, so their
+    figures compare where `timed` one after the other would not."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(passes):
+        for query in queries:
+            for name, run in runs.items():
+                started = time.perf_counter()
+                run(query)
+                samples[name].append((time.perf_counter() - started) * 1000)
+    return {
+        name: {key: round(value, 2) for key, value in percentiles(taken).items()}
+        for name, taken in samples.items()
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

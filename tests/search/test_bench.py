@@ -60,3 +60,14 @@ def test_bench_stores_compares_faiss_with_milvus_lite() -> None:
     report = format_stores(stores)
     assert "top-10 overlap with faiss: hybrid" in report[0]
     assert any(line.startswith("milvus  search_call") for line in report)
+
+
+def test_timed_together_runs_every_run_on_a_query_before_the_next_query() -> None:
+    from semsearch.search.bench_tools import timed_together
+
+    calls: list[tuple[str, str]] = []
+    runs = {name: (lambda q, name=name: calls.append((name, q))) for name in ("a", "b")}
+    figures = timed_together(runs, ["x", "y"], passes=2)
+    assert calls == [("a", "x"), ("b", "x"), ("a", "y"), ("b", "y")] * 2
+    assert set(figures) == {"a", "b"}
+    assert all(0 <= f["p50_ms"] <= f["p95_ms"] <= f["p99_ms"] for f in figures.values())
