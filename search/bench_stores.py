@@ -146,12 +146,15 @@ def format_stores(stores: dict[str, Any]) -> list[str]:
         f"milvus hybrid legs: {', '.join(stores['milvus_legs_hybrid'])}):",
         f"{'store':<8}{'mode':<13}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}",
     ]
-    for key, row in stores.items():
-        if not isinstance(row, dict):
-            continue
-        name, mode = key.split("_", 1)
-        if "unavailable" in row:
-            lines.append(f"{name:<8}{mode:<13}  unavailable: {row['unavailable']}")
-            continue
-        lines.append(f"{name:<8}{mode:<13}{row['p50_ms']:>9}{row['p95_ms']:>9}{row['p99_ms']:>9}")
+    for mode in (*MODES, "search_call"):
+        for name in ("faiss", "milvus"):
+            row = stores.get(f"{name}_{mode}")
+            if isinstance(row, dict):
+                lines.append(_line(name, mode, row))
     return lines
+
+
+def _line(name: str, mode: str, row: dict[str, Any]) -> str:
+    if "unavailable" in row:
+        return f"{name:<8}{mode:<13}  unavailable: {row['unavailable']}"
+    return f"{name:<8}{mode:<13}{row['p50_ms']:>9}{row['p95_ms']:>9}{row['p99_ms']:>9}"
