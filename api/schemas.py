@@ -148,6 +148,31 @@ class AnswerModel(BaseModel):
     end: int
 
 
+class ScorePartsModel(BaseModel):
+    """What a hit's score adds up from: `passage + article + article_words` (an anchored hit
+    instead takes the score of the hit it passed)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    passage: float = Field(
+        description="the passage's own score: fused in hybrid mode, its cosine in dense mode, "
+        "its BM25 over the query's ceiling in lexical mode"
+    )
+    article: float = Field(description="added by its article's best passage (the article boost)")
+    article_words: float = Field(description="added by its article's BM25, the article as a whole")
+    dense: float | None = Field(
+        None, description="bounded hybrid: the cosine fused, raised toward its best sentence's"
+    )
+    lexical: float | None = Field(
+        None,
+        description="bounded hybrid: its BM25 over the most the query could score (the leg's "
+        "lowest where the lexical leg did not find it)",
+    )
+    dense_weight: float | None = Field(
+        None, description="bounded hybrid: passage = dense_weight x dense + (1 - it) x lexical"
+    )
+
+
 class HitModel(BaseModel):
     """One ranked passage; `snippet` is HTML-escaped text with query terms in <mark>."""
 
@@ -188,6 +213,9 @@ class HitModel(BaseModel):
         description="hybrid: the dense leg's best passage, moved up to this rank (its score is "
         "the one of the hit it passed) because the fused scores ranked it lower "
         "(SEMSEARCH_DENSE_ANCHOR)",
+    )
+    score_parts: ScorePartsModel | None = Field(
+        None, description="what `score` adds up from; null for similar passages"
     )
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "add_article_words",
     "anchor",
     "boost_articles",
+    "bounded_columns",
     "fuse_bounded",
     "fuse_rrf",
     "fuse_zscore",
@@ -170,15 +171,25 @@ def fuse_bounded(
     Returns:
         (id, fused score), best first; ties go to the smaller id.
     """
+    ids, cosines, words = bounded_columns(dense, lexical, lexical_ceiling)
+    if not len(ids):
+        return Ranking.of([])
+    return Ranking.best_first(ids, dense_weight * cosines + (1 - dense_weight) * words)
+
+
+def bounded_columns(
+    dense: Sequence[tuple[int, float]] | Ranking,
+    lexical: Sequence[tuple[int, float]] | Ranking,
+    lexical_ceiling: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What `fuse_bounded` combines: the ids of both legs (sorted), and for each its cosine and
+    its BM25 over `lexical_ceiling`, the leg's lowest where the leg did not return it."""
     dense, lexical = Ranking.of(dense), Ranking.of(lexical)
     ids = np.union1d(dense.ids, lexical.ids)
     if not len(ids):
-        return Ranking.of([])
+        return ids, np.zeros(0), np.zeros(0)
     ceiling = lexical_ceiling if lexical_ceiling > 0 else 1.0
-    fused = (
-        dense_weight * _column(ids, dense) + (1 - dense_weight) * _column(ids, lexical) / ceiling
-    )
-    return Ranking.best_first(ids, fused)
+    return ids, _column(ids, dense), _column(ids, lexical) / ceiling
 
 
 def fuse_zscore(

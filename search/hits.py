@@ -19,6 +19,7 @@ import numpy as np
 from semsearch.index.chunking import sentence_spans
 from semsearch.index.stores import PassageStore, SentenceScores
 from semsearch.search.fusion import Ranking
+from semsearch.search.score_parts import ScoreParts, Stages, score_parts
 from semsearch.search.text import highlight_spans, mark
 
 __all__ = ["ANSWER_FLOOR", "Answer", "Hit", "answers", "build_hits", "shown_answer"]
@@ -77,6 +78,7 @@ class Hit:
     also_in: tuple[str, ...] = ()
     answer: Answer | None = None  # None: no query vector, or no sentence vectors
     anchored: bool = False  # moved up as the dense leg's best passage (`fusion.anchor`)
+    score_parts: ScoreParts | None = None  # what the score adds up from (`search.score_parts`)
 
 
 def _places(leg: list[tuple[int, float]], wanted: Any) -> dict[int, tuple[int | None, float]]:
@@ -103,6 +105,7 @@ def build_hits(
     sentences: SentenceScores | None = None,
     anchored: int | None = None,
     pool: Executor | None = None,
+    stages: Stages | None = None,
 ) -> list[Hit]:
     """The `k` hits of `ranked` after the first `offset` (at most `max_per_article` from one
     article when set), ranked offset + 1 on.
@@ -120,6 +123,7 @@ def build_hits(
         pool: where a store in a server scores the shown hits' sentences that `sentences`
             lacks while their passages are read (two round trips at once, not one after the
             other).
+        stages: the ranking after each of its steps, for each hit's `score_parts`.
     """
     # Without a cap, only ranks offset + 1 to offset + k can become hits: only they are looked up.
     window = slice(offset, offset + k)
@@ -169,6 +173,7 @@ def build_hits(
     duplicates = (
         store.duplicates_of_many([chunk_id for chunk_id, _, _ in chosen]) if collapse else {}
     )
+    parts = score_parts(stages, [chunk_id for chunk_id, _, _ in chosen]) if stages else {}
     hits: list[Hit] = []
     for (chunk_id, score, record), answer in zip(chosen, found, strict=True):
         spans = highlight_spans(record.text, query)
@@ -201,6 +206,7 @@ def build_hits(
                 also_in=_also_in(duplicates.get(chunk_id, []), record.article_id),
                 answer=answer,
                 anchored=chunk_id == anchored,
+                score_parts=parts.get(chunk_id),
             )
         )
     return hits

@@ -27,6 +27,7 @@ from semsearch.search.fusion import (
     lift_to_sentences,
 )
 from semsearch.search.hits import Hit, build_hits
+from semsearch.search.score_parts import Stages
 from semsearch.search.sentence_lift import NEAREST_SENTENCES, lift_with_nearest
 from semsearch.search.settings import Settings
 from semsearch.search.text import lexical_terms
@@ -59,6 +60,7 @@ class Ranked(NamedTuple):
     vector: np.ndarray | None = None  # the query's vector (none in lexical mode)
     sentences: SentenceScores | None = None  # the candidates' sentences, when they were scored
     anchored: int | None = None  # hybrid: the dense leg's best passage, when it was moved up
+    stages: Stages | None = None  # the ranking after each step, to explain a hit's score
 
 
 class _Stopwatch:
@@ -147,6 +149,7 @@ class Ranker:
         clock = _Stopwatch(timings)
         pending = None
         sentences = None
+        stages: Stages | None = None
         # The BM25 ceilings (document-frequency lookups) are looked up in the lexical thread.
         bounded = mode == "hybrid" and self.settings.fusion == "bounded"
         # Whole-article BM25 (on the scale of bounded scores) joins lexical and bounded hybrid
@@ -185,22 +188,29 @@ class Ranker:
                 cosines, sentences = self._with_sentences(complete, vector, nearest)
                 in_leg = np.isin(cosines.ids, dense_leg.ids, assume_unique=True)
                 dense_leg = Ranking(cosines.ids[in_leg], cosines.scores[in_leg])
-                ranked = fuse_bounded(cosines, found, ceiling, self.settings.dense_weight)
+                weight = self.settings.dense_weight
+                ranked = fuse_bounded(cosines, found, ceiling, weight)
+                stages = Stages(ranked, fused=(cosines, found, ceiling, weight))
+            stages = stages or Stages(ranked)
             if self.settings.article_weight and len(ranked):
                 keys = self.store.passage_keys(ranked.ids)  # the boost does not change the ids
                 ranked = boost_articles(ranked, keys[1], self.settings.article_weight)
+                stages = stages._replace(article=ranked)
         elif mode == "lexical":
             ranked = Ranking.of(lexical)
             if matched is not None and len(ranked):
                 # On the scale of the article's share: each passage's BM25 over its ceiling.
                 ranked = Ranking(ranked.ids, ranked.scores / (ceiling if ceiling > 0 else 1.0))
+            stages = Stages(ranked)
         else:
             ranked = dense_leg
+            stages = Stages(ranked)
         if matched is not None and len(ranked):
             keys = keys or self.store.passage_keys(ranked.ids)
             ranked = add_article_words(
                 ranked, keys[1], *matched, weight=self.settings.article_words_weight
             )
+            stages = stages._replace(words=ranked)
         anchored = None
         if mode == "hybrid":
             if len(dense_leg):
@@ -211,7 +221,7 @@ class Ranker:
             clock.lap("fuse", None)
         embedded = vector if mode in ("hybrid", "dense") else None
         return Ranked(
-            ranked, dense_leg.pairs(), lexical, keys, cosines, embedded, sentences, anchored
+            ranked, dense_leg.pairs(), lexical, keys, cosines, embedded, sentences, anchored, stages
         )
 
     def _complete_dense(self, dense: Ranking, lexical: Ranking, vector: np.ndarray) -> Ranking:
@@ -323,4 +333,5 @@ class Ranker:
             legs.sentences,
             legs.anchored,
             self._pool,
+            legs.stages,
         )

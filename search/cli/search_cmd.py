@@ -161,6 +161,9 @@ def _print_hit(hit: Hit, verbose: bool) -> None:
         out.print(Text(f"   also in: {', '.join(hit.also_in)}", style="dim"))
     if verbose:
         out.print(Text(f"   {_explain(hit)}", style="dim"))
+        parts = _score_parts(hit)
+        if parts:
+            out.print(Text(f"   {parts}", style="dim"))
     out.print()
 
 
@@ -181,6 +184,29 @@ def hit_text(hit: Hit) -> Text:
         body.stylize("underline", start, end)
         return body
     return body[:start] + Text("»") + body[start:end] + Text("«") + body[end:]
+
+
+def _score_parts(hit: Hit) -> str:
+    """What a hit's score adds up from, where it is more than one part ("" otherwise)."""
+    parts = hit.score_parts
+    if parts is None or (parts.dense is None and not parts.article and not parts.article_words):
+        return ""
+    passage = f"passage {parts.passage:.4f}"
+    if parts.dense is not None and parts.lexical is not None and parts.dense_weight is not None:
+        weight = parts.dense_weight
+        passage += (
+            f" ({weight:g} × dense {parts.dense:.4f} + {1 - weight:g} × lexical "
+            f"{parts.lexical:.4f})"
+        )
+    terms = [passage]
+    if parts.article:
+        terms.append(f"article {parts.article:.4f}")
+    if parts.article_words:
+        terms.append(f"article words {parts.article_words:.4f}")
+    if hit.anchored:  # (shown with the score of the place it moved up to)
+        own = parts.passage + parts.article + parts.article_words
+        return f"its own score {own:.4f} = " + " + ".join(terms)
+    return f"score {hit.score:.4f} = " + " + ".join(terms)
 
 
 def _explain(hit: Hit) -> str:

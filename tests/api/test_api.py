@@ -45,7 +45,7 @@ def test_hit_fields(client: TestClient) -> None:
         "rank", "score", "article_id", "title", "section", "published", "author", "url", "tags",
         "paragraph", "part", "heading", "text", "snippet",
         "highlights", "start", "end", "chunk_id", "dense_rank", "dense_score", "lexical_rank",
-        "lexical_score", "also_in", "answer", "anchored",
+        "lexical_score", "also_in", "answer", "anchored", "score_parts",
     }  # fmt: skip
     assert hit["paragraph"] == 12
     assert "<mark>Kharkiv</mark>" in hit["snippet"]
