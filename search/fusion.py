@@ -17,9 +17,12 @@ __all__ = [
     "Ranking",
     "add_article_words",
     "anchor",
+    "article_boosts",
+    "article_words",
     "boost_articles",
     "bounded_columns",
     "fuse_bounded",
+    "fuse_bounded_columns",
     "fuse_rrf",
     "fuse_zscore",
     "lift_to_sentences",
@@ -171,7 +174,14 @@ def fuse_bounded(
     Returns:
         (id, fused score), best first; ties go to the smaller id.
     """
-    ids, cosines, words = bounded_columns(dense, lexical, lexical_ceiling)
+    return fuse_bounded_columns(bounded_columns(dense, lexical, lexical_ceiling), dense_weight)
+
+
+def fuse_bounded_columns(
+    columns: tuple[np.ndarray, np.ndarray, np.ndarray], dense_weight: float = DENSE_WEIGHT
+) -> Ranking:
+    """`fuse_bounded` from its `bounded_columns` (kept by a caller that shows them)."""
+    ids, cosines, words = columns
     if not len(ids):
         return Ranking.of([])
     return Ranking.best_first(ids, dense_weight * cosines + (1 - dense_weight) * words)
@@ -238,11 +248,19 @@ def boost_articles(
     scored = Ranking.of(scored)
     if not weight or not len(scored):
         return scored
-    ids, scores = scored.ids, scored.scores
-    articles, which = np.unique(_articles_of(ids, article_of), return_inverse=True)
+    return Ranking.best_first(
+        scored.ids, scored.scores + article_boosts(scored, article_of, weight)
+    )
+
+
+def article_boosts(
+    scored: Ranking, article_of: Sequence[int] | Mapping[int, Hashable], weight: float
+) -> np.ndarray:
+    """What `boost_articles` adds to each of `scored`, in its order."""
+    articles, which = np.unique(_articles_of(scored.ids, article_of), return_inverse=True)
     best = np.full(len(articles), -np.inf)
-    np.maximum.at(best, which, scores)
-    return Ranking.best_first(ids, scores + weight * best[which])
+    np.maximum.at(best, which, scored.scores)
+    return weight * best[which]
 
 
 def _articles_of(ids: np.ndarray, article_of: Sequence[int] | Mapping[int, Hashable]) -> np.ndarray:
@@ -278,12 +296,24 @@ def add_article_words(
     """
     if not weight or ceiling <= 0 or not len(scored) or not len(articles):
         return scored
+    extra = article_words(scored, article_of, articles, article_scores, ceiling, weight)
+    return Ranking.best_first(scored.ids, scored.scores + extra)
+
+
+def article_words(
+    scored: Ranking,
+    article_of: Sequence[int] | Mapping[int, Hashable],
+    articles: np.ndarray,
+    article_scores: np.ndarray,
+    ceiling: float,
+    weight: float,
+) -> np.ndarray:
+    """What `add_article_words` adds to each of `scored` (ceiling > 0), in its order."""
     order = np.argsort(articles)
     known, values = articles[order], article_scores[order] / ceiling
     codes = _articles_of(scored.ids, article_of)
     at = np.minimum(np.searchsorted(known, codes), len(known) - 1)
-    extra = np.where(known[at] == codes, values[at], 0.0)
-    return Ranking.best_first(scored.ids, scored.scores + weight * extra)
+    return weight * np.where(known[at] == codes, values[at], 0.0)
 
 
 def anchor(scored: Ranking, chunk_id: int, within: int = DENSE_ANCHOR) -> tuple[Ranking, bool]:

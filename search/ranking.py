@@ -18,10 +18,11 @@ from semsearch.index.stores import PassageFilter, PassageStore, SentenceScores
 from semsearch.search.errors import InvalidQuery
 from semsearch.search.fusion import (
     Ranking,
-    add_article_words,
     anchor,
-    boost_articles,
-    fuse_bounded,
+    article_boosts,
+    article_words,
+    bounded_columns,
+    fuse_bounded_columns,
     fuse_rrf,
     fuse_zscore,
     lift_to_sentences,
@@ -149,7 +150,7 @@ class Ranker:
         clock = _Stopwatch(timings)
         pending = None
         sentences = None
-        stages: Stages | None = None
+        fused = None
         # The BM25 ceilings (document-frequency lookups) are looked up in the lexical thread.
         bounded = mode == "hybrid" and self.settings.fusion == "bounded"
         # Whole-article BM25 (on the scale of bounded scores) joins lexical and bounded hybrid
@@ -188,29 +189,28 @@ class Ranker:
                 cosines, sentences = self._with_sentences(complete, vector, nearest)
                 in_leg = np.isin(cosines.ids, dense_leg.ids, assume_unique=True)
                 dense_leg = Ranking(cosines.ids[in_leg], cosines.scores[in_leg])
-                weight = self.settings.dense_weight
-                ranked = fuse_bounded(cosines, found, ceiling, weight)
-                stages = Stages(ranked, fused=(cosines, found, ceiling, weight))
-            stages = stages or Stages(ranked)
-            if self.settings.article_weight and len(ranked):
-                keys = self.store.passage_keys(ranked.ids)  # the boost does not change the ids
-                ranked = boost_articles(ranked, keys[1], self.settings.article_weight)
-                stages = stages._replace(article=ranked)
+                columns = bounded_columns(cosines, found, ceiling)
+                ranked = fuse_bounded_columns(columns, self.settings.dense_weight)
+                fused = (*columns, self.settings.dense_weight)
         elif mode == "lexical":
             ranked = Ranking.of(lexical)
             if matched is not None and len(ranked):
                 # On the scale of the article's share: each passage's BM25 over its ceiling.
                 ranked = Ranking(ranked.ids, ranked.scores / (ceiling if ceiling > 0 else 1.0))
-            stages = Stages(ranked)
         else:
             ranked = dense_leg
-            stages = Stages(ranked)
+        # What each passage's article adds: its best passage's score (hybrid), its words.
+        stages = Stages(ranked.ids, ranked.scores, fused=fused)
+        if mode == "hybrid" and self.settings.article_weight and len(ranked):
+            keys = self.store.passage_keys(ranked.ids)
+            boosts = article_boosts(ranked, keys[1], self.settings.article_weight)
+            stages = stages._replace(article=boosts)
         if matched is not None and len(ranked):
             keys = keys or self.store.passage_keys(ranked.ids)
-            ranked = add_article_words(
-                ranked, keys[1], *matched, weight=self.settings.article_words_weight
-            )
-            stages = stages._replace(words=ranked)
+            weight = self.settings.article_words_weight
+            stages = stages._replace(words=article_words(ranked, keys[1], *matched, weight))
+        if stages.article is not None or stages.words is not None:
+            ranked = Ranking.best_first(ranked.ids, stages.total())
         anchored = None
         if mode == "hybrid":
             if len(dense_leg):

@@ -2,10 +2,11 @@
 
 The ranking adds its signals in steps (`search.ranking`; docs/quality.md, "How hybrid ranks"):
 each passage's own score (fused in hybrid mode), plus its article's best passage's score (the
-article boost), plus its article's BM25 (the article's words). `Stages` keeps the ranking after
-each step; `score_parts` reads the shown hits' parts back from them, so that each part is the
-one the ranking added and `passage + article + article_words` is the hit's score (but for an
-anchored hit, which took the score of the hit it passed).
+article boost), plus its article's BM25 (the article's words). `Stages` holds what each step
+gave every candidate, and the ranking is the order of their sum; `score_parts` reads the shown
+hits' parts from it, so that each part is the one the ranking added and `passage + article +
+article_words` is the hit's score (but for an anchored hit, which took the score of the hit it
+passed).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-
-from semsearch.search.fusion import Ranking, bounded_columns
 
 __all__ = ["ScoreParts", "Stages", "score_parts"]
 
@@ -34,56 +33,56 @@ class ScoreParts:
 
 
 class Stages(NamedTuple):
-    """The ranking after each of its steps, every candidate's score in each."""
+    """Each candidate's score in its parts, as the ranking adds them (arrays in `ids`' order)."""
 
-    passage: Ranking  # each passage's own score
-    article: Ranking | None = None  # after the article boost (None: not applied)
-    words: Ranking | None = None  # after the article's words (None: not added)
-    # Bounded hybrid: what was fused (the cosines, the BM25s, the query's BM25 ceiling) and the
-    # dense weight.
-    fused: tuple[Ranking, Ranking, float, float] | None = None
+    ids: np.ndarray
+    passage: np.ndarray  # each passage's own score
+    article: np.ndarray | None = None  # what its article's best passage adds (None: nothing)
+    words: np.ndarray | None = None  # what its article's BM25 adds (None: nothing)
+    # Bounded hybrid: the columns fused (`fusion.bounded_columns`: the sorted ids, their
+    # cosines, their BM25 shares) and the dense weight.
+    fused: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
+
+    def total(self) -> np.ndarray:
+        """Each candidate's score: the sum of its parts."""
+        total = self.passage
+        for part in (self.article, self.words):
+            if part is not None:
+                total = total + part
+        return total
 
 
 def score_parts(stages: Stages, chunk_ids: Sequence[int]) -> dict[int, ScoreParts]:
     """The parts of the score of each of `chunk_ids` that the ranking holds, rounded as hits'
     scores are (6 places)."""
     wanted = np.asarray(chunk_ids, dtype=np.int64)
-    own = _scores_of(stages.passage, wanted)
-    boosted = own if stages.article is None else _scores_of(stages.article, wanted)
-    worded = boosted if stages.words is None else _scores_of(stages.words, wanted)
-    cosines = shares = None
+    at_wanted, at = _positions(stages.ids, wanted)
+    nothing = np.zeros(len(stages.ids))
+    rows = np.full((5, len(wanted)), np.nan)
+    for row, values in enumerate((stages.passage, stages.article, stages.words)):
+        rows[row, at_wanted] = (nothing if values is None else values)[at]
     weight = None
     if stages.fused is not None:
-        cosines_fused, lexical_fused, ceiling, weight = stages.fused
-        ids, dense, lexical = bounded_columns(cosines_fused, lexical_fused, ceiling)
-        cosines = _scores_of(Ranking(ids, dense), wanted)
-        shares = _scores_of(Ranking(ids, lexical), wanted)
+        ids, cosines, shares, weight = stages.fused
+        fused_wanted, fused_at = _positions(ids, wanted)
+        rows[3, fused_wanted], rows[4, fused_wanted] = cosines[fused_at], shares[fused_at]
     parts: dict[int, ScoreParts] = {}
-    for i, chunk_id in enumerate(wanted.tolist()):
-        if np.isnan(own[i]):
-            continue  # not in this ranking
+    listed = zip(wanted.tolist(), *np.round(rows, 6).tolist(), strict=True)
+    for chunk_id, passage, article, words, cosine, share in listed:
+        if passage != passage:  # NaN: not in this ranking
+            continue
         parts[chunk_id] = ScoreParts(
-            passage=round(float(own[i]), 6),
-            article=round(float(boosted[i] - own[i]), 6),
-            article_words=round(float(worded[i] - boosted[i]), 6),
-            dense=_rounded(cosines, i),
-            lexical=_rounded(shares, i),
+            passage, article, words,
+            dense=None if cosine != cosine else cosine,
+            lexical=None if share != share else share,
             dense_weight=weight,
-        )
+        )  # fmt: skip
     return parts
 
 
-def _scores_of(ranking: Ranking, wanted: np.ndarray) -> np.ndarray:
-    """The score in `ranking` of each of `wanted` (NaN where it holds none)."""
-    if not len(ranking):
-        return np.full(len(wanted), np.nan)
-    order = np.argsort(ranking.ids, kind="stable")
-    ids = ranking.ids[order]
-    at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
-    return np.where(ids[at] == wanted, ranking.scores[order][at], np.nan)
+def _positions(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of `wanted` that `ids` holds is: (its index in `wanted`, its index in `ids`).
 
-
-def _rounded(values: np.ndarray | None, i: int) -> float | None:
-    if values is None or np.isnan(values[i]):
-        return None
-    return round(float(values[i]), 6)
+    A page's few ids against a ranking's few hundred: one comparison, no sort."""
+    at_wanted, at_ids = np.nonzero(wanted[:, None] == ids[None, :])
+    return at_wanted, at_ids

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from semsearch.index.builder import build_index
 from semsearch.search.cli import app
-from semsearch.search.fusion import Ranking
 from semsearch.search.score_parts import Stages, score_parts
 from semsearch.search.service import SearchService
 from semsearch.search.settings import Settings
@@ -128,15 +127,22 @@ def test_an_anchored_hit_shows_its_own_parts(
 
 
 def test_parts_of_a_hand_made_ranking() -> None:
-    ids = np.array([3, 1, 2], dtype=np.int64)
-    own = Ranking(ids, np.array([0.5, 0.4, 0.1]))
-    boosted = Ranking(np.array([1, 3, 2]), np.array([1.0, 0.9, 0.2]))
-    worded = Ranking(np.array([1, 3, 2]), np.array([1.3, 0.9, 0.25]))
-    parts = score_parts(Stages(own, boosted, worded), [2, 1, 7])
+    stages = Stages(
+        np.array([3, 1, 2], dtype=np.int64),
+        passage=np.array([0.5, 0.4, 0.1]),
+        article=np.array([0.4, 0.6, 0.1]),
+        words=np.array([0.0, 0.3, 0.05]),
+        fused=(np.array([1, 2, 3]), np.array([0.2, 0.3, 0.4]), np.array([0.9, 0.8, 0.7]), 0.5),
+    )
+    assert stages.total().tolist() == pytest.approx([0.9, 1.3, 0.25])
+    parts = score_parts(stages, [2, 1, 7])
     assert set(parts) == {1, 2}  # 7 is not in the ranking
     assert (parts[1].passage, parts[1].article, parts[1].article_words) == (0.4, 0.6, 0.3)
     assert (parts[2].passage, parts[2].article, parts[2].article_words) == (0.1, 0.1, 0.05)
-    assert parts[1].dense is None
+    assert (parts[1].dense, parts[1].lexical, parts[1].dense_weight) == (0.2, 0.9, 0.5)
+    assert (parts[2].dense, parts[2].lexical) == (0.3, 0.8)
+    alone = score_parts(Stages(np.array([4]), np.array([0.7])), [4])[4]
+    assert (alone.article, alone.article_words, alone.dense) == (0.0, 0.0, None)
 
 
 def test_the_api_shows_the_parts(corpus_index: Path, fake_embedder: FakeEmbedder) -> None:
