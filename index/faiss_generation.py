@@ -27,6 +27,7 @@ from semsearch.index.faiss_filter import (
     exact_search,
     index_search,
 )
+from semsearch.index.faiss_groups import PassageGroups
 from semsearch.index.faiss_layout import (
     MANIFEST,
     SENTENCE_OFFSETS_NPY,
@@ -72,10 +73,8 @@ class FaissGeneration:
         self._vectors = vectors
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.RLock()  # _load_columns holds it while _db may take it again
-        self._groups: np.ndarray | None = None
-        self._article_codes = np.zeros(0, dtype=np.int64)
-        self._grouped: set[int] = set()
+        self._lock = threading.RLock()  # loading the groups holds it while _db may take it again
+        self._groups = PassageGroups(self._db, self._lock)
         self._stored: np.ndarray | None = None  # vectors.npy, mapped when first needed
         files = manifest.get("files", {})
         self.capabilities = Capabilities(
@@ -303,34 +302,15 @@ class FaissGeneration:
             found.update((row[0], ChunkRecord(*self._with_tags(row))) for row in rows)
         return found
 
-    def _load_columns(self) -> None:
-        with self._lock:
-            if self._groups is not None:
-                return
-            rows = self._db().execute(
-                "SELECT c.dup_group, a.rowid FROM chunks c JOIN articles a ON a.id = c.article_id "
-                "ORDER BY c.id"
-            )
-            pairs = np.array(list(rows), dtype=np.int64).reshape(-1, 2)
-            groups, self._article_codes = pairs[:, 0].copy(), pairs[:, 1].copy()
-            grouped = {int(i) for i in np.flatnonzero(groups != np.arange(len(groups)))}
-            self._grouped = grouped | {int(groups[i]) for i in grouped}
-            self._groups = groups
-
     @property
     def groups(self) -> np.ndarray:
         """The near-duplicate group of every chunk, indexed by chunk id (loaded once)."""
-        if self._groups is None:
-            self._load_columns()
-        assert self._groups is not None  # loaded above
-        return self._groups
+        return self._groups.groups
 
     @property
     def article_codes(self) -> np.ndarray:
         """An integer standing for each chunk's article, indexed by chunk id (loaded once)."""
-        if self._groups is None:
-            self._load_columns()
-        return self._article_codes
+        return self._groups.article_codes
 
     def passage_keys(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The near-duplicate group and article code of each chunk, indexable by chunk id.
@@ -341,15 +321,7 @@ class FaissGeneration:
 
     def duplicates_of(self, chunk_id: int) -> list[tuple[int, str, int]]:
         """(chunk id, article id, paragraph) of the other passages in this chunk's group."""
-        groups = self.groups
-        if chunk_id not in self._grouped:
-            return []
-        rows = self._db().execute(
-            "SELECT id, article_id, paragraph FROM chunks WHERE dup_group = ? AND id != ? "
-            "ORDER BY id",
-            (int(groups[chunk_id]), chunk_id),
-        )
-        return [(int(i), a, int(p)) for i, a, p in rows]
+        return self._groups.duplicates_of(chunk_id)
 
     def duplicates_of_many(self, ids: Sequence[int]) -> dict[int, list[tuple[int, str, int]]]:
         """`duplicates_of` each of `ids` (here in this process: one at a time costs nothing)."""
