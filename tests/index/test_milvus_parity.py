@@ -119,6 +119,34 @@ def test_a_generation_without_sentences_or_articles_beside_it_still_searches(bot
         older.close()
 
 
+def test_many_sentences_are_scored_for_the_candidates_not_searched_whole(
+    both, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past NEAREST_SCAN_MAX sentences, searching them all would cost more than the round trip
+    it saves: the candidates' own sentences are scored, and the hits are the same."""
+    import semsearch.index.milvus_generation as generation
+
+    ours, _, milvus = both
+    sentences = int(ours.store.manifest["counts"]["sentences"])
+    assert ours.store.capabilities.sentence_search and sentences > 100
+    monkeypatch.setattr(generation, "NEAREST_SCAN_MAX", sentences - 1)
+    larger = milvus.open()
+    try:
+        assert larger.capabilities.sentence_vectors and not larger.capabilities.sentence_search
+        asked = []
+        monkeypatch.setattr(larger, "nearest_sentences", lambda *a: asked.append(a))
+        service = SearchService(larger, ours.embedder, ours.settings)
+        for query in QUERIES:
+            hits = service.search(query, k=10, mode="dense")
+            want = ours.search(query, k=10, mode="dense")
+            assert [(h.chunk_id, h.score, h.answer) for h in hits] == [
+                (h.chunk_id, h.score, h.answer) for h in want
+            ]
+        assert not asked
+    finally:
+        larger.close()
+
+
 @pytest.mark.milvus_bm25
 def test_dropping_a_generation_drops_what_is_beside_it(both) -> None:
     _, _, milvus = both
