@@ -173,7 +173,8 @@ def build_hits(
     duplicates = (
         store.duplicates_of_many([chunk_id for chunk_id, _, _ in chosen]) if collapse else {}
     )
-    parts = score_parts(stages, [chunk_id for chunk_id, _, _ in chosen]) if stages else {}
+    chosen_ids = [chunk_id for chunk_id, _, _ in chosen]
+    parts = score_parts(stages, chosen_ids) if stages is not None else {}
     hits: list[Hit] = []
     for (chunk_id, score, record), answer in zip(chosen, found, strict=True):
         spans = highlight_spans(record.text, query)
