@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ INSERT_BATCH = 1000
 QUERY_BATCH = 1000  # ids per `query` call, and rows per page when reading everything
 MAX_TOP_K = 16384  # Milvus's limit on one search
 VARCHAR_MAX = 65535
+INDEX_WAIT_SECONDS = 3600  # the longest a build waits for a server to index a collection
+INDEX_POLL_SECONDS = 0.5
 # Each passage row's copy of its article's metadata (format 5 on); "published" is "" when none.
 METADATA_FIELDS = ("section", "published", "author", "url")
 TAGS_FIELD = "tags"  # format 6 on: the article's tags, one a line
@@ -166,6 +169,40 @@ def _unreachable(error: Exception) -> bool:
 
 def _not_loaded(error: Exception) -> bool:
     return getattr(error, "code", None) == _NOT_LOADED or "not loaded" in str(error).lower()
+
+
+def wait_for_indexes(client: Any, collection: str, seconds: float = INDEX_WAIT_SECONDS) -> None:
+    """Wait until a server has built every index of `collection` over all its rows, then load
+    it again, so that its searches use them; nothing to wait for on Milvus Lite.
+
+    Until then a server searches the collection through a temporary index, and a search with
+    a filter that keeps few passages (one article's) finds few or none of them: measured on
+    2.3.5, 100,000 vectors, every such search incomplete before, 13 of 20 once built but not
+    reloaded, none after.
+
+    Raises:
+        StoreUnavailable: the indexes were not built within `seconds`.
+    """
+    deadline = time.monotonic() + seconds
+    server = False  # (Milvus Lite gives no row counts: nothing to wait for)
+    for name in call(client.list_indexes, collection):
+        while True:
+            index = call(client.describe_index, collection, name)
+            pending, indexed = index.get("pending_index_rows"), index.get("indexed_rows")
+            if pending is None:
+                break
+            server = True
+            if pending == 0 and indexed == index.get("total_rows"):
+                break
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(
+                    f"Milvus did not build the index {name} of {collection} in {seconds:.0f} s "
+                    f"({indexed} of {index.get('total_rows')} rows): try the build again"
+                )
+            time.sleep(INDEX_POLL_SECONDS)
+    if server:  # (built, a loaded collection may still be searched without its index)
+        call(client.release_collection, collection)
+        call(client.load_collection, collection)
 
 
 def call(method: Any, *args: Any, **kwargs: Any) -> Any:

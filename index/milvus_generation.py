@@ -47,6 +47,12 @@ __all__ = ["MilvusGeneration"]
 # sentences the 500 nearest take 14 ms, those of 300 passages 10 ms (after a 3 ms dense search:
 # even); of 400,000, 30 ms against 13. Over this many sentences, the candidates' are scored.
 NEAREST_SCAN_MAX = 50_000
+# A filter that keeps few passages can defeat an approximate (HNSW) search for the best k of
+# them: the graph's walk seldom reaches them, and fewer or none come back (Milvus issues #27136,
+# #33933; Milvus Lite misses some on every index type but FLAT; a 2.3.5 server, before its
+# index is built and loaded, nearly all). Up to this many kept passages, their stored vectors
+# are read and scored here, exactly; a wider filter leaves the graph enough to walk.
+FILTERED_EXACT_MAX = 2_048
 
 
 class MilvusGeneration:
@@ -157,10 +163,42 @@ class MilvusGeneration:
         """The `k` passages nearest to a normalised query vector: (chunk id, inner product)."""
         params: dict[str, Any] = {"metric_type": "IP"}
         if self.store.index_type == "hnsw":
+            if where is not None and not where.is_empty:
+                exact = self._few_kept(vector, k, where)
+                if exact is not None:
+                    return exact
             params["params"] = {"ef": max(self.store.ef_search, min(k, MAX_TOP_K))}
         query = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
         hits = self._search([query], "vector", k, params, where)
         return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
+
+    def _few_kept(
+        self, vector: np.ndarray, k: int, where: PassageFilter
+    ) -> list[tuple[int, float]] | None:
+        """The `k` best of the passages `where` keeps, scored exactly from their stored
+        vectors, where it keeps at most FILTERED_EXACT_MAX; None where it keeps more."""
+        expression = filter_expression(where, self.capabilities.metadata)
+        client = self._client()
+        counted = call(client.query, self.collection, filter=expression, output_fields=["count(*)"])
+        if int(counted[0]["count(*)"]) > FILTERED_EXACT_MAX:
+            return None
+        rows = call(
+            client.query,
+            self.collection,
+            filter=expression,
+            output_fields=["id", "vector", *KEY_FIELDS],
+            limit=FILTERED_EXACT_MAX,
+        )
+        if not rows:
+            return []
+        self._keys.remember(rows)
+        ids = np.array([int(row["id"]) for row in rows], dtype=np.int64)
+        stored = np.array([row["vector"] for row in rows], dtype=np.float32)
+        products = stored @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        best = np.lexsort((ids, -products))[:k]
+        return list(
+            zip(ids[best].tolist(), products[best].astype(np.float64).tolist(), strict=True)
+        )
 
     def lexical_search(
         self, terms: Sequence[str], k: int, where: PassageFilter | None = None

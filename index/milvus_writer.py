@@ -40,6 +40,7 @@ from semsearch.index.milvus_client import (
     add_bm25,
     call,
     literal,
+    wait_for_indexes,
 )
 from semsearch.index.milvus_manifests import read_manifest, write_manifest
 from semsearch.index.milvus_sentences import SENTENCES_SUFFIX, create_sentences, insert_sentences
@@ -240,6 +241,10 @@ class MilvusWriter:
             output_fields=["count(*)"],
         )
         vocab = write_vocabulary(client, self._collection, self._terms.values())
+        # Published only once searched through its indexes (`milvus_client.wait_for_indexes`).
+        for built in (self._collection, self._sentences, articles):
+            if built is not None:
+                wait_for_indexes(client, built)
         written = {
             **manifest,
             "format_version": manifest.get("format_version", FORMAT_VERSION),

@@ -196,3 +196,62 @@ def test_a_page_of_hits_reads_its_passages_and_their_duplicates_in_one_query(
     finally:
         store.close()
         milvus.drop()
+
+
+def test_a_narrow_filter_finds_every_kept_passage_on_an_hnsw_index(
+    tmp_path: Path, milvus_uri: str, milvus_alias: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked for the best k of an article's few passages, a Milvus server's HNSW search returns
+    fewer or none: the passages a narrow filter keeps are scored exactly from their vectors."""
+    import semsearch.index.milvus_generation as generation
+
+    corpus = synthetic_corpus(tmp_path / "corpus", articles=600)  # ~2,000 passages
+    embedder = FakeEmbedder(dimension=384)  # (near random: spread as a model's vectors are)
+    milvus = MilvusStore(milvus_uri, milvus_alias, index_type="hnsw", lock_dir=tmp_path / "mv")
+    build_index(corpus, tmp_path / "mv", embedder, store=milvus)
+    store = milvus.open()
+    _wait_for_the_vector_index(milvus, store.collection)  # (unindexed rows are searched whole)
+    try:
+        articles = [article for article, _, _ in store.passage_locations()]
+        assert len(articles) > 1500
+        query = embedder.embed_query("power outage grid")
+        for article in sorted(set(articles))[::60]:
+            found = store.dense_search(query, 50, PassageFilter(article=article))
+            kept = sorted(i for i, name in enumerate(articles) if name == article)
+            assert sorted(chunk_id for chunk_id, _ in found) == kept
+            exact = store.similarities(np.array([chunk_id for chunk_id, _ in found]), query)
+            assert [score for _, score in found] == pytest.approx(exact.tolist(), abs=1e-5)
+            assert [score for _, score in found] == sorted((s for _, s in found), reverse=True)
+        # Past FILTERED_EXACT_MAX kept passages, the search is the vector index's again.
+        monkeypatch.setattr(generation, "FILTERED_EXACT_MAX", 1)
+        searched = []
+        real = generation.MilvusGeneration._search
+        monkeypatch.setattr(
+            generation.MilvusGeneration,
+            "_search",
+            lambda self, *a, **k: searched.append(a) or real(self, *a, **k),
+        )
+        store.dense_search(query, 5, PassageFilter(article=articles[0]))
+        assert len(searched) == 1
+    finally:
+        store.close()
+        milvus.drop()
+
+
+def _wait_for_the_vector_index(milvus: MilvusStore, collection: str, seconds: float = 90) -> None:
+    """Until a server has built the collection's vector index over every row and loads it
+    (Milvus Lite says nothing of it: no wait)."""
+    import time
+
+    client = milvus.client()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        index = client.describe_index(collection, "vector")
+        if "pending_index_rows" not in index:
+            return
+        if index["pending_index_rows"] == 0 and index["indexed_rows"] == index["total_rows"]:
+            client.release_collection(collection)  # loaded again with the index built
+            client.load_collection(collection)
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{collection}: the vector index was not built in {seconds} s")
