@@ -49,7 +49,7 @@ __all__ = ["MilvusGeneration"]
 NEAREST_SCAN_MAX = 50_000
 # A filter that keeps few passages can defeat an approximate (HNSW) search for the best k of
 # them: the graph's walk seldom reaches them, and fewer or none come back (Milvus issues #27136,
-# #33933; Milvus Lite misses some on every index type but FLAT; a 2.3.5 server, before its
+# #33933; Milvus Lite missed one of an article's five; a 2.3.5 server, before its
 # index is built and loaded, nearly all). Up to this many kept passages, their stored vectors
 # are read and scored here, exactly; a wider filter leaves the graph enough to walk.
 FILTERED_EXACT_MAX = 2_048
