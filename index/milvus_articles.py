@@ -19,7 +19,13 @@ from semsearch.index.analysis import stems
 from semsearch.index.articles import Article
 from semsearch.index.bm25 import bm25_ceiling
 from semsearch.index.chunking import Chunk
-from semsearch.index.milvus_client import INSERT_BATCH, VARCHAR_MAX, add_bm25, call
+from semsearch.index.milvus_client import (
+    INSERT_BATCH,
+    VARCHAR_MAX,
+    add_bm25,
+    call,
+    create_unloaded,
+)
 
 __all__ = [
     "ARTICLES_SUFFIX",
@@ -45,7 +51,7 @@ def create_articles(client: Any, name: str) -> None:
     schema.add_field("terms", DataType.VARCHAR, max_length=VARCHAR_MAX, enable_analyzer=True)
     index = client.prepare_index_params()
     add_bm25(schema, index, "terms")
-    call(client.create_collection, name, schema=schema, index_params=index)
+    create_unloaded(client, name, schema, index)
 
 
 def article_rows(articles: Sequence[Article], chunks: Sequence[Chunk]) -> list[dict[str, Any]]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,11 @@ __all__ = [
     "add_bm25",
     "call",
     "connect",
+    "create_unloaded",
     "filter_expression",
+    "flush_and_load",
     "literal",
+    "load_indexed",
     "valid_name",
 ]
 
@@ -171,14 +176,25 @@ def _not_loaded(error: Exception) -> bool:
     return getattr(error, "code", None) == _NOT_LOADED or "not loaded" in str(error).lower()
 
 
-def wait_for_indexes(client: Any, collection: str, seconds: float = INDEX_WAIT_SECONDS) -> None:
-    """Wait until a server has built every index of `collection` over all its rows, then load
-    it again, so that its searches use them; nothing to wait for on Milvus Lite.
+def create_unloaded(client: Any, name: str, schema: Any, index: Any) -> None:
+    """Create collection `name` and its indexes without loading it (MilvusClient loads a
+    collection it creates with indexes): its rows go in unloaded, and `load_indexed` loads it
+    once they are all indexed. On a 2.3.5 server each load takes seconds of its timers."""
+    call(client.create_collection, name, schema=schema)
+    call(client.create_index, name, index)
 
-    Until then a server searches the collection through a temporary index, and a search with
-    a filter that keeps few passages (one article's) finds few or none of them: measured on
-    2.3.5, 100,000 vectors, every such search incomplete before, 13 of 20 once built but not
-    reloaded, none after.
+
+def load_indexed(
+    client: Any, collection: str, *, reload: bool = False, seconds: float = INDEX_WAIT_SECONDS
+) -> None:
+    """Wait until a server has built every index of `collection` over all its rows, then load
+    it (`reload`: it was loaded before, so release it first), so that its searches use them;
+    nothing to wait for on Milvus Lite.
+
+    A collection loaded before its indexes are built is searched through a temporary index,
+    and a search with a filter that keeps few passages (one article's) finds few or none of
+    them: measured on 2.3.5, 100,000 vectors, every such search incomplete before the build,
+    13 of 20 once built but not reloaded, none after.
 
     Raises:
         StoreUnavailable: the indexes were not built within `seconds`.
@@ -200,9 +216,18 @@ def wait_for_indexes(client: Any, collection: str, seconds: float = INDEX_WAIT_S
                     f"({indexed} of {index.get('total_rows')} rows): try the build again"
                 )
             time.sleep(INDEX_POLL_SECONDS)
-    if server:  # (built, a loaded collection may still be searched without its index)
+    if reload and server:
         call(client.release_collection, collection)
-        call(client.load_collection, collection)
+    call(client.load_collection, collection)
+
+
+def flush_and_load(client: Any, names: Sequence[str], *, loaded: Collection[str] = ()) -> None:
+    """Flush the new collections `names`, then load each once its indexes are built
+    (`load_indexed`; release first those in `loaded`), all at once: on a server each flush and
+    each load waits on its timers for about two seconds."""
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        list(pool.map(lambda name: call(client.flush, name), names))
+        list(pool.map(lambda name: load_indexed(client, name, reload=name in loaded), names))
 
 
 def call(method: Any, *args: Any, **kwargs: Any) -> Any:

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from semsearch.index.milvus_client import INSERT_BATCH, MAX_TOP_K, VARCHAR_MAX, call
+from semsearch.index.milvus_client import (
+    INSERT_BATCH,
+    MAX_TOP_K,
+    VARCHAR_MAX,
+    call,
+    create_unloaded,
+)
 from semsearch.index.records import SentenceVectors
 from semsearch.index.sentence_scores import SentenceScores
 
@@ -39,7 +45,7 @@ def create_sentences(client: Any, name: str, dimension: int) -> None:
     # Exact: a search is always filtered to a few hundred passages' sentences, and their every
     # product is wanted, not the nearest few.
     index.add_index("vector", index_type="FLAT", metric_type="IP")
-    call(client.create_collection, name, schema=schema, index_params=index)
+    create_unloaded(client, name, schema, index)
 
 
 def insert_sentences(

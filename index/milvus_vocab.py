@@ -18,6 +18,7 @@ from semsearch.index.milvus_client import (
     VARCHAR_MAX,
     VOCAB_SUFFIX,
     call,
+    create_unloaded,
 )
 
 __all__ = ["FREQUENCIES_KEPT", "Vocabulary", "write_vocabulary"]
@@ -28,7 +29,8 @@ FREQUENCIES_KEPT = 100_000
 
 def write_vocabulary(client: Any, collection: str, articles: Iterable[Counter[str]]) -> str:
     """Write `collection`'s vocabulary from each article's stems (and how many of its
-    passages hold each); returns the vocabulary collection's name."""
+    passages hold each) into a new collection, unloaded and not flushed (the writer flushes
+    and loads it with the generation's others); returns its name."""
     from pymilvus import DataType
 
     vocab = collection + VOCAB_SUFFIX
@@ -46,7 +48,7 @@ def write_vocabulary(client: Any, collection: str, articles: Iterable[Counter[st
     index.add_index("unused", index_type="FLAT", metric_type="L2")
     if call(client.has_collection, vocab):
         call(client.drop_collection, vocab)
-    call(client.create_collection, vocab, schema=schema, index_params=index)
+    create_unloaded(client, vocab, schema, index)
     items = sorted(passages.items())
     for offset in range(0, len(items), INSERT_BATCH * 5):
         rows = [
@@ -54,7 +56,6 @@ def write_vocabulary(client: Any, collection: str, articles: Iterable[Counter[st
             for term, df in items[offset : offset + INSERT_BATCH * 5]
         ]
         call(client.insert, vocab, rows)
-    call(client.flush, vocab)
     return vocab
 
 

@@ -4,7 +4,8 @@
 schema: `index.milvus_store`'s docstring), with a BM25 function over each passage's Porter stems
 where the Milvus has one (2.5 and later; otherwise the generation has no lexical leg). Beside it
 go the passages' sentence vectors (`index.milvus_sentences`) and, where there is BM25, the
-articles as wholes (`index.milvus_articles`). `commit` flushes them, writes the vocabulary
+articles as wholes (`index.milvus_articles`). All three are created unloaded; `commit` flushes
+them, loads each once its indexes are built (`milvus_client.load_indexed`), writes the vocabulary
 (`index.milvus_vocab`), records the manifest (`index.milvus_manifests`), and only then points
 the alias at the new collection.
 """
@@ -39,8 +40,9 @@ from semsearch.index.milvus_client import (
     VARCHAR_MAX,
     add_bm25,
     call,
+    create_unloaded,
+    flush_and_load,
     literal,
-    wait_for_indexes,
 )
 from semsearch.index.milvus_manifests import read_manifest, write_manifest
 from semsearch.index.milvus_sentences import SENTENCES_SUFFIX, create_sentences, insert_sentences
@@ -67,6 +69,7 @@ class MilvusWriter:
         self._terms: dict[str, Counter[str]] = {}  # article id -> passages holding each stem
         self._lexical = True
         self._sentences: str | None = None  # the sentence collection, once one is added
+        self._loaded: set[str] = set()  # collections loaded before their indexes were built
 
     def _create(self, dimension: int) -> str:
         from pymilvus import DataType
@@ -110,7 +113,7 @@ class MilvusWriter:
             made, index = schema(with_bm25=True)
             try:
                 with _quiet(logging.getLogger("pymilvus")):  # (it logs each failed call whole)
-                    call(client.create_collection, collection, schema=made, index_params=index)
+                    create_unloaded(client, collection, made, index)
             except StoreUnavailable:
                 raise
             except Exception as error:
@@ -126,7 +129,7 @@ class MilvusWriter:
                 refusal,
             )
             made, index = schema(with_bm25=False)
-            call(client.create_collection, collection, schema=made, index_params=index)
+            create_unloaded(client, collection, made, index)
             self._lexical = False
         else:
             create_articles(client, collection + ARTICLES_SUFFIX)
@@ -208,6 +211,10 @@ class MilvusWriter:
         if passages and self._collection is not None:
             client = self.store.client()
             place = f"article_id == {literal(article_id)}"
+            # (a delete by filter reads the collection: load what was created unloaded)
+            for name in self._collections():
+                call(client.load_collection, name)
+                self._loaded.add(name)
             call(client.delete, self._collection, filter=place)
             if self._lexical:
                 call(client.delete, self._collection + ARTICLES_SUFFIX, filter=place)
@@ -219,17 +226,16 @@ class MilvusWriter:
         if self._collection is None or self._name is None:
             raise ValueError("nothing was added to this generation")
         client = self.store.client()
-        call(client.flush, self._collection)
+        vocab = write_vocabulary(client, self._collection, self._terms.values())
+        # Published only once searched through its indexes, loaded once they are built.
+        flush_and_load(client, [*self._collections(), vocab], loaded=self._loaded)
         rows = call(client.query, self._collection, filter="", output_fields=["count(*)"])
         passages = int(rows[0]["count(*)"])
         sentences = 0
         if self._sentences is not None:
-            call(client.flush, self._sentences)
             counted = call(client.query, self._sentences, filter="", output_fields=["count(*)"])
             sentences = int(counted[0]["count(*)"])
         articles = self._collection + ARTICLES_SUFFIX if self._lexical else None
-        if articles is not None:
-            call(client.flush, articles)
         shared = call(
             client.query, self._collection, filter="grouped == true", output_fields=["count(*)"]
         )
@@ -240,11 +246,6 @@ class MilvusWriter:
             filter="grouped == true and dup_group == id",
             output_fields=["count(*)"],
         )
-        vocab = write_vocabulary(client, self._collection, self._terms.values())
-        # Published only once searched through its indexes (`milvus_client.wait_for_indexes`).
-        for built in (self._collection, self._sentences, articles):
-            if built is not None:
-                wait_for_indexes(client, built)
         written = {
             **manifest,
             "format_version": manifest.get("format_version", FORMAT_VERSION),
@@ -273,6 +274,14 @@ class MilvusWriter:
         else:
             call(client.create_alias, self._collection, self.store.alias)
         return self._name
+
+    def _collections(self) -> list[str]:
+        """The collections this generation has so far: its passages, its sentences, and where
+        the server has full-text search its articles."""
+        if self._collection is None:
+            return []
+        lexical = [self._collection + ARTICLES_SUFFIX] if self._lexical else []
+        return [self._collection, *lexical, *([self._sentences] if self._sentences else [])]
 
     def abort(self) -> None:
         if self._name is not None:

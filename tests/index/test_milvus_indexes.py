@@ -1,5 +1,5 @@
 """A Milvus generation is published only once a server has built its indexes and searches
-through them (`milvus_client.wait_for_indexes`)."""
+through them (`milvus_client.load_indexed`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from semsearch.index import milvus_client
 from semsearch.index.errors import StoreUnavailable
-from semsearch.index.milvus_client import wait_for_indexes
+from semsearch.index.milvus_client import load_indexed
 
 
 class Server:
@@ -44,23 +44,23 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(milvus_client, "INDEX_POLL_SECONDS", 0)
 
 
-def test_a_server_is_waited_for_then_the_collection_loaded_again() -> None:
+def test_a_server_is_waited_for_then_the_collection_loaded() -> None:
     server = Server(after=3)
-    wait_for_indexes(server, "semsearch_gen_2")
-    assert server.calls == ["describe"] * 4 + ["release", "load"]
+    load_indexed(server, "semsearch_gen_2")
+    assert server.calls == ["describe"] * 4 + ["load"]
 
 
-def test_an_index_built_already_is_still_loaded_again() -> None:
+def test_a_collection_loaded_before_its_index_was_built_is_loaded_again() -> None:
     """Built but loaded before, a collection may still be searched without its index."""
     server = Server(after=0)
-    wait_for_indexes(server, "semsearch_gen_2")
+    load_indexed(server, "semsearch_gen_2", reload=True)
     assert server.calls == ["describe", "release", "load"]
 
 
 def test_milvus_lite_has_nothing_to_wait_for() -> None:
     lite = Server(after=None, counts=False)
-    wait_for_indexes(lite, "semsearch_gen_2")
-    assert lite.calls == ["describe"]
+    load_indexed(lite, "semsearch_gen_2")
+    assert lite.calls == ["describe", "load"]
 
 
 def test_an_index_never_built_fails_the_build_with_what_to_do() -> None:
@@ -68,15 +68,16 @@ def test_an_index_never_built_fails_the_build_with_what_to_do() -> None:
         StoreUnavailable,
         match=r"did not build the index vector of semsearch_gen_2 .*\(60 of 100 rows\)",
     ):
-        wait_for_indexes(Server(after=None), "semsearch_gen_2", seconds=0.01)
+        load_indexed(Server(after=None), "semsearch_gen_2", seconds=0.01)
 
 
 def test_a_published_generation_is_indexed(
     tmp_path: Path, milvus_uri: str, milvus_alias: str
 ) -> None:
-    """On a server, every row of the passages and the sentences is indexed once the build
-    returns (Milvus Lite gives no counts)."""
+    """On a server, every row of the passages, the sentences and the vocabulary is indexed
+    once the build returns, and each is loaded (Milvus Lite gives no counts)."""
     from semsearch.index.builder import build_index
+    from semsearch.index.milvus_client import VOCAB_SUFFIX
     from semsearch.index.milvus_sentences import SENTENCES_SUFFIX
     from semsearch.index.milvus_store import MilvusStore
     from tests.conftest import FakeEmbedder
@@ -88,7 +89,8 @@ def test_a_published_generation_is_indexed(
         build_index(corpus, tmp_path / "mv", FakeEmbedder(dimension=384), store=milvus)
         client = milvus.client()
         collection = milvus.collection_of("gen-1")
-        for name in (collection, collection + SENTENCES_SUFFIX):
+        for name in (collection, collection + SENTENCES_SUFFIX, collection + VOCAB_SUFFIX):
+            assert str(client.get_load_state(name)["state"]).endswith("Loaded")
             for index_name in client.list_indexes(name):
                 index = client.describe_index(name, index_name)
                 if "pending_index_rows" in index:
