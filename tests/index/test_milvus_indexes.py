@@ -10,7 +10,7 @@ import pytest
 
 from semsearch.index import milvus_client
 from semsearch.index.errors import StoreUnavailable
-from semsearch.index.milvus_client import load_indexed
+from semsearch.index.milvus_client import flush_and_load, load_indexed
 
 
 class Server:
@@ -69,6 +69,37 @@ def test_an_index_never_built_fails_the_build_with_what_to_do() -> None:
         match=r"did not build the index vector of semsearch_gen_2 .*\(60 of 100 rows\)",
     ):
         load_indexed(Server(after=None), "semsearch_gen_2", seconds=0.01)
+
+
+class Collections(Server):
+    """A server whose every index is built already, recording each call with its collection."""
+
+    def __init__(self) -> None:
+        super().__init__(after=0)
+        self.log: list[tuple[str, str]] = []
+
+    def flush(self, collection: str) -> None:
+        self.log.append(("flush", collection))
+
+    def release_collection(self, collection: str) -> None:
+        self.log.append(("release", collection))
+
+    def load_collection(self, collection: str) -> None:
+        self.log.append(("load", collection))
+
+
+def test_a_generations_collections_are_all_flushed_then_each_loaded_once() -> None:
+    """Created unloaded, each is loaded once, after every flush; one loaded before its index
+    was built (a delete by filter reads it) is released first."""
+    server = Collections()
+    names = ["gen_3", "gen_3_sentences", "gen_3_vocab"]
+    flush_and_load(server, names, loaded={"gen_3"})
+    flushes = [call for call in server.log if call[0] == "flush"]
+    assert sorted(flushes) == [("flush", name) for name in sorted(names)]
+    assert server.log[: len(names)] == flushes  # (every flush before any load)
+    loads = server.log[len(names) :]
+    assert sorted(loads) == sorted([("load", name) for name in names] + [("release", "gen_3")])
+    assert loads.index(("release", "gen_3")) < loads.index(("load", "gen_3"))
 
 
 def test_a_published_generation_is_indexed(
