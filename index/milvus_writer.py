@@ -4,10 +4,10 @@
 schema: `index.milvus_store`'s docstring), with a BM25 function over each passage's Porter stems
 where the Milvus has one (2.5 and later; otherwise the generation has no lexical leg). Beside it
 go the passages' sentence vectors (`index.milvus_sentences`) and, where there is BM25, the
-articles as wholes (`index.milvus_articles`). All three are created unloaded; `commit` flushes
-them, loads each once its indexes are built (`milvus_client.load_indexed`), writes the vocabulary
-(`index.milvus_vocab`), records the manifest (`index.milvus_manifests`), and only then points
-the alias at the new collection.
+articles as wholes (`index.milvus_articles`). All are created unloaded; `commit` writes the
+vocabulary (`index.milvus_vocab`), flushes them all, loads each once its indexes are built
+(`milvus_client.flush_and_load`), records the manifest (`index.milvus_manifests`), and only then
+points the alias at the new collection.
 """
 
 from __future__ import annotations
