@@ -52,8 +52,8 @@ class Metrics:
         self.stages = Histogram(
             "semsearch_search_stage_duration_seconds",
             "Time spent in each stage of a search: queue (waiting for a turn, when the server "
-            "is busy), embed, faiss, fts5 and fts5_articles (beside them in hybrid mode), "
-            "lexical_wait, fuse",
+            "is busy), embed, dense (the store's vector search), lexical and lexical_articles "
+            "(beside it in hybrid mode), lexical_wait, fuse",
             ["stage", "mode"],
             buckets=STAGE_BUCKETS,
             registry=self.registry,

@@ -171,7 +171,7 @@ class Ranker:
             dense_leg = Ranking.of(self.store.dense_search(vector, depth, where))
             if not bounded:  # (bounded fusion lifts the leg with the lexical candidates, below)
                 dense_leg, sentences = self._with_sentences(dense_leg, vector, nearest)
-            clock.lap("faiss", None)
+            clock.lap("dense", None)
         if pending is not None:
             lexical, ceiling, matched = pending.result()
         elif mode == "lexical":
@@ -293,7 +293,7 @@ class Ranker:
         found = self.store.lexical_search(terms, depth, where)
         ceiling = self.store.lexical_ceiling(terms) if with_ceiling and found else 0.0
         if timings is not None:
-            timings["fts5"] = time.perf_counter() - started
+            timings["lexical"] = time.perf_counter() - started
         matched = None
         if with_articles and found and self.store.capabilities.article_lexical:
             started = time.perf_counter()
@@ -303,7 +303,7 @@ class Ranker:
             if len(codes) and article_ceiling > 0:
                 matched = (codes, scores, article_ceiling)
             if timings is not None:
-                timings["fts5_articles"] = time.perf_counter() - started
+                timings["lexical_articles"] = time.perf_counter() - started
         return found, ceiling, matched
 
     def hits(

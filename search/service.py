@@ -150,7 +150,7 @@ class SearchService:
             offset: skip this many hits first (the next page: offset + k); offset + k is at
                 most `MAX_RESULTS`, and every page is a slice of the same ranking.
             timings: when given, filled with the seconds spent in each stage that ran
-                ("embed", "faiss", "fts5", "fts5_articles" (whole articles), "fuse"; in
+                ("embed", "dense", "lexical", "lexical_articles" (whole articles), "fuse"; in
                 hybrid mode the lexical leg runs beside the dense one, and "lexical_wait" is
                 how long it was still needed after;
                 "queue" when it waited for other searches to finish first), for metrics.

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["hit_text", "print_hits", "print_json_hits", "search_command"]
 
 # The order in which the stages of a search are timed (`--verbose`).
-STAGES = ("queue", "embed", "faiss", "fts5", "fts5_articles", "lexical_wait", "fuse")
+STAGES = ("queue", "embed", "dense", "lexical", "lexical_articles", "lexical_wait", "fuse")
 
 
 def search_command(

@@ -114,7 +114,7 @@ def test_metrics_count_requests_by_route_and_mode(client: TestClient) -> None:
     assert f"semsearch_http_requests_total{{{labels}}} 1.0" in text
     assert 'route="/articles/{article_id:path}"' in text
     assert 'semsearch_http_request_duration_seconds_count{mode="dense",route="/search"} 1.0' in text
-    for stage, mode in [("fts5", "lexical"), ("embed", "dense"), ("faiss", "dense")]:
+    for stage, mode in [("lexical", "lexical"), ("embed", "dense"), ("dense", "dense")]:
         labels = f'mode="{mode}",stage="{stage}"'
         assert f"semsearch_search_stage_duration_seconds_count{{{labels}}}" in text
 

@@ -172,7 +172,10 @@ def test_quiet_and_verbose_search(real_index: Path) -> None:
     assert re.fullmatch(r"1\t\d+\.\d{4}\t000_9d59a1cdc1672ff3\.txt ¶\d+", quiet[0])
     verbose = run(*args, "--mode", "hybrid", "-v").stdout
     assert "dense #1 (" in verbose and "lexical #1 (" in verbose
-    assert re.search(r"2 hits in [\d.]+ ms \(embed [\d.]+ ms, faiss .*fuse [\d.]+ ms\)", verbose)
+    assert re.search(
+        r"2 hits in [\d.]+ ms \(embed [\d.]+ ms, dense [\d.]+ ms, lexical .*fuse [\d.]+ ms\)",
+        verbose,
+    )
 
 
 def test_completion_is_offered() -> None:

@@ -203,9 +203,9 @@ def test_hostile_queries_never_raise(service: SearchService, query: str, mode: s
 @pytest.mark.parametrize(
     ("mode", "stages"),
     [
-        ("hybrid", {"embed", "faiss", "fts5", "fts5_articles", "lexical_wait", "fuse"}),
-        ("dense", {"embed", "faiss"}),
-        ("lexical", {"fts5", "fts5_articles"}),
+        ("hybrid", {"embed", "dense", "lexical", "lexical_articles", "lexical_wait", "fuse"}),
+        ("dense", {"embed", "dense"}),
+        ("lexical", {"lexical", "lexical_articles"}),
     ],
 )
 def test_stage_timings(service: SearchService, mode: str, stages: set[str]) -> None:
