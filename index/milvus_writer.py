@@ -213,8 +213,9 @@ class MilvusWriter:
             place = f"article_id == {literal(article_id)}"
             # (a delete by filter reads the collection: load what was created unloaded)
             for name in self._collections():
-                call(client.load_collection, name)
-                self._loaded.add(name)
+                if name not in self._loaded:
+                    call(client.load_collection, name)
+                    self._loaded.add(name)
             call(client.delete, self._collection, filter=place)
             if self._lexical:
                 call(client.delete, self._collection + ARTICLES_SUFFIX, filter=place)
