@@ -169,11 +169,9 @@ def build_hits(
     found = answers(
         store, [(chunk_id, record.text) for chunk_id, _, record in chosen], vector, sentences
     )
-    # Collapsed: each hit lists the other articles holding its near-duplicates.
-    duplicates = (
-        store.duplicates_of_many([chunk_id for chunk_id, _, _ in chosen]) if collapse else {}
-    )
     chosen_ids = [chunk_id for chunk_id, _, _ in chosen]
+    # Collapsed: each hit lists the other articles holding its near-duplicates.
+    duplicates = store.duplicates_of_many(chosen_ids) if collapse else {}
     parts = score_parts(stages, chosen_ids) if stages is not None else {}
     hits: list[Hit] = []
     for (chunk_id, score, record), answer in zip(chosen, found, strict=True):
