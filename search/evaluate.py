@@ -178,8 +178,9 @@ def evaluate(
     """Run every judged query in each mode and score the runs with ir-measures.
 
     Documents are ranked by their best passage. Returns {mode: {metric: value}} with ndcg@10,
-    recall@100, mrr@10 and, when the dataset has answer paragraphs, passage_hit@5; and the same
-    for each of the `query_subsets` as {"mode/subset": ...}.
+    recall@100, mrr@10, hit@10 (a relevant document among the first 10) and, when the dataset
+    has answer paragraphs, passage_hit@5; and the same for each of the `query_subsets` as
+    {"mode/subset": ...}.
     """
     import ir_measures
 
@@ -234,15 +235,17 @@ def query_subsets(queries: dict[str, str]) -> dict[str, set[str]]:
 
 
 def _scores(qrels: list[Any], run: list[Any], hit_at_5: dict[str, bool]) -> dict[str, float]:
-    """nDCG@10, Recall@100 and MRR@10 of a run, and passage hit@5 where answers are known."""
+    """nDCG@10, Recall@100, MRR@10 and hit@10 of a run, and passage hit@5 where answers are known."""
     import ir_measures
-    from ir_measures import RR, R, nDCG
+    from ir_measures import RR, R, Success, nDCG
 
-    scores = ir_measures.calc_aggregate([nDCG @ 10, R @ 100, RR @ 10], qrels, run)
+    measures = [nDCG @ 10, R @ 100, RR @ 10, Success @ 10]
+    scores = ir_measures.calc_aggregate(measures, qrels, run)
     found = {
         "ndcg@10": round(scores[nDCG @ 10], 4),
         "recall@100": round(scores[R @ 100], 4),
         "mrr@10": round(scores[RR @ 10], 4),
+        "hit@10": round(scores[Success @ 10], 4),
     }
     if hit_at_5:
         found["passage_hit@5"] = round(sum(hit_at_5.values()) / len(hit_at_5), 4)

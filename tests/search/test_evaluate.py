@@ -49,6 +49,7 @@ def test_lexical_metrics_match_hand_computation(beir: Path, tmp_path: Path) -> N
     assert scores["ndcg@10"] == pytest.approx((1 + q2_ndcg) / 2, abs=1e-4)
     assert scores["recall@100"] == pytest.approx(0.75)
     assert scores["mrr@10"] == pytest.approx(0.75)
+    assert scores["hit@10"] == 1.0  # each query has a relevant document in its first 10
     assert scores["passage_hit@5"] == 1.0
 
 
@@ -71,7 +72,7 @@ def test_eval_command_json(beir: Path) -> None:
     assert result.exit_code == 0, result.output
     scores = json.loads(result.stdout)
     assert set(scores) == {"hybrid", "dense", "lexical"}
-    assert set(scores["hybrid"]) == {"ndcg@10", "recall@100", "mrr@10", "passage_hit@5"}
+    assert set(scores["hybrid"]) == {"ndcg@10", "recall@100", "mrr@10", "hit@10", "passage_hit@5"}
     assert scores["hybrid"]["recall@100"] == 1.0  # three documents: all of them come back
 
 
