@@ -235,7 +235,7 @@ def query_subsets(queries: dict[str, str]) -> dict[str, set[str]]:
 
 
 def _scores(qrels: list[Any], run: list[Any], hit_at_5: dict[str, bool]) -> dict[str, float]:
-    """nDCG@10, Recall@100, MRR@10 and hit@10 of a run, and passage hit@5 where answers are known."""
+    """nDCG@10, Recall@100, MRR@10 and hit@10 of a run; passage hit@5 where answers are known."""
     import ir_measures
     from ir_measures import RR, R, Success, nDCG
 
